@@ -1,0 +1,25 @@
+# Every target does its own set-up: `make install` is idempotent and takes seconds once the
+# wheelhouse (~/.cache/pdegen/wheelhouse) holds the source-built PETSc, petsc4py and mpi4py.
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test lint bench clean
+
+install:
+	@bash scripts/install.sh
+
+demo: install
+	$(BIN)/pdegen generate recipes/darcy-demo.yaml
+	$(BIN)/pdegen inspect data/darcy-demo
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check pdegen solvers tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/recycling.py
+
+clean:
+	rm -rf data/darcy-demo .pytest_cache

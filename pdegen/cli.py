@@ -1,0 +1,98 @@
+"""`pdegen generate RECIPE` and `pdegen inspect PATH`.
+
+User mistakes (PdegenError) become one line on stderr and exit status 2; anything else is a
+bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from pdegen.errors import PdegenError
+
+
+def _generate(args: argparse.Namespace) -> None:
+    from pdegen.generate import generate
+    from pdegen.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, samples=args.samples, seed=args.seed)
+    summary = generate(recipe, out=args.out, progress=not args.quiet)
+    print("\n".join(summary.lines()))
+
+
+def _inspect(args: argparse.Namespace) -> None:
+    from pdegen.loader import open_dataset
+
+    path = Path(args.path)
+    if not path.exists():
+        raise PdegenError(f"{path}: no such dataset directory")
+    with open_dataset(path, include_unconverged=True) as ds:
+        stats = ds.stats()
+        attrs = ds.attrs()
+        recipe = json.loads(attrs.get("recipe", "{}"))
+        versions = json.loads(attrs.get("versions", "{}"))
+        first = ds[0] if len(ds) else {}
+        bad = int(np.sum(~stats["converged"])) if len(ds) else 0
+        print(
+            f"dataset: {path} ({attrs.get('family', '?')}, format "
+            f"{attrs.get('format_version', '?')})"
+        )
+        print(
+            f"samples: {len(ds)} in {len(ds.index['shards'])} shards "
+            f"({bad} flagged as not converged)"
+        )
+        for name, value in first.items():
+            if name != "index":
+                print(f"  {name}: shape {tuple(value.shape)} per sample, {value.dtype}")
+        if recipe:
+            s = recipe["solver"]
+            print(f"problem: {json.dumps(recipe['problem'])}")
+            print(f"grid: {json.dumps(recipe['grid'])}; seed {recipe['seed']}")
+            print(
+                f"solver: {attrs.get('method')} (recipe: {s['method']}), pc {s['pc']}, "
+                f"rtol {s['rtol']:g}, ordering {s['ordering']}"
+            )
+        if len(ds):
+            its, res, sec = stats["iterations"], stats["residual"], stats["seconds"]
+            print(f"iterations: mean {its.mean():.1f}, min {its.min()}, max {its.max()}")
+            print(f"true relative residual: max {res.max():.2e}")
+            print(f"solve time: {sec.sum():.2f} s in all, {sec.mean() * 1e3:.1f} ms per sample")
+        print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="pdegen", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    gen = sub.add_parser("generate", help="generate (or resume) the dataset a recipe describes")
+    gen.add_argument("recipe", help="recipe YAML file (see recipes/)")
+    gen.add_argument("--out", help="dataset directory (default: <output.dir>/<name>)")
+    gen.add_argument("--samples", type=int, help="override the recipe's sample count")
+    gen.add_argument("--seed", type=int, help="override the recipe's seed")
+    gen.add_argument("--quiet", action="store_true", help="no progress display")
+    gen.set_defaults(run=_generate)
+    ins = sub.add_parser("inspect", help="summarise a generated dataset")
+    ins.add_argument("path", help="dataset directory")
+    ins.set_defaults(run=_inspect)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except PdegenError as err:
+        print(f"pdegen: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("pdegen: interrupted (finished shards are kept; rerun to resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

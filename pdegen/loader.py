@@ -1,0 +1,124 @@
+"""A map-style dataset over the shards of one generated dataset, returning numpy arrays.
+
+It imports no ML framework: wrap it in a torch DataLoader, a JAX pipeline or a loop. HDF5
+files are opened lazily, once per process: a dataset pickled to a spawned worker or inherited
+by a forked one opens its own handles on first use (HDF5 handles must not cross a fork), and
+`close()` (or a `with` block) releases them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from pdegen.errors import PdegenError
+from pdegen.shards import INDEX_NAME, read_index
+
+
+class ShardDataset:
+    """`len()` samples; `ds[i]` is a dict of arrays for the i-th sample by generation index.
+
+    Samples whose solve did not converge are left out unless `include_unconverged=True`.
+    Keys: the family's input and output fields (for Darcy "coefficient" and "solution") and
+    "index" (the sample's generation index).
+    """
+
+    def __init__(self, path: str | Path, include_unconverged: bool = False):
+        self.path = Path(path)
+        if not (self.path / INDEX_NAME).is_file():
+            raise PdegenError(
+                f"{self.path}: not a pdegen dataset (no {INDEX_NAME}); run `pdegen generate` first"
+            )
+        try:
+            self.index = read_index(self.path)
+        except (OSError, json.JSONDecodeError) as err:
+            raise PdegenError(f"{self.path / INDEX_NAME}: unreadable index ({err})") from None
+        files, rows, samples = [], [], []
+        for shard_id, entry in enumerate(self.index["shards"]):
+            files.append(self.path / entry["file"])
+            with h5py.File(files[-1], "r") as f:
+                indices = f["params/index"][()]
+                ok = f["stats/converged"][()] if not include_unconverged else None
+            for row, sample in enumerate(indices):
+                if ok is None or ok[row]:
+                    rows.append((shard_id, row))
+                    samples.append(int(sample))
+        order = np.argsort(samples, kind="stable")
+        self._files = files
+        self._locations = [rows[i] for i in order]
+        self._samples = np.asarray(samples, dtype=np.int64)[order]
+        self._handles: dict[int, h5py.File] = {}
+        self._pid = os.getpid()
+
+    def __len__(self) -> int:
+        return len(self._locations)
+
+    @property
+    def sample_indices(self) -> np.ndarray:
+        """Generation indices of the samples, in the order `ds[i]` returns them."""
+        return self._samples
+
+    def _file(self, shard_id: int) -> h5py.File:
+        if self._pid != os.getpid():  # inherited through fork: never reuse a parent's handle
+            self._handles = {}
+            self._pid = os.getpid()
+        handle = self._handles.get(shard_id)
+        if handle is None:
+            handle = self._handles[shard_id] = h5py.File(self._files[shard_id], "r")
+        return handle
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"sample {i} out of range for {len(self)} samples")
+        shard_id, row = self._locations[i]
+        f = self._file(shard_id)
+        item = {name: ds[row] for group in ("inputs", "outputs") for name, ds in f[group].items()}
+        item["index"] = np.int64(self._samples[i])
+        return item
+
+    def stats(self) -> dict[str, np.ndarray]:
+        """Per-sample solver statistics, aligned with `ds[i]`."""
+        columns: dict[str, list] = {}
+        for shard_id, row in self._locations:
+            for name, ds in self._file(shard_id)["stats"].items():
+                columns.setdefault(name, []).append(ds[row])
+        return {k: np.asarray(v) for k, v in columns.items()}
+
+    def attrs(self) -> dict[str, Any]:
+        """Provenance of the dataset (the first shard's attributes, decoded)."""
+        if not self._files:
+            return {}
+        return {k: v for k, v in self._file(0).attrs.items()}
+
+    def close(self) -> None:
+        for handle in self._handles.values():
+            handle.close()
+        self._handles = {}
+
+    def __enter__(self) -> ShardDataset:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_handles"] = {}
+        return state
+
+    def __del__(self) -> None:
+        try:
+            if self._pid == os.getpid():
+                self.close()
+        except Exception:  # interpreter shutdown: nothing useful left to do
+            pass
+
+
+def open_dataset(path: str | Path, include_unconverged: bool = False) -> ShardDataset:
+    """Open a generated dataset directory (the one holding index.json)."""
+    return ShardDataset(path, include_unconverged=include_unconverged)

@@ -1,0 +1,235 @@
+"""Load and validate a recipe (YAML) into a frozen, fully-resolved `Recipe`.
+
+The schema is written as dataclasses so that the defaults, types and constraints live in one
+place, and the resolved recipe (every default filled in) can be stored with each shard as
+provenance. Validation walks the dataclass fields and reports the first bad field as
+`<file>: <dotted.field>: <what is wrong> (<what is allowed>)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pdegen.errors import RecipeError
+
+PRECONDITIONERS = (
+    "none",
+    "jacobi",
+    "sor",
+    "bjacobi",
+    "asm",
+    "ilu",
+    "icc",
+    "gamg",
+    "lu",
+    "cholesky",
+)
+METHODS = ("auto", "gcrodr", "rcg", "gmres", "cg", "direct")
+ORDERINGS = ("none", "greedy", "fast")
+
+
+def _field(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
+    """A dataclass field carrying validation rules (gt, ge, le, choices) in its metadata."""
+    if isinstance(default, dict | list):
+        return dataclasses.field(default_factory=lambda: default, metadata=rules)
+    return dataclasses.field(default=default, metadata=rules)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoefficientSpec:
+    """A Gaussian random field with covariance sigma^2 (-Laplacian + tau^2)^(-alpha),
+    mapped to a positive coefficient by thresholding (two values) or exponentiation."""
+
+    kind: Literal["threshold", "lognormal"] = "threshold"
+    alpha: float = _field(2.0, gt=1.0)
+    tau: float = _field(3.0, gt=0.0)
+    sigma: float | None = _field(None, gt=0.0)
+    modes: int | None = _field(None, ge=1)
+    high: float = _field(12.0, gt=0.0)
+    low: float = _field(3.0, gt=0.0)
+    scale: float = _field(1.0, gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class DarcyProblem:
+    coefficient: CoefficientSpec = dataclasses.field(default_factory=CoefficientSpec)
+    source: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpec:
+    n: int = _field(ge=3, le=4096)
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverSpec:
+    method: str = _field("auto", choices=METHODS)
+    pc: str = _field("jacobi", choices=PRECONDITIONERS)
+    rtol: float = _field(1e-8, gt=0.0, lt=1.0)
+    max_iterations: int = _field(10000, ge=1)
+    restart: int = _field(40, ge=2)
+    recycle: int = _field(20, ge=0)
+    warm_start: bool = False
+    ordering: str = _field("greedy", choices=ORDERINGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class OutputSpec:
+    dir: str = "data"
+    shard_size: int = _field(32, ge=1)
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    name: str
+    family: Literal["darcy"]
+    grid: GridSpec
+    samples: int = _field(ge=1)
+    seed: int = _field(0, ge=0)
+    problem: DarcyProblem = dataclasses.field(default_factory=DarcyProblem)
+    solver: SolverSpec = dataclasses.field(default_factory=SolverSpec)
+    output: OutputSpec = dataclasses.field(default_factory=OutputSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        """Canonical JSON (sorted keys): stored in every shard and hashed for resume checks."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    def replace(self, **changes: Any) -> Recipe:
+        return dataclasses.replace(self, **changes)
+
+    def dataset_dir(self, out: str | Path | None = None) -> Path:
+        return Path(out if out is not None else self.output.dir) / self.name
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _describe(tp: Any) -> str:
+    if dataclasses.is_dataclass(tp):
+        return "a mapping"
+    return _TYPE_NAMES.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _convert(value: Any, tp: Any, where: str) -> Any:
+    """Check `value` against the annotation `tp` and return it converted (ints to floats)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and type(None) in typing.get_args(tp):
+            return None
+        return _convert(value, options[0], where)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise RecipeError(
+                f"{where}: {value!r} is not allowed (allowed: {', '.join(map(str, allowed))})"
+            )
+        return value
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise RecipeError(f"{where}: expected a mapping, got {type(value).__name__}")
+        return _build(tp, value, where + ".")
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise RecipeError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RecipeError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RecipeError(f"{where}: expected a number, got {value!r}")
+        if not math.isfinite(value):
+            raise RecipeError(f"{where}: expected a finite number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            raise RecipeError(f"{where}: expected a non-empty string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported schema type {tp!r} at {where}")  # a bug in the schema
+
+
+def _check_rules(value: Any, rules: dict[str, Any], where: str) -> None:
+    if value is None:
+        return
+    if "choices" in rules and value not in rules["choices"]:
+        raise RecipeError(
+            f"{where}: {value!r} is not allowed (allowed: {', '.join(rules['choices'])})"
+        )
+    for rule, test, word in (
+        ("gt", lambda v, b: v > b, "greater than"),
+        ("ge", lambda v, b: v >= b, "at least"),
+        ("lt", lambda v, b: v < b, "less than"),
+        ("le", lambda v, b: v <= b, "at most"),
+    ):
+        if rule in rules and not test(value, rules[rule]):
+            raise RecipeError(f"{where}: {value!r} is out of range (must be {word} {rules[rule]})")
+
+
+def _build(cls: Any, data: dict[str, Any], prefix: str = "") -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RecipeError(f"{prefix}{unknown[0]}: unknown field (allowed: {', '.join(fields)})")
+    values = {}
+    for name, field in fields.items():
+        where = prefix + name
+        if name not in data:
+            no_default = (
+                field.default is dataclasses.MISSING
+                and field.default_factory is dataclasses.MISSING
+            )
+            if no_default:
+                raise RecipeError(f"{where}: missing (expected {_describe(hints[name])})")
+            continue
+        value = _convert(data[name], hints[name], where)
+        _check_rules(value, dict(field.metadata), where)
+        values[name] = value
+    return cls(**values)
+
+
+def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
+    """Validate a parsed recipe mapping; errors are prefixed with `source`."""
+    if not isinstance(data, dict):
+        raise RecipeError(f"{source}: expected a mapping of recipe fields at the top level")
+    try:
+        recipe = _build(Recipe, data)
+    except RecipeError as err:
+        raise RecipeError(f"{source}: {err}") from None
+    if not all(c.isalnum() or c in "-_." for c in recipe.name) or recipe.name.startswith("."):
+        raise RecipeError(
+            f"{source}: name: {recipe.name!r} must use only letters, digits, "
+            "'-', '_' and '.' (it names the dataset directory)"
+        )
+    return recipe
+
+
+def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
+    """Read and validate a recipe file; `overrides` (samples, seed) replace top-level fields."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}: not valid YAML{line}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise RecipeError(f"{path}: cannot read recipe ({err})") from None
+    if isinstance(data, dict):
+        data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+    return recipe_from_dict(data, str(path))

@@ -1,0 +1,121 @@
+"""HDF5 shards and the dataset index (layout documented in docs/format.md).
+
+A shard is written under a temporary name in the dataset directory and renamed into place
+only when it is complete and closed, so a killed run never leaves a file that looks finished.
+The index (index.json, also written by rename) lists every shard with its sample indices and
+SHA-256 checksum; it is what the loader reads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+FORMAT_VERSION = 1
+INDEX_NAME = "index.json"
+
+
+def shard_name(batch: int) -> str:
+    return f"shard-{batch:05d}.h5"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """Yield a temporary sibling of `path`; rename it to `path` only if the block succeeds."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+
+
+@dataclass
+class ShardContent:
+    """Everything one shard holds; arrays have the batch's samples on axis 0."""
+
+    batch: int
+    inputs: dict[str, np.ndarray]
+    outputs: dict[str, np.ndarray]
+    params: dict[str, np.ndarray]
+    stats: dict[str, np.ndarray]
+    grid: dict[str, np.ndarray]
+    attrs: dict[str, Any]
+
+
+def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
+    """Write one shard atomically and return its index entry."""
+    path = directory / shard_name(content.batch)
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for group, arrays in (
+                ("inputs", content.inputs),
+                ("outputs", content.outputs),
+                ("params", content.params),
+                ("stats", content.stats),
+                ("grid", content.grid),
+            ):
+                g = f.create_group(group)
+                for name, array in arrays.items():
+                    array = np.asarray(array)
+                    per_sample = group in ("inputs", "outputs") and array.ndim > 1
+                    chunks = (1, *array.shape[1:]) if per_sample and array.shape[0] else None
+                    g.create_dataset(name, data=array, chunks=chunks)
+            for key, value in content.attrs.items():
+                f.attrs[key] = value
+            f.attrs["format_version"] = FORMAT_VERSION
+            f.attrs["batch"] = content.batch
+        entry = {
+            "file": path.name,
+            "batch": content.batch,
+            "indices": [int(i) for i in content.params["index"]],
+            "sha256": file_sha256(tmp),
+        }
+    return entry
+
+
+def read_index(directory: Path) -> dict[str, Any]:
+    path = Path(directory) / INDEX_NAME
+    with open(path) as fh:
+        return json.load(fh)
+
+
+def write_index(directory: Path, index: dict[str, Any]) -> Path:
+    path = Path(directory) / INDEX_NAME
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"format_version": FORMAT_VERSION, **index}, indent=1))
+    return path
+
+
+def shard_is_complete(
+    directory: Path, entry: dict[str, Any] | None, batch: int, recipe_sha256: str
+) -> bool:
+    """A finished shard: present under its final name, from the same recipe, checksum intact."""
+    path = Path(directory) / shard_name(batch)
+    if not path.is_file():
+        return False
+    try:
+        with h5py.File(path, "r") as f:
+            if f.attrs.get("recipe_sha256") != recipe_sha256:
+                return False
+    except OSError:
+        return False
+    return entry is None or entry.get("sha256") == file_sha256(path)

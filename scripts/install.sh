@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# One-shot set-up for a fresh Debian machine (also fast when everything is already there).
+#
+# Why a wheelhouse: PETSc, petsc4py and mpi4py have no usable binary wheels for Debian's MPICH,
+# so they are compiled from source once (about 15 minutes on 2 cores) into a cache outside the
+# repository; every later install (a fresh clone, CI) installs from that cache in seconds.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${PDEGEN_VENV:-$ROOT/.venv}
+WHEELHOUSE=${PDEGEN_WHEELHOUSE:-$HOME/.cache/pdegen/wheelhouse}
+PYTHON=${PYTHON:-python3.11}
+PETSC_VERSION=3.26.1
+MPI4PY_VERSION=4.1.2
+export PETSC_CONFIGURE_OPTIONS="--with-cuda=0 --with-hip=0 --with-x=0 --with-fc=0 --with-debugging=0 COPTFLAGS=-O2 CXXOPTFLAGS=-O2"
+
+log() { printf '[install] %s\n' "$*"; }
+start=$(date +%s)
+
+# 1. System packages (MPICH and OpenBLAS): PETSc and mpi4py must link the same MPI.
+missing=()
+for pkg in libmpich-dev mpich libopenblas-dev; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  log "installing system packages: ${missing[*]}"
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# 2. Virtual environment.
+if [ ! -x "$VENV/bin/python" ]; then
+  log "creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+# 3. Source-built wheels, cached.
+mkdir -p "$WHEELHOUSE"
+have_wheel() { compgen -G "$WHEELHOUSE/$1-*.whl" >/dev/null; }
+tools_ready=0
+ensure_build_tools() {  # only needed when something is compiled or downloaded
+  [ "$tools_ready" = 1 ] || "${PIP[@]}" install -U pip wheel setuptools >/dev/null
+  tools_ready=1
+}
+if ! have_wheel "mpi4py-$MPI4PY_VERSION"; then
+  ensure_build_tools
+  log "building mpi4py $MPI4PY_VERSION against $(command -v mpicc) (about 3 minutes)"
+  MPICC=mpicc "${PIP[@]}" wheel --no-deps --no-binary mpi4py -w "$WHEELHOUSE" "mpi4py==$MPI4PY_VERSION"
+fi
+if ! have_wheel "petsc-$PETSC_VERSION"; then
+  ensure_build_tools
+  log "building petsc $PETSC_VERSION (about 6 minutes)"
+  "${PIP[@]}" wheel --no-deps -w "$WHEELHOUSE" "petsc==$PETSC_VERSION"
+fi
+if ! have_wheel "petsc4py-$PETSC_VERSION"; then
+  ensure_build_tools
+  log "building petsc4py $PETSC_VERSION (several minutes)"
+  "${PIP[@]}" wheel --no-deps --find-links "$WHEELHOUSE" -w "$WHEELHOUSE" "petsc4py==$PETSC_VERSION"
+fi
+
+# 4. Everything else as binary wheels into the same cache, then install offline from it.
+stamp="$VENV/.pdegen-install-stamp"
+want=$(cat "$ROOT/pyproject.toml" "$0" | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  log "environment up to date ($(( $(date +%s) - start )) s)"
+  exit 0
+fi
+# The runtime and dev requirements, read from pyproject.toml (the one place they are listed).
+reqs=$("$VENV/bin/python" -c 'import sys, tomllib; p = tomllib.load(open(sys.argv[1], "rb"))["project"]; print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' "$ROOT/pyproject.toml")
+reqfile=$(mktemp); trap 'rm -f "$reqfile"' EXIT
+printf '%s\n' "$reqs" > "$reqfile"
+ensure_build_tools
+if ! "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" -r "$reqfile" 2>/dev/null; then
+  log "caching dependency wheels in $WHEELHOUSE"
+  "${PIP[@]}" wheel --find-links "$WHEELHOUSE" -w "$WHEELHOUSE" -r "$reqfile" setuptools wheel
+  "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" -r "$reqfile"
+fi
+"${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" --no-build-isolation --no-deps -e "$ROOT"
+echo "$want" > "$stamp"
+log "done in $(( $(date +%s) - start )) s"

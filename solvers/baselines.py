@@ -1,0 +1,73 @@
+"""KSP construction for every method, ours and the baselines, on one convergence test.
+
+All iterative methods stop on the unpreconditioned residual, ||b - A x|| <= rtol ||b||, from
+a zero initial guess unless a warm start is asked for: PETSc GMRES is right-preconditioned
+(its residual estimate is then the true residual's), PETSc CG uses the unpreconditioned norm,
+and our GCRO-DR and recycling CG test the same quantity. A direct solve is PETSc LU or
+Cholesky; the Mat is refilled in place, so PETSc reuses the symbolic factorisation.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from petsc4py import PETSc
+
+from solvers.gcrodr import GCRODR
+from solvers.petsc import configure_pc
+from solvers.rcg import RecycledCG
+
+KSP_METHODS = ("gcrodr", "rcg", "gmres", "cg", "direct")
+GUESSES = (None, "fischer", "pod")
+_prefixes = itertools.count()
+
+
+def make_ksp(
+    method: str,
+    pc: str = "jacobi",
+    rtol: float = 1e-8,
+    max_iterations: int = 10000,
+    restart: int = 40,
+    recycle: int = 20,
+    guess: str | None = None,
+    options: dict[str, str] | None = None,
+    comm=PETSc.COMM_SELF,
+) -> PETSc.KSP:
+    """A configured KSP; `options` (without prefix) go through PETSc's options database."""
+    if method not in KSP_METHODS:
+        raise ValueError(f"unknown method {method!r} (allowed: {', '.join(KSP_METHODS)})")
+    if guess not in GUESSES:
+        raise ValueError(f"unknown guess {guess!r} (allowed: fischer, pod)")
+    ksp = PETSc.KSP().create(comm)
+    prefix = f"pdegen{next(_prefixes)}_"
+    ksp.setOptionsPrefix(prefix)
+    unprec = PETSc.KSP.NormType.UNPRECONDITIONED
+    if method == "gmres":
+        ksp.setType("gmres")
+        ksp.setGMRESRestart(restart)
+        ksp.setPCSide(PETSc.PC.Side.RIGHT)
+        ksp.setNormType(unprec)
+    elif method == "cg":
+        ksp.setType("cg")
+        ksp.setNormType(unprec)
+    elif method == "direct":
+        ksp.setType("preonly")
+        pc = pc if pc in ("lu", "cholesky") else "lu"
+    elif method == "gcrodr":
+        ksp.setType("python")
+        ksp.setPythonContext(GCRODR(restart=restart, recycle=recycle))
+    elif method == "rcg":
+        ksp.setType("python")
+        ksp.setPythonContext(RecycledCG(recycle=recycle))
+    configure_pc(ksp.getPC(), pc)
+    ksp.setTolerances(rtol=rtol, atol=0.0, max_it=max_iterations)
+    db = PETSc.Options()
+    settings = dict(options or {})
+    if guess:
+        settings["ksp_guess_type"] = guess
+    for key, value in settings.items():
+        db.setValue(prefix + key.lstrip("-"), value)
+    ksp.setFromOptions()
+    for key in settings:
+        db.delValue(prefix + key.lstrip("-"))
+    return ksp

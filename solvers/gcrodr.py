@@ -1,0 +1,248 @@
+"""GCRO-DR: GMRES with deflated restarting and subspace recycling across systems.
+
+Parks, de Sturler, Mackey, Johnson, Maiti (SIAM J. Sci. Comput. 28, 2006), in its flexible,
+right-preconditioned form (Carvalho, Giraud, Le Tallec, 2011) so that:
+- the convergence test is on the true (unpreconditioned) residual ||b - A x|| <= rtol ||b||,
+  the same test our PETSc baselines use (GMRES with right preconditioning, CG with the
+  unpreconditioned norm);
+- the recycled block U lives in the solution space, so carrying it to the next system needs
+  only C = A' U (k products with the new matrix), whatever the preconditioner does.
+
+Invariants, with W = [U Z] (Z = M^{-1} V) and What = [C V] orthonormal:
+    A U = C,   A W = What G,   G = [[I, B], [0, Hbar]].
+The least-squares problem splits: y_Z = argmin ||beta e1 - Hbar y||, y_U = -B y_Z, so the
+residual estimate is GMRES's Givens recurrence on Hbar alone.
+
+After every cycle the k harmonic Ritz vectors of smallest magnitude (generalised problem
+G^T G z = theta G_top^T z) become the new U, and they are carried to the next system. When the
+operator is unchanged (same Mat, same values) C is kept; otherwise it is recomputed and
+re-orthonormalised.
+
+Usable as a PETSc KSP:  ksp.setType("python"); ksp.setPythonContext(GCRODR(...)), or from the
+options database: -ksp_type python -ksp_python_type solvers.gcrodr.GCRODR
+(-ksp_gcrodr_restart m, -ksp_gcrodr_recycle k).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg as sla
+from petsc4py import PETSc
+
+from solvers.kernels import Workspace, operator_key
+
+Reason = PETSc.KSP.ConvergedReason
+
+
+def smallest_harmonic_ritz(G: np.ndarray, k: int) -> np.ndarray:
+    """A real orthonormal basis (columns) of the k harmonic Ritz vectors of smallest |theta|.
+
+    G is the (p+1) x p matrix of A W = What G. Complex pairs enter as their real and imaginary
+    parts, so the basis is real and spans the same space.
+    """
+    p = G.shape[1]
+    k = min(k, p)
+    with np.errstate(all="ignore"):
+        theta, vecs = sla.eig(G.T @ G, G[:p, :p].T)
+    finite = np.isfinite(theta)
+    order = np.argsort(np.where(finite, np.abs(theta), np.inf))
+    columns: list[np.ndarray] = []
+    for i in order:
+        if len(columns) >= k or not finite[i]:
+            break
+        v = vecs[:, i]
+        if abs(theta[i].imag) <= 1e-12 * max(1.0, abs(theta[i])):
+            columns.append(v.real)
+        elif theta[i].imag > 0:
+            columns.extend([v.real, v.imag])
+    if not columns:
+        return np.zeros((p, 0))
+    Q, R = np.linalg.qr(np.array(columns[:k]).T)
+    keep = np.abs(np.diag(R)) > 1e-12 * max(1.0, np.abs(R).max())
+    return Q[:, keep]
+
+
+class GCRODR:
+    """GCRO-DR(m, k) as a petsc4py `python` KSP context; the recycle space persists across
+    solves with the same KSP (that is the point)."""
+
+    def __init__(self, restart: int = 40, recycle: int = 20):
+        self.restart = restart
+        self.recycle = recycle
+        self.U: np.ndarray | None = None  # (k, n): recycled solution-space vectors, A U = C
+        self.C: np.ndarray | None = None  # (k, n): orthonormal
+        self._key: tuple[int, int] | None = None
+        self._ws: Workspace | None = None
+        self.cycles = 0
+
+    # --- petsc4py python-KSP hooks -------------------------------------------------------
+    def setFromOptions(self, ksp: PETSc.KSP) -> None:  # noqa: N802 (petsc4py hook name)
+        opts = PETSc.Options(ksp.getOptionsPrefix())
+        self.restart = opts.getInt("ksp_gcrodr_restart", self.restart)
+        self.recycle = opts.getInt("ksp_gcrodr_recycle", self.recycle)
+
+    def reset(self, ksp: PETSc.KSP) -> None:
+        self.forget()
+
+    def view(self, ksp: PETSc.KSP, viewer: PETSc.Viewer) -> None:
+        kept = 0 if self.U is None else self.U.shape[0]
+        viewer.printfASCII(f"  GCRO-DR({self.restart}, {self.recycle}), recycled {kept}\n")
+
+    def forget(self) -> None:
+        """Drop the recycled space (the next solve starts like GMRES)."""
+        self.U = self.C = None
+        self._key = None
+
+    def solve(self, ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec) -> None:
+        A, _ = ksp.getOperators()
+        pc = ksp.getPC()
+        if self._ws is None or self._ws.A.handle != A.handle or self._ws.n != b.getLocalSize():
+            self._ws = Workspace(A, None if pc.getType() == "none" else pc)
+        ws = self._ws
+        rtol, atol, dtol, max_it = ksp.getTolerances()
+        b_arr = b.getArray(readonly=True)
+        bnorm = ws.norm(b_arr)
+        target = max(rtol * bnorm, atol)
+        if ksp.getInitialGuessNonzero():
+            x_arr = x.getArray(readonly=True).copy()
+        else:
+            x_arr = np.zeros_like(b_arr)
+        its, reason = self._solve(
+            ws, b_arr, x_arr, target, dtol * max(bnorm, atol), max_it, operator_key(A), ksp
+        )
+        x.setArray(x_arr)
+        ksp.setIterationNumber(its)
+        ksp.setConvergedReason(reason)
+
+    # --- the method ----------------------------------------------------------------------
+    def _residual(self, ws: Workspace, b: np.ndarray, x: np.ndarray, r: np.ndarray) -> float:
+        ws.matvec(x, r)
+        np.subtract(b, r, out=r)
+        return ws.norm(r)
+
+    def _refresh_c(self, ws: Workspace, key: tuple[int, int]) -> None:
+        """Make C = A U orthonormal for the current operator (skipped if A is unchanged)."""
+        if self.U is None or key == self._key:
+            return
+        C = np.empty(self.U.shape)
+        for i in range(self.U.shape[0]):
+            ws.matvec(self.U[i], C[i])
+        try:
+            R = ws.orthonormalise(C)
+        except np.linalg.LinAlgError:  # A U lost rank: the space is useless for this operator
+            self.forget()
+            return
+        self.U = np.ascontiguousarray(np.linalg.solve(R.T, self.U))
+        self.C = C
+        self._key = key
+
+    def _solve(self, ws, b, x, target, divtol, max_it, key, ksp):
+        n, m, k = b.size, self.restart, min(self.recycle, self.restart - 1)
+        r = np.empty(n)
+        if self.U is not None and self.U.shape[1] != n:
+            self.forget()
+        self._refresh_c(ws, key)
+        rnorm = self._residual(ws, b, x, r)
+        if self.U is not None:  # project out the recycled directions: x += U C^T r
+            coeff = ws.project(self.C, r)
+            x += self.U.T @ coeff
+            r -= self.C.T @ coeff
+            rnorm = ws.norm(r)
+        its = 0
+        ksp.monitor(its, rnorm)
+        basis = np.empty((m + 1, n))  # rows [C; V]
+        search = np.empty((m, n))  # rows [U; Z]
+        while True:
+            if rnorm <= target:
+                return its, Reason.CONVERGED_RTOL if rnorm > 0 else Reason.CONVERGED_ATOL
+            if not math.isfinite(rnorm):
+                return its, Reason.DIVERGED_NANORINF
+            if rnorm > divtol:
+                return its, Reason.DIVERGED_DTOL
+            if its >= max_it:
+                return its, Reason.DIVERGED_MAX_IT
+            kk = 0 if self.U is None else self.U.shape[0]
+            steps = min(m - kk, max_it - its)
+            if kk:
+                basis[:kk] = self.C
+                search[:kk] = self.U
+            done, G, y = self._cycle(ws, r, rnorm, kk, steps, basis, search, target, ksp, its)
+            its += done
+            if done == 0:
+                return its, Reason.DIVERGED_BREAKDOWN
+            p = kk + done
+            x += search[:p].T @ y
+            self._update_recycle(ws, G[: p + 1, :p], basis[: p + 1], search[:p], k, key)
+            rnorm = self._residual(ws, b, x, r)
+            if self.U is not None:  # r is already orthogonal to C in exact arithmetic
+                coeff = ws.project(self.C, r)
+                x += self.U.T @ coeff
+                r -= self.C.T @ coeff
+                rnorm = ws.norm(r)
+            self.cycles += 1
+
+    def _cycle(self, ws, r, rnorm, kk, steps, basis, search, target, ksp, its0):
+        """Arnoldi on (I - C C^T) A M^{-1} for `steps` steps; returns (steps done, G, y)."""
+        G = np.zeros((kk + steps + 1, kk + steps))
+        G[:kk, :kk] = np.eye(kk)
+        R = np.zeros((steps + 1, steps))  # Hbar after Givens rotations
+        cs, sn = np.zeros(steps), np.zeros(steps)
+        g = np.zeros(steps + 1)
+        g[0] = rnorm
+        np.multiply(r, 1.0 / rnorm, out=basis[kk])
+        done = 0
+        for j in range(steps):
+            col = kk + j
+            ws.precondition(basis[col], search[col])
+            w = basis[col + 1]
+            ws.matvec(search[col], w)
+            before = ws.norm(w)
+            h = ws.project(basis[: col + 1], w)
+            w -= basis[: col + 1].T @ h
+            after = ws.norm(w)
+            if after < 0.7 * before:  # DGKS: one reorthogonalisation when cancellation is severe
+                h2 = ws.project(basis[: col + 1], w)
+                w -= basis[: col + 1].T @ h2
+                h += h2
+                after = ws.norm(w)
+            G[: col + 1, col] = h
+            G[col + 1, col] = after
+            # Givens rotations on the Hessenberg column (rows kk.. of G)
+            hcol = np.append(h[kk:], after)
+            for i in range(j):
+                t = cs[i] * hcol[i] + sn[i] * hcol[i + 1]
+                hcol[i + 1] = -sn[i] * hcol[i] + cs[i] * hcol[i + 1]
+                hcol[i] = t
+            d = math.hypot(hcol[j], hcol[j + 1])
+            cs[j], sn[j] = (hcol[j] / d, hcol[j + 1] / d) if d > 0 else (1.0, 0.0)
+            hcol[j], hcol[j + 1] = d, 0.0
+            R[: j + 2, j] = hcol
+            g[j + 1] = -sn[j] * g[j]
+            g[j] = cs[j] * g[j]
+            done = j + 1
+            estimate = abs(g[j + 1])
+            ksp.monitor(its0 + done, estimate)
+            breakdown = after <= 1e-14 * before
+            if not breakdown:
+                w *= 1.0 / after
+            if estimate <= target or breakdown:
+                break
+        y_z = sla.solve_triangular(R[:done, :done], g[:done])
+        y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
+        return done, G[: kk + done + 1, : kk + done], y
+
+    def _update_recycle(self, ws, G, basis, search, k, key):
+        """New U, C from the harmonic Ritz vectors of this cycle: U = W P R^{-1}, C = What Q."""
+        if k <= 0:
+            return
+        P = smallest_harmonic_ritz(G, k)
+        if P.shape[1] == 0:
+            return
+        Q, Rq = np.linalg.qr(G @ P)
+        if np.min(np.abs(np.diag(Rq))) <= 1e-14 * np.abs(Rq).max():
+            return
+        self.C = np.ascontiguousarray(Q.T @ basis)
+        self.U = np.ascontiguousarray(sla.solve_triangular(Rq, P.T @ search, trans="T"))
+        self._key = key

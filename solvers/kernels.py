@@ -1,0 +1,85 @@
+"""Array-level building blocks shared by our Krylov methods.
+
+The recycled blocks and Krylov bases are numpy arrays with one basis vector per row, so that
+projections are single BLAS calls (gemv/gemm) instead of Python loops over PETSc Vecs. PETSc
+does the operator and preconditioner work on Vecs that borrow those rows (VecPlaceArray, no
+copies). Inner products are summed over the operator's communicator, so the same code runs on
+one process or on a distributed matrix.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from petsc4py import PETSc
+
+
+class Workspace:
+    """Operator/preconditioner application on numpy rows, and global reductions."""
+
+    def __init__(self, A: PETSc.Mat, pc: PETSc.PC | None):
+        self.A = A
+        self.pc = pc
+        self.n = A.getLocalSize()[0]
+        comm = A.getComm()
+        self._mpi = comm.tompi4py() if comm.getSize() > 1 else None
+        self._src = PETSc.Vec().createMPI((self.n, PETSc.DECIDE), comm=comm)
+        self._dst = self._src.duplicate()
+
+    def _apply(self, op, src: np.ndarray, dst: np.ndarray) -> None:
+        # A non-contiguous row would be copied by petsc4py and the result written to the copy.
+        if not (dst.flags.c_contiguous and dst.dtype == np.float64):
+            raise ValueError("destination rows must be C-contiguous float64 arrays")
+        self._src.placeArray(np.ascontiguousarray(src))
+        self._dst.placeArray(dst)
+        try:
+            op(self._src, self._dst)
+        finally:
+            self._src.resetArray()
+            self._dst.resetArray()
+
+    def matvec(self, src: np.ndarray, dst: np.ndarray) -> None:
+        self._apply(self.A.mult, src, dst)
+
+    def precondition(self, src: np.ndarray, dst: np.ndarray) -> None:
+        if self.pc is None:
+            np.copyto(dst, src)
+        else:
+            self._apply(self.pc.apply, src, dst)
+
+    def allsum(self, local: np.ndarray | float) -> np.ndarray | float:
+        if self._mpi is None:
+            return local
+        from mpi4py import MPI
+
+        out = np.array(local, dtype=float, copy=True)
+        self._mpi.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+        return out if np.ndim(local) else float(out)
+
+    def dot(self, a: np.ndarray, b: np.ndarray) -> float:
+        return self.allsum(float(a @ b))
+
+    def norm(self, a: np.ndarray) -> float:
+        return float(np.sqrt(self.dot(a, a)))
+
+    def project(self, rows: np.ndarray, w: np.ndarray) -> np.ndarray:
+        """Coefficients rows @ w (one global reduction for all rows)."""
+        return self.allsum(rows @ w)
+
+    def orthonormalise(self, rows: np.ndarray) -> np.ndarray:
+        """Return R with rows = R^T Q_rows, overwriting `rows` with Q_rows (CholeskyQR2).
+
+        Two rounds of Cholesky QR are as accurate as Householder QR for the well-conditioned
+        blocks met here, need one reduction each, and work unchanged on distributed rows.
+        """
+        R_total = np.eye(rows.shape[0])
+        for _ in range(2):
+            gram = self.allsum(rows @ rows.T)
+            R = np.linalg.cholesky(gram).T  # gram = R^T R
+            rows[:] = np.linalg.solve(R.T, rows)
+            R_total = R @ R_total
+        return R_total
+
+
+def operator_key(A: PETSc.Mat) -> tuple[int, int]:
+    """Identifies a matrix and the version of its values: changes when A is refilled."""
+    return (A.handle, A.stateGet())

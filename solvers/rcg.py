@@ -1,0 +1,174 @@
+"""Recycling (deflated) conjugate gradients for sequences of SPD systems.
+
+Deflated PCG of Saad, Yeung, Erhel and Guyomarc'h (SIAM J. Sci. Comput. 21, 2000): with a
+deflation block W (k vectors) and AW = A W,
+    x0 = x + W (W^T A W)^{-1} W^T r,   p_j = z_j + beta_j p_{j-1} - W (W^T A W)^{-1} (AW)^T z_j,
+so every search direction is A-orthogonal to W and CG runs on the operator with the
+eigencomponents spanned by W removed. After each solve, the Ritz vectors of A for the k
+smallest Ritz values in span[W, first s search directions] become the next W; A W comes for
+free from the stored products, so nothing extra is multiplied until the operator changes, when
+A' W costs k products. The convergence test is the unpreconditioned residual
+||b - A x|| <= rtol ||b|| (PETSc's CG with -ksp_norm_type unpreconditioned uses the same).
+
+Usable as a PETSc KSP (-ksp_type python -ksp_python_type solvers.rcg.RecycledCG,
+-ksp_rcg_recycle k, -ksp_rcg_window s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.linalg as sla
+from petsc4py import PETSc
+
+from solvers.kernels import Workspace, operator_key
+
+Reason = PETSc.KSP.ConvergedReason
+
+
+class RecycledCG:
+    """Deflated PCG that carries its deflation space from one solve to the next."""
+
+    def __init__(self, recycle: int = 10, window: int | None = None):
+        self.recycle = recycle
+        self.window = window
+        self.W: np.ndarray | None = None  # (k, n) deflation vectors
+        self.AW: np.ndarray | None = None  # (k, n) A W for the operator in self._key
+        self._key: tuple[int, int] | None = None
+        self._ws: Workspace | None = None
+
+    def setFromOptions(self, ksp: PETSc.KSP) -> None:  # noqa: N802 (petsc4py hook name)
+        opts = PETSc.Options(ksp.getOptionsPrefix())
+        self.recycle = opts.getInt("ksp_rcg_recycle", self.recycle)
+        window = opts.getInt("ksp_rcg_window", -1)
+        self.window = window if window > 0 else self.window
+
+    def reset(self, ksp: PETSc.KSP) -> None:
+        self.forget()
+
+    def view(self, ksp: PETSc.KSP, viewer: PETSc.Viewer) -> None:
+        kept = 0 if self.W is None else self.W.shape[0]
+        viewer.printfASCII(f"  recycled CG, k={self.recycle}, kept {kept}\n")
+
+    def forget(self) -> None:
+        self.W = self.AW = None
+        self._key = None
+
+    def solve(self, ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec) -> None:
+        A, _ = ksp.getOperators()
+        pc = ksp.getPC()
+        if self._ws is None or self._ws.A.handle != A.handle or self._ws.n != b.getLocalSize():
+            self._ws = Workspace(A, None if pc.getType() == "none" else pc)
+        rtol, atol, dtol, max_it = ksp.getTolerances()
+        b_arr = b.getArray(readonly=True)
+        x_arr = (
+            x.getArray(readonly=True).copy()
+            if ksp.getInitialGuessNonzero()
+            else np.zeros_like(b_arr)
+        )
+        its, reason = self._solve(
+            self._ws, b_arr, x_arr, rtol, atol, dtol, max_it, operator_key(A), ksp
+        )
+        x.setArray(x_arr)
+        ksp.setIterationNumber(its)
+        ksp.setConvergedReason(reason)
+
+    def _refresh(self, ws: Workspace, key) -> np.ndarray | None:
+        """Return (W^T A W)^{-1}'s Cholesky factor for the current operator, or None."""
+        if self.W is None or self.W.shape[1] != ws.n:
+            self.forget()
+            return None
+        if key != self._key:
+            self.AW = np.empty(self.W.shape)
+            for i in range(self.W.shape[0]):
+                ws.matvec(self.W[i], self.AW[i])
+            self._key = key
+        WAW = ws.allsum(self.W @ self.AW.T)
+        try:
+            return sla.cho_factor(0.5 * (WAW + WAW.T))
+        except np.linalg.LinAlgError:
+            self.forget()
+            return None
+
+    def _solve(self, ws, b, x, rtol, atol, dtol, max_it, key, ksp):
+        bnorm = ws.norm(b)
+        target = max(rtol * bnorm, atol)
+        chol = self._refresh(ws, key)
+        r = np.empty_like(b)
+        ws.matvec(x, r)
+        np.subtract(b, r, out=r)
+        if chol is not None:  # start from the Galerkin solution on span(W)
+            mu = sla.cho_solve(chol, ws.project(self.W, r))
+            x += self.W.T @ mu
+            r -= self.AW.T @ mu
+        k = self.recycle
+        window = self.window or max(2 * k, 10)
+        keep_P = np.empty((window, b.size)) if k > 0 else None
+        keep_AP = np.empty((window, b.size)) if k > 0 else None
+        kept = 0
+        z = np.empty_like(b)
+        Ap = np.empty_like(b)
+        rnorm = ws.norm(r)
+        ksp.monitor(0, rnorm)
+        its, reason = 0, None
+        p = None
+        rz = 0.0
+        while True:
+            if rnorm <= target:
+                reason = Reason.CONVERGED_RTOL if rnorm > 0 else Reason.CONVERGED_ATOL
+                break
+            if not math.isfinite(rnorm):
+                reason = Reason.DIVERGED_NANORINF
+                break
+            if rnorm > dtol * bnorm:
+                reason = Reason.DIVERGED_DTOL
+                break
+            if its >= max_it:
+                reason = Reason.DIVERGED_MAX_IT
+                break
+            ws.precondition(r, z)
+            rz_new = ws.dot(r, z)
+            if p is None:
+                p = z.copy()
+            else:
+                p *= rz_new / rz
+                p += z
+            rz = rz_new
+            if chol is not None:
+                p -= self.W.T @ sla.cho_solve(chol, ws.project(self.AW, z))
+            ws.matvec(p, Ap)
+            pAp = ws.dot(p, Ap)
+            if pAp <= 0 or not math.isfinite(pAp):
+                reason = Reason.DIVERGED_INDEFINITE_MAT
+                break
+            alpha = rz / pAp
+            x += alpha * p
+            r -= alpha * Ap
+            its += 1
+            if keep_P is not None and kept < window:
+                scale = 1.0 / math.sqrt(pAp)  # store A-normalised directions
+                np.multiply(p, scale, out=keep_P[kept])
+                np.multiply(Ap, scale, out=keep_AP[kept])
+                kept += 1
+            rnorm = ws.norm(r)
+            ksp.monitor(its, rnorm)
+        if k > 0 and kept + (0 if self.W is None else self.W.shape[0]) > 0:
+            self._update(ws, keep_P[:kept], keep_AP[:kept], k, key)
+        return its, reason
+
+    def _update(self, ws, P, AP, k, key):
+        """Ritz vectors of A for the k smallest Ritz values in span[W, P]."""
+        Y = P if self.W is None else np.vstack([self.W, P])
+        AY = AP if self.AW is None else np.vstack([self.AW, AP])
+        S = ws.allsum(Y @ Y.T)
+        T = ws.allsum(Y @ AY.T)
+        T = 0.5 * (T + T.T)
+        lam, V = np.linalg.eigh(S)  # whiten: drop directions that are numerically dependent
+        good = lam > 1e-10 * lam.max()
+        B = V[:, good] / np.sqrt(lam[good])
+        theta, Z = np.linalg.eigh(B.T @ T @ B)
+        coeffs = B @ Z[:, : min(k, Z.shape[1])]
+        self.W = np.ascontiguousarray(coeffs.T @ Y)
+        self.AW = np.ascontiguousarray(coeffs.T @ AY)
+        self._key = key

@@ -1,0 +1,200 @@
+"""Every method against a direct solve; recycling's guarantees; the python-KSP adapter."""
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from petsc4py import PETSc
+
+from pdegen.families import Darcy2D
+from pdegen.recipe import CoefficientSpec
+from solvers import chain_length, order_systems, solve_sequence
+from solvers.gcrodr import GCRODR
+from solvers.petsc import MatrixSlot, vec_from_array
+
+
+def darcy_chain(count=6, n=20, kind="lognormal", seed=0):
+    family = Darcy2D(n, CoefficientSpec(kind=kind))
+    return [family.system(family.sample(seed, i)) for i in range(count)]
+
+
+def drifting_chain(count=5, n=24, step=0.05):
+    """Neighbouring systems that differ a little, as a sorted chain does."""
+    family = Darcy2D(n, CoefficientSpec(kind="lognormal"))
+    base = family.sample(0, 0).inputs["coefficient"]
+    drift = np.log(family.sample(0, 1).inputs["coefficient"])
+    return [family.assemble(base * np.exp(step * t * drift), 1.0) for t in range(count)]
+
+
+def helmholtz_like(count=5, n=24, k2=60.0):
+    """-div(a grad u) - k^2 u: indefinite once k^2 passes the smallest Laplacian eigenvalue."""
+    out = []
+    for A, b in darcy_chain(count, n, "lognormal", seed=3):
+        out.append((A - k2 * sp.identity(A.shape[0], format="csr"), b))
+    return out
+
+
+def convection_diffusion(count=4, n=20, speed=30.0):
+    systems = []
+    for i, (A, b) in enumerate(darcy_chain(count, n, "lognormal", seed=5)):
+        h = 1.0 / (n + 1)
+        d = sp.diags([-np.ones(n - 1), np.ones(n)], [-1, 0]) / h  # upwind first derivative
+        conv = (speed + i) * sp.kron(d, sp.identity(n))
+        systems.append(((A + conv).tocsr(), b))
+    return systems
+
+
+def assert_matches_direct(systems, results, rtol):
+    for (A, b), res in zip(systems, results, strict=True):
+        assert res.converged, res.reason
+        exact = spla.spsolve(A.tocsc(), b)
+        assert np.linalg.norm(b - A @ res.x) <= rtol * np.linalg.norm(b) * 1.000001
+        cond_bound = 1e4  # the error may exceed the residual by up to the condition number
+        assert np.linalg.norm(res.x - exact) <= cond_bound * rtol * np.linalg.norm(exact)
+        assert res.residual <= rtol and res.seconds > 0
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg", "gmres", "cg", "direct", "gcrotmk"])
+@pytest.mark.parametrize("pc", ["none", "jacobi", "ilu"])
+def test_every_method_agrees_with_a_direct_solve_on_spd_systems(method, pc):
+    systems = darcy_chain()
+    results = solve_sequence(systems, method=method, pc=pc, rtol=1e-8, restart=30, recycle=8)
+    assert_matches_direct(systems, results, 1e-8)
+
+
+@pytest.mark.parametrize("pc", ["none", "jacobi", "sor", "bjacobi", "asm", "icc", "gamg"])
+def test_recycling_methods_with_more_preconditioners(pc):
+    systems = darcy_chain(count=4)
+    for method in ("gcrodr", "rcg"):
+        assert_matches_direct(systems, solve_sequence(systems, method=method, pc=pc), 1e-8)
+
+
+@pytest.mark.parametrize("family", ["helmholtz", "convection"])
+@pytest.mark.parametrize("method", ["gcrodr", "gmres", "gcrotmk"])
+def test_indefinite_and_nonsymmetric_systems(family, method):
+    systems = helmholtz_like() if family == "helmholtz" else convection_diffusion()
+    if family == "helmholtz":
+        eigs = np.linalg.eigvalsh(systems[0][0].toarray())
+        assert eigs.min() < 0 < eigs.max()  # really indefinite
+    results = solve_sequence(
+        systems, method=method, pc="none", rtol=1e-8, restart=40, recycle=10, max_iterations=20000
+    )
+    assert_matches_direct(systems, results, 1e-8)
+
+
+def test_recycling_cuts_iterations_on_a_sorted_indefinite_chain():
+    systems = helmholtz_like(count=6, n=24)
+    gmres = solve_sequence(systems, method="gmres", pc="none", restart=40)
+    gcrodr = solve_sequence(systems, method="gcrodr", pc="none", restart=40, recycle=20)
+    later_g = sum(r.iterations for r in gmres[1:])
+    later_r = sum(r.iterations for r in gcrodr[1:])
+    assert later_r < 0.5 * later_g, (later_r, later_g)
+
+
+def test_recycled_cg_beats_plain_cg_in_iterations_on_a_chain():
+    systems = darcy_chain(count=8, n=32)
+    cg = solve_sequence(systems, method="cg", pc="jacobi")
+    rcg = solve_sequence(systems, method="rcg", pc="jacobi", recycle=10)
+    assert sum(r.iterations for r in rcg[1:]) < 0.8 * sum(r.iterations for r in cg[1:])
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg"])
+def test_recycling_survives_an_abrupt_parameter_jump(method):
+    smooth = darcy_chain(count=3, n=20, kind="lognormal")
+    family = Darcy2D(20, CoefficientSpec(kind="threshold", high=1000.0, low=0.001))
+    rough = [family.system(family.sample(1, i)) for i in range(2)]
+    systems = smooth + rough + smooth[:1]
+    results = solve_sequence(systems, method=method, pc="jacobi", max_iterations=50000)
+    assert_matches_direct(systems, results, 1e-8)
+
+
+@pytest.mark.parametrize("method", ["gcrodr", "rcg", "gmres", "cg", "gcrotmk"])
+def test_a_solve_that_fails_to_converge_is_reported(method):
+    systems = darcy_chain(count=2, n=30)
+    results = solve_sequence(
+        systems, method=method, pc="none", max_iterations=5, restart=4, recycle=2
+    )
+    for res in results:
+        assert not res.converged and res.residual > 1e-8
+
+
+def test_warm_start_is_off_by_default_and_helps_when_on():
+    systems = drifting_chain()
+    cold = solve_sequence(systems, method="cg", pc="jacobi")
+    warm = solve_sequence(systems, method="cg", pc="jacobi", warm_start=True)
+    assert cold[0].iterations == warm[0].iterations
+    assert sum(r.iterations for r in warm[1:]) < sum(r.iterations for r in cold[1:])
+    assert_matches_direct(systems, warm, 1e-8)
+
+
+def test_petsc_guess_builders_run_through_the_harness():
+    systems = darcy_chain(count=4)
+    for guess in ("fischer", "pod"):
+        assert_matches_direct(systems, solve_sequence(systems, method="cg", guess=guess), 1e-8)
+
+
+def test_python_ksp_from_the_options_database_gives_the_same_answers():
+    systems = darcy_chain(count=3)
+    reference = solve_sequence(systems, method="gcrodr", pc="jacobi", restart=30, recycle=10)
+    opts = PETSc.Options()
+    for key, value in {
+        "t_ksp_type": "python",
+        "t_ksp_python_type": "solvers.gcrodr.GCRODR",
+        "t_ksp_gcrodr_restart": "30",
+        "t_ksp_gcrodr_recycle": "10",
+        "t_pc_type": "jacobi",
+        "t_ksp_rtol": "1e-8",
+        "t_ksp_atol": "0",
+    }.items():
+        opts.setValue(key, value)
+    ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+    ksp.setOptionsPrefix("t_")
+    ksp.setFromOptions()
+    for key in list(opts.getAll()):
+        if key.startswith("t_"):
+            opts.delValue(key)
+    ctx = ksp.getPythonContext()
+    assert isinstance(ctx, GCRODR) and (ctx.restart, ctx.recycle) == (30, 10)
+    slot = MatrixSlot()
+    for (A, b), ref in zip(systems, reference, strict=True):
+        ksp.setOperators(slot.load(A))
+        x = vec_from_array(np.zeros_like(b))
+        ksp.solve(vec_from_array(b), x)
+        assert ksp.getConvergedReason() > 0
+        assert ksp.getIterationNumber() == ref.iterations
+        np.testing.assert_allclose(x.getArray(), ref.x, rtol=1e-10, atol=1e-14)
+
+
+def test_gcrodr_keeps_c_when_the_operator_is_unchanged():
+    A, b = darcy_chain(count=1)[0]
+    rng = np.random.default_rng(0)
+    systems = [(A, rng.standard_normal(b.size)) for _ in range(4)]
+    results = solve_sequence(systems, method="gcrodr", pc="jacobi")
+    assert_matches_direct(systems, results, 1e-8)
+    assert results[-1].iterations < results[0].iterations
+
+
+def test_ordering_is_a_deterministic_permutation_that_shortens_the_chain():
+    rng = np.random.default_rng(1)
+    walk = np.cumsum(rng.standard_normal((300, 50)), axis=0)
+    shuffled = walk[rng.permutation(300)]
+    for method in ("greedy", "fast"):
+        order = order_systems(shuffled, method)
+        assert sorted(order.tolist()) == list(range(300)) and order[0] == 0
+        np.testing.assert_array_equal(order, order_systems(shuffled, method))
+        assert chain_length(shuffled, order) < 0.5 * chain_length(shuffled, np.arange(300))
+    greedy = chain_length(shuffled, order_systems(shuffled, "greedy"))
+    fast = chain_length(shuffled, order_systems(shuffled, "fast"))
+    assert fast < 1.2 * greedy
+
+
+def test_greedy_ordering_matches_a_brute_force_nearest_neighbour_chain():
+    rng = np.random.default_rng(2)
+    f = rng.standard_normal((40, 7))
+    expected, left = [0], set(range(1, 40))
+    while left:
+        cur = f[expected[-1]]
+        nxt = min(sorted(left), key=lambda j: np.linalg.norm(f[j] - cur))
+        expected.append(nxt)
+        left.remove(nxt)
+    assert order_systems(f, "greedy").tolist() == expected
