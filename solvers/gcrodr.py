@@ -31,7 +31,7 @@ import numpy as np
 import scipy.linalg as sla
 from petsc4py import PETSc
 
-from solvers.kernels import Workspace, operator_key
+from solvers.kernels import Workspace, operator_key, single_threaded_blas
 
 Reason = PETSc.KSP.ConvergedReason
 
@@ -109,9 +109,11 @@ class GCRODR:
             x_arr = x.getArray(readonly=True).copy()
         else:
             x_arr = np.zeros_like(b_arr)
-        its, reason = self._solve(
-            ws, b_arr, x_arr, target, dtol * max(bnorm, atol), max_it, operator_key(A), ksp
-        )
+        divtol = dtol * max(bnorm, atol)
+        with single_threaded_blas():
+            its, reason = self._solve(
+                ws, b_arr, x_arr, target, divtol, max_it, operator_key(A), ksp
+            )
         x.setArray(x_arr)
         ksp.setIterationNumber(its)
         ksp.setConvergedReason(reason)
@@ -147,8 +149,8 @@ class GCRODR:
         rnorm = self._residual(ws, b, x, r)
         if self.U is not None:  # project out the recycled directions: x += U C^T r
             coeff = ws.project(self.C, r)
-            x += self.U.T @ coeff
-            r -= self.C.T @ coeff
+            x += coeff @ self.U
+            r -= coeff @ self.C
             rnorm = ws.norm(r)
         its = 0
         ksp.monitor(its, rnorm)
@@ -173,13 +175,13 @@ class GCRODR:
             if done == 0:
                 return its, Reason.DIVERGED_BREAKDOWN
             p = kk + done
-            x += search[:p].T @ y
+            x += y @ search[:p]
             self._update_recycle(ws, G[: p + 1, :p], basis[: p + 1], search[:p], k, key)
             rnorm = self._residual(ws, b, x, r)
             if self.U is not None:  # r is already orthogonal to C in exact arithmetic
                 coeff = ws.project(self.C, r)
-                x += self.U.T @ coeff
-                r -= self.C.T @ coeff
+                x += coeff @ self.U
+                r -= coeff @ self.C
                 rnorm = ws.norm(r)
             self.cycles += 1
 
@@ -188,9 +190,9 @@ class GCRODR:
         G = np.zeros((kk + steps + 1, kk + steps))
         G[:kk, :kk] = np.eye(kk)
         R = np.zeros((steps + 1, steps))  # Hbar after Givens rotations
-        cs, sn = np.zeros(steps), np.zeros(steps)
-        g = np.zeros(steps + 1)
-        g[0] = rnorm
+        cs: list[float] = []
+        sn: list[float] = []
+        g = [rnorm]  # rotated right-hand side; Python floats keep the scalar work cheap
         np.multiply(r, 1.0 / rnorm, out=basis[kk])
         done = 0
         for j in range(steps):
@@ -200,27 +202,29 @@ class GCRODR:
             ws.matvec(search[col], w)
             before = ws.norm(w)
             h = ws.project(basis[: col + 1], w)
-            w -= basis[: col + 1].T @ h
+            w -= h @ basis[: col + 1]
             after = ws.norm(w)
-            if after < 0.7 * before:  # DGKS: one reorthogonalisation when cancellation is severe
+            if after < 0.1 * before:  # severe cancellation: one more pass (PETSc's IFNEEDED idea)
                 h2 = ws.project(basis[: col + 1], w)
-                w -= basis[: col + 1].T @ h2
+                w -= h2 @ basis[: col + 1]
                 h += h2
                 after = ws.norm(w)
             G[: col + 1, col] = h
             G[col + 1, col] = after
-            # Givens rotations on the Hessenberg column (rows kk.. of G)
-            hcol = np.append(h[kk:], after)
+            # Givens rotations on the new Hessenberg column (rows kk.. of G)
+            hcol = h[kk:].tolist()
+            hcol.append(after)
             for i in range(j):
-                t = cs[i] * hcol[i] + sn[i] * hcol[i + 1]
-                hcol[i + 1] = -sn[i] * hcol[i] + cs[i] * hcol[i + 1]
-                hcol[i] = t
+                c, s = cs[i], sn[i]
+                hcol[i], hcol[i + 1] = c * hcol[i] + s * hcol[i + 1], c * hcol[i + 1] - s * hcol[i]
             d = math.hypot(hcol[j], hcol[j + 1])
-            cs[j], sn[j] = (hcol[j] / d, hcol[j + 1] / d) if d > 0 else (1.0, 0.0)
+            c, s = (hcol[j] / d, hcol[j + 1] / d) if d > 0 else (1.0, 0.0)
+            cs.append(c)
+            sn.append(s)
             hcol[j], hcol[j + 1] = d, 0.0
             R[: j + 2, j] = hcol
-            g[j + 1] = -sn[j] * g[j]
-            g[j] = cs[j] * g[j]
+            g.append(-s * g[j])
+            g[j] *= c
             done = j + 1
             estimate = abs(g[j + 1])
             ksp.monitor(its0 + done, estimate)
@@ -229,7 +233,7 @@ class GCRODR:
                 w *= 1.0 / after
             if estimate <= target or breakdown:
                 break
-        y_z = sla.solve_triangular(R[:done, :done], g[:done])
+        y_z = sla.solve_triangular(R[:done, :done], np.asarray(g[:done]))
         y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
         return done, G[: kk + done + 1, : kk + done], y
 
@@ -243,6 +247,7 @@ class GCRODR:
         Q, Rq = np.linalg.qr(G @ P)
         if np.min(np.abs(np.diag(Rq))) <= 1e-14 * np.abs(Rq).max():
             return
-        self.C = np.ascontiguousarray(Q.T @ basis)
-        self.U = np.ascontiguousarray(sla.solve_triangular(Rq, P.T @ search, trans="T"))
+        # Small algebra first, so that each new block is a single GEMM with the long rows.
+        self.C = Q.T @ basis
+        self.U = sla.solve_triangular(Rq, P.T, trans="T") @ search
         self._key = key

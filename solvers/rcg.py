@@ -22,7 +22,7 @@ import numpy as np
 import scipy.linalg as sla
 from petsc4py import PETSc
 
-from solvers.kernels import Workspace, operator_key
+from solvers.kernels import Workspace, operator_key, single_threaded_blas
 
 Reason = PETSc.KSP.ConvergedReason
 
@@ -67,9 +67,10 @@ class RecycledCG:
             if ksp.getInitialGuessNonzero()
             else np.zeros_like(b_arr)
         )
-        its, reason = self._solve(
-            self._ws, b_arr, x_arr, rtol, atol, dtol, max_it, operator_key(A), ksp
-        )
+        with single_threaded_blas():
+            its, reason = self._solve(
+                self._ws, b_arr, x_arr, rtol, atol, dtol, max_it, operator_key(A), ksp
+            )
         x.setArray(x_arr)
         ksp.setIterationNumber(its)
         ksp.setConvergedReason(reason)
