@@ -19,6 +19,8 @@ from typing import Any, Literal
 import yaml
 
 from pdegen.errors import RecipeError
+from pdegen.families import FAMILIES
+from pdegen.specs import GridSpec, rule
 
 PRECONDITIONERS = (
     "none",
@@ -34,39 +36,7 @@ PRECONDITIONERS = (
 )
 METHODS = ("auto", "gcrodr", "rcg", "gmres", "cg", "direct")
 ORDERINGS = ("none", "greedy", "fast")
-
-
-def _field(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
-    """A dataclass field carrying validation rules (gt, ge, le, choices) in its metadata."""
-    if isinstance(default, dict | list):
-        return dataclasses.field(default_factory=lambda: default, metadata=rules)
-    return dataclasses.field(default=default, metadata=rules)
-
-
-@dataclasses.dataclass(frozen=True)
-class CoefficientSpec:
-    """A Gaussian random field with covariance sigma^2 (-Laplacian + tau^2)^(-alpha),
-    mapped to a positive coefficient by thresholding (two values) or exponentiation."""
-
-    kind: Literal["threshold", "lognormal"] = "threshold"
-    alpha: float = _field(2.0, gt=1.0)
-    tau: float = _field(3.0, gt=0.0)
-    sigma: float | None = _field(None, gt=0.0)
-    modes: int | None = _field(None, ge=1)
-    high: float = _field(12.0, gt=0.0)
-    low: float = _field(3.0, gt=0.0)
-    scale: float = _field(1.0, gt=0.0)
-
-
-@dataclasses.dataclass(frozen=True)
-class DarcyProblem:
-    coefficient: CoefficientSpec = dataclasses.field(default_factory=CoefficientSpec)
-    source: float = 1.0
-
-
-@dataclasses.dataclass(frozen=True)
-class GridSpec:
-    n: int = _field(ge=3, le=4096)
+_field = rule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,11 +60,11 @@ class OutputSpec:
 @dataclasses.dataclass(frozen=True)
 class Recipe:
     name: str
-    family: Literal["darcy"]
-    grid: GridSpec
+    family: str = _field(choices=tuple(FAMILIES))
+    grid: GridSpec = _field()
     samples: int = _field(ge=1)
     seed: int = _field(0, ge=0)
-    problem: DarcyProblem = dataclasses.field(default_factory=DarcyProblem)
+    problem: Any = None  # the family's Problem dataclass, validated once `family` is known
     solver: SolverSpec = dataclasses.field(default_factory=SolverSpec)
     output: OutputSpec = dataclasses.field(default_factory=OutputSpec)
 
@@ -123,6 +93,8 @@ def _describe(tp: Any) -> str:
 
 def _convert(value: Any, tp: Any, where: str) -> Any:
     """Check `value` against the annotation `tp` and return it converted (ints to floats)."""
+    if tp is Any:
+        return value
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
         options = [a for a in typing.get_args(tp) if a is not type(None)]
@@ -168,14 +140,14 @@ def _check_rules(value: Any, rules: dict[str, Any], where: str) -> None:
         raise RecipeError(
             f"{where}: {value!r} is not allowed (allowed: {', '.join(rules['choices'])})"
         )
-    for rule, test, word in (
+    for name, test, word in (
         ("gt", lambda v, b: v > b, "greater than"),
         ("ge", lambda v, b: v >= b, "at least"),
         ("lt", lambda v, b: v < b, "less than"),
         ("le", lambda v, b: v <= b, "at most"),
     ):
-        if rule in rules and not test(value, rules[rule]):
-            raise RecipeError(f"{where}: {value!r} is out of range (must be {word} {rules[rule]})")
+        if name in rules and not test(value, rules[name]):
+            raise RecipeError(f"{where}: {value!r} is out of range (must be {word} {rules[name]})")
 
 
 def _build(cls: Any, data: dict[str, Any], prefix: str = "") -> Any:
@@ -206,7 +178,13 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
     if not isinstance(data, dict):
         raise RecipeError(f"{source}: expected a mapping of recipe fields at the top level")
     try:
-        recipe = _build(Recipe, data)
+        recipe = _build(Recipe, {k: v for k, v in data.items() if k != "problem"})
+        family = FAMILIES[recipe.family]
+        problem = data.get("problem", {})
+        if not isinstance(problem, dict):
+            raise RecipeError(f"problem: expected a mapping, got {type(problem).__name__}")
+        recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
+        family.check(recipe)
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None
     if not all(c.isalnum() or c in "-_." for c in recipe.name) or recipe.name.startswith("."):

@@ -36,8 +36,14 @@ class MatrixSlot:
         self.comm = comm
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
+        self._source: object | None = None
 
     def load(self, A: sp.spmatrix | PETSc.Mat) -> PETSc.Mat:
+        """The Mat for A. The very same matrix object as last time is not reloaded, so PETSc
+        sees an unchanged operator and keeps its factorisation or preconditioner."""
+        if A is self._source and self.mat is not None:
+            return self.mat
+        self._source = A
         if isinstance(A, PETSc.Mat):
             self.mat, self._pattern = A, None
             return A

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
 
-from pdegen.families import Darcy2D
-from pdegen.recipe import CoefficientSpec
+from pdegen.families import Darcy
+from pdegen.specs import CoefficientSpec
 
 PI = np.pi
 
@@ -32,7 +32,7 @@ def source(x, y):
 
 
 def manufactured_error(n: int) -> float:
-    family = Darcy2D(n)
+    family = Darcy.square(n)
     X, Y = np.meshgrid(family.coordinates["x"], family.coordinates["y"], indexing="ij")
     A, b = family.assemble(coefficient(X, Y), source(X, Y), exact_u(X, Y))
     u = spla.spsolve(A.tocsc(), b).reshape(n, n)
@@ -49,7 +49,7 @@ def test_manufactured_solution_converges_at_second_order():
 
 @pytest.mark.parametrize("kind", ["threshold", "lognormal"])
 def test_random_coefficient_operator_is_symmetric_positive_definite(kind):
-    family = Darcy2D(20, CoefficientSpec(kind=kind))
+    family = Darcy.square(20, CoefficientSpec(kind=kind))
     A, b = family.system(family.sample(seed=3, index=0))
     assert abs(A - A.T).max() == 0.0
     eigenvalues = np.linalg.eigvalsh(A.toarray())
@@ -59,7 +59,7 @@ def test_random_coefficient_operator_is_symmetric_positive_definite(kind):
 
 def test_constant_coefficient_reproduces_the_five_point_laplacian():
     n = 6
-    family = Darcy2D(n)
+    family = Darcy.square(n)
     A, _ = family.assemble(np.full((n + 2, n + 2), 2.0), 0.0)
     h = 1.0 / (n + 1)
     lap1d = np.diag(2 * np.ones(n)) - np.diag(np.ones(n - 1), 1) - np.diag(np.ones(n - 1), -1)
@@ -70,7 +70,7 @@ def test_constant_coefficient_reproduces_the_five_point_laplacian():
 def test_harmonic_face_mean_is_exact_for_layered_media_in_1d():
     """Layers in x and no y-dependence: the flux through layers in series is exact."""
     n = 9
-    family = Darcy2D(n)
+    family = Darcy.square(n)
     x = family.coordinates["x"]
     a = np.where(x[:, None] < 0.5, 1.0, 100.0) * np.ones((1, n + 2))
     # u(0) = 0, u(1) = 1 on the x-boundaries; on the y-boundaries, the 1D profile itself

@@ -2,13 +2,13 @@
 
 import numpy as np
 
-from pdegen.families import Darcy2D
-from pdegen.fields import gaussian_random_field, grf_coefficients, sample_rng
-from pdegen.recipe import CoefficientSpec
+from pdegen.families import Darcy
+from pdegen.fields import cosine_series, gaussian_random_field, grf_coefficients, sample_rng
+from pdegen.specs import CoefficientSpec
 
 
 def test_a_sample_depends_only_on_seed_and_index():
-    family = Darcy2D(31)
+    family = Darcy.square(31)
     alone = family.sample(seed=11, index=5).inputs["coefficient"]
     for i in range(5):  # drawing other samples first changes nothing
         family.sample(seed=11, index=i)
@@ -48,8 +48,23 @@ def test_pointwise_variance_matches_the_covariance_operator():
 
 
 def test_threshold_and_lognormal_coefficients_are_positive_with_the_named_values():
-    t = Darcy2D(15, CoefficientSpec(kind="threshold", high=12, low=3)).sample(0, 0)
+    t = Darcy.square(15, CoefficientSpec(kind="threshold", high=12, low=3)).sample(0, 0)
     assert set(np.unique(t.inputs["coefficient"])) <= {3.0, 12.0}
-    lg = Darcy2D(15, CoefficientSpec(kind="lognormal", scale=2.0)).sample(0, 0)
+    lg = Darcy.square(15, CoefficientSpec(kind="lognormal", scale=2.0)).sample(0, 0)
     assert lg.inputs["coefficient"].min() > 0
     assert grf_coefficients(sample_rng(0, 0), 4, 2, 2.0, 3.0)[0, 0] == 0.0
+
+
+def test_fast_cosine_transform_matches_the_direct_sum():
+    rng = np.random.default_rng(3)
+    coefficients = rng.standard_normal((20, 17))
+    grid = [np.linspace(0, 1, 33), np.linspace(0, 1, 26)]
+    fast = cosine_series(coefficients, grid)
+    off_grid = [g * (1 + 1e-12) for g in grid]  # not the node grid: takes the direct sum
+    direct = cosine_series(coefficients, off_grid)
+    k0, k1 = np.arange(20), np.arange(17)
+    phi0 = np.where(k0 == 0, 1, np.sqrt(2)) * np.cos(np.pi * np.outer(grid[0], k0))
+    phi1 = np.where(k1 == 0, 1, np.sqrt(2)) * np.cos(np.pi * np.outer(grid[1], k1))
+    expected = phi0 @ coefficients @ phi1.T
+    np.testing.assert_allclose(fast, expected, atol=1e-11)
+    np.testing.assert_allclose(direct, expected, atol=1e-10)

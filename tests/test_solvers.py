@@ -6,21 +6,21 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from petsc4py import PETSc
 
-from pdegen.families import Darcy2D
-from pdegen.recipe import CoefficientSpec
+from pdegen.families import Darcy
+from pdegen.specs import CoefficientSpec
 from solvers import chain_length, order_systems, solve_sequence
 from solvers.gcrodr import GCRODR
 from solvers.petsc import MatrixSlot, vec_from_array
 
 
 def darcy_chain(count=6, n=20, kind="lognormal", seed=0):
-    family = Darcy2D(n, CoefficientSpec(kind=kind))
+    family = Darcy.square(n, CoefficientSpec(kind=kind))
     return [family.system(family.sample(seed, i)) for i in range(count)]
 
 
 def drifting_chain(count=5, n=24, step=0.05):
     """Neighbouring systems that differ a little, as a sorted chain does."""
-    family = Darcy2D(n, CoefficientSpec(kind="lognormal"))
+    family = Darcy.square(n, CoefficientSpec(kind="lognormal"))
     base = family.sample(0, 0).inputs["coefficient"]
     drift = np.log(family.sample(0, 1).inputs["coefficient"])
     return [family.assemble(base * np.exp(step * t * drift), 1.0) for t in range(count)]
@@ -101,7 +101,7 @@ def test_recycled_cg_beats_plain_cg_in_iterations_on_a_chain():
 @pytest.mark.parametrize("method", ["gcrodr", "rcg"])
 def test_recycling_survives_an_abrupt_parameter_jump(method):
     smooth = darcy_chain(count=3, n=20, kind="lognormal")
-    family = Darcy2D(20, CoefficientSpec(kind="threshold", high=1000.0, low=0.001))
+    family = Darcy.square(20, CoefficientSpec(kind="threshold", high=1000.0, low=0.001))
     rough = [family.system(family.sample(1, i)) for i in range(2)]
     systems = smooth + rough + smooth[:1]
     results = solve_sequence(systems, method=method, pc="jacobi", max_iterations=50000)

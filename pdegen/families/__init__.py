@@ -1,9 +1,11 @@
 """PDE families: each knows its grid, samples its inputs and assembles its linear systems."""
 
 from pdegen.families.base import Family, Sample
-from pdegen.families.darcy import Darcy2D
+from pdegen.families.darcy import Darcy
+from pdegen.families.helmholtz import Helmholtz
+from pdegen.families.poisson import Poisson
 
-FAMILIES: dict[str, type[Family]] = {"darcy": Darcy2D}
+FAMILIES: dict[str, type[Family]] = {f.name: f for f in (Darcy, Poisson, Helmholtz)}
 
 
 def family_from_recipe(recipe) -> Family:
@@ -11,4 +13,4 @@ def family_from_recipe(recipe) -> Family:
     return FAMILIES[recipe.family].from_recipe(recipe)
 
 
-__all__ = ["FAMILIES", "Darcy2D", "Family", "Sample", "family_from_recipe"]
+__all__ = ["FAMILIES", "Darcy", "Family", "Helmholtz", "Poisson", "Sample", "family_from_recipe"]

@@ -1,20 +1,25 @@
-"""The interface every PDE family implements."""
+"""The interface every PDE family implements, and the grid they share."""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.fields import gaussian_random_field
+from pdegen.specs import CoefficientSpec, FieldSpec
+
+FEATURE_POINTS = 32  # ordering compares fields on at most this many nodes per axis
+
 
 @dataclass
 class Sample:
-    """One sample's inputs, on the family's grid, plus its scalar parameters.
+    """One sample's inputs on the node grid, plus its scalar parameters.
 
-    `inputs` are the arrays stored in a shard's /inputs group; `params` are scalars stored in
-    /params. `features` is what the ordering step compares between samples.
+    `inputs` are stored in a shard's /inputs group, `params` (scalars) in /params.
     """
 
     index: int
@@ -23,37 +28,79 @@ class Sample:
 
 
 class Family(abc.ABC):
-    """A parameterised PDE discretised on a fixed grid."""
+    """A parameterised PDE discretised on the node grid of the unit square or cube."""
 
-    name: str
-    #: what `method: auto` runs; set from the benchmarks in docs/benchmarks.md
-    default_method: str = "gmres"
+    name: ClassVar[str]
+    Problem: ClassVar[type]  # the dataclass of the recipe's `problem:` section
+    #: what `method: auto` runs; chosen from the measurements in docs/benchmarks.md
+    default_method: ClassVar[str] = "gmres"
+    #: True when every sample has the same matrix (a many-right-hand-sides problem)
+    shared_operator: ClassVar[bool] = False
+    symmetric: ClassVar[bool] = False
+
+    def __init__(self, n: int, dim: int, problem: Any):
+        self.n, self.dim, self.problem = n, dim, problem
+        self.h = 1.0 / (n + 1)
+        self.x = np.linspace(0.0, 1.0, n + 2)
 
     @classmethod
-    @abc.abstractmethod
-    def from_recipe(cls, recipe) -> Family: ...
+    def from_recipe(cls, recipe) -> Family:
+        return cls(recipe.grid.n, recipe.grid.dim, recipe.problem)
+
+    @classmethod
+    def check(cls, recipe) -> None:
+        """Cross-field recipe checks; raise RecipeError naming the field."""
+        return None  # most families need none beyond the schema
 
     @property
-    @abc.abstractmethod
     def coordinates(self) -> dict[str, np.ndarray]:
-        """1D node coordinates per axis, boundary nodes included (axis order of the arrays)."""
+        """1D node coordinates per axis (boundary included), in the arrays' axis order."""
+        return {name: self.x for name in "xyz"[: self.dim]}
 
     @property
-    @abc.abstractmethod
-    def solution_shape(self) -> tuple[int, ...]: ...
+    def grid_shape(self) -> tuple[int, ...]:
+        return (self.n + 2,) * self.dim
+
+    @property
+    def unknowns(self) -> int:
+        return self.n**self.dim
+
+    def grf(self, rng: np.random.Generator, spec: FieldSpec) -> np.ndarray:
+        field_ = gaussian_random_field(
+            rng, [self.x] * self.dim, spec.alpha, spec.tau, spec.sigma, spec.modes
+        )
+        return spec.mean + field_
+
+    def coefficient(self, rng: np.random.Generator, spec: CoefficientSpec) -> np.ndarray:
+        field_ = self.grf(rng, spec)
+        if spec.kind == "threshold":
+            return np.where(field_ >= 0.0, spec.high, spec.low)
+        return spec.scale * np.exp(field_)
+
+    def interior(self, array: np.ndarray) -> np.ndarray:
+        return array[(slice(1, -1),) * self.dim]
 
     @abc.abstractmethod
     def sample(self, seed: int, index: int) -> Sample:
-        """Draw sample `index` from its own generator (see `pdegen.fields.sample_rng`)."""
+        """Draw sample `index` from its own generator (`pdegen.fields.sample_rng`)."""
 
     @abc.abstractmethod
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
-        """The linear system A x = b of one sample (A in CSR with a fixed sparsity pattern)."""
+        """A x = b for one sample (CSR with the family's fixed sparsity pattern)."""
 
-    @abc.abstractmethod
+    def boundary_values(self, sample: Sample) -> np.ndarray | float:
+        return 0.0
+
     def solution_field(self, sample: Sample, x: np.ndarray) -> np.ndarray:
-        """The full solution on the node grid (boundary values included) from unknowns x."""
+        """The solution on the full node grid, Dirichlet values on the boundary."""
+        u = np.array(np.broadcast_to(self.boundary_values(sample), self.grid_shape))
+        u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
+        return u
+
+    def downsample(self, array: np.ndarray) -> np.ndarray:
+        step = max(1, int(np.ceil(array.shape[0] / FEATURE_POINTS)))
+        return array[(slice(None, None, step),) * array.ndim]
 
     def features(self, sample: Sample) -> np.ndarray:
-        """A vector per sample; nearby vectors should mean nearby operators."""
-        return np.concatenate([np.ravel(v) for v in sample.inputs.values()])
+        """What ordering compares: nearby vectors should mean nearby operators."""
+        return np.concatenate([self.downsample(v).ravel() for v in sample.inputs.values()])

@@ -1,0 +1,101 @@
+"""Helmholtz -div(a grad u) - k^2 u = f, u = 0 on the boundary, in the indefinite regime.
+
+k is drawn per sample from a range whose lower end puts k^2 above the smallest eigenvalue of
+the diffusion operator (so the matrix has negative and positive eigenvalues: the regime where
+restarted GMRES stagnates), and whose upper end keeps at least `min_points_per_wavelength`
+grid points per local wavelength 2 pi sqrt(a) / k. Ten points per wavelength is the usual
+rule for second-order differences at moderate k (the dispersion error per wavelength is then
+a few percent); recipes with fewer are rejected, since their data would be mostly
+discretisation error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from pdegen.errors import RecipeError
+from pdegen.families.base import Family, Sample
+from pdegen.fields import grf_pointwise_std_bound, sample_rng
+from pdegen.operators import diffusion_operator
+from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec, nested, rule
+
+
+@dataclasses.dataclass(frozen=True)
+class HelmholtzProblem:
+    coefficient: CoefficientSpec = nested(CoefficientSpec, kind="lognormal", sigma=1.0)
+    wavenumber: RangeSpec = nested(RangeSpec, min=15.0, max=25.0)
+    source: FieldSpec = nested(FieldSpec, sigma=50.0)
+    min_points_per_wavelength: float = rule(10.0, ge=4.0)
+
+
+def coefficient_bounds(spec: CoefficientSpec, dim: int) -> tuple[float, float]:
+    """Conservative (3-sigma) lower and upper values of the random coefficient."""
+    if spec.kind == "threshold":
+        return min(spec.low, spec.high), max(spec.low, spec.high)
+    std = grf_pointwise_std_bound(dim, spec.alpha, spec.tau, spec.sigma)
+    return spec.scale * math.exp(spec.mean - 3 * std), spec.scale * math.exp(spec.mean + 3 * std)
+
+
+class Helmholtz(Family):
+    name = "helmholtz"
+    Problem = HelmholtzProblem
+    default_method = "gcrodr"  # see docs/benchmarks.md
+    symmetric = True  # symmetric but indefinite: CG does not apply
+
+    @classmethod
+    def check(cls, recipe) -> None:
+        p, n, dim = recipe.problem, recipe.grid.n, recipe.grid.dim
+        k = p.wavenumber
+        if not 0 < k.min <= k.max:
+            raise RecipeError(f"problem.wavenumber: need 0 < min <= max, got [{k.min}, {k.max}]")
+        a_low, a_high = coefficient_bounds(p.coefficient, dim)
+        h = 1.0 / (n + 1)
+        ppw = 2 * math.pi * math.sqrt(a_low) / (k.max * h)
+        if ppw < p.min_points_per_wavelength:
+            need = math.ceil(k.max * p.min_points_per_wavelength / (2 * math.pi * math.sqrt(a_low)))
+            raise RecipeError(
+                f"problem.wavenumber.max: {k.max:g} leaves {ppw:.1f} points per wavelength "
+                f"on this grid (need at least {p.min_points_per_wavelength:g}: lower it, or "
+                f"raise grid.n to at least {need})"
+            )
+        lowest = a_high * dim * math.pi**2  # >= the smallest eigenvalue of -div(a grad)
+        if k.min**2 <= lowest:
+            raise RecipeError(
+                f"problem.wavenumber.min: {k.min:g} does not make the operator indefinite "
+                f"(k^2 must exceed {lowest:.1f}, so k > {math.sqrt(lowest):.2f})"
+            )
+
+    def assemble(self, a: np.ndarray, k: float, f: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        A, _ = diffusion_operator(np.asarray(a, dtype=float), self.h)
+        A = (A - k**2 * sp.identity(A.shape[0], format="csr")).tocsr()
+        A.sort_indices()
+        return A, self.interior(np.asarray(f, dtype=float)).ravel().copy()
+
+    def sample(self, seed: int, index: int) -> Sample:
+        rng = sample_rng(seed, index)
+        p = self.problem
+        a = self.coefficient(rng, p.coefficient)
+        k = float(rng.uniform(p.wavenumber.min, p.wavenumber.max))
+        return Sample(
+            index, {"coefficient": a, "source": self.grf(rng, p.source)}, {"wavenumber": k}
+        )
+
+    def system(self, sample: Sample):
+        return self.assemble(
+            sample.inputs["coefficient"], sample.params["wavenumber"], sample.inputs["source"]
+        )
+
+    def features(self, sample: Sample) -> np.ndarray:
+        """Scaled so that distances estimate ||A_i - A_j||_F: a enters 2d/h^2 stencil
+        weights per node (downsampled entries stand for N/m nodes), k^2 enters N diagonal
+        entries."""
+        a = self.downsample(sample.inputs["coefficient"])
+        nodes = self.unknowns
+        weight = 2 * self.dim / self.h**2 * math.sqrt(nodes / a.size)
+        return np.concatenate(
+            [weight * a.ravel(), [sample.params["wavenumber"] ** 2 * math.sqrt(nodes)]]
+        )

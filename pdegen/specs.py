@@ -1,0 +1,61 @@
+"""Recipe building blocks shared by the families: random fields, ranges, grids.
+
+Each is a frozen dataclass whose field metadata carries its validation rules (gt, ge, lt, le,
+choices), read by `pdegen.recipe`. Defaults here are the documented defaults of a recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+
+def rule(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
+    """A dataclass field with validation rules in its metadata."""
+    return dataclasses.field(default=default, metadata=rules)
+
+
+def nested(cls: type, **defaults: Any) -> Any:
+    """A dataclass-typed field whose default is `cls(**defaults)`."""
+    return dataclasses.field(default_factory=lambda: cls(**defaults))
+
+
+@dataclasses.dataclass(frozen=True)
+class FieldSpec:
+    """A Gaussian random field: covariance sigma^2 (-Laplacian + tau^2)^(-alpha), mean `mean`.
+
+    sigma defaults to tau^(alpha - d/2); `modes` (per axis) defaults to the node count, and a
+    fixed value makes the field the same function at every resolution.
+    """
+
+    alpha: float = rule(2.0, gt=1.0)
+    tau: float = rule(3.0, gt=0.0)
+    sigma: float | None = rule(None, gt=0.0)
+    modes: int | None = rule(None, ge=1)
+    mean: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class CoefficientSpec(FieldSpec):
+    """A positive coefficient from a GRF: thresholded to high/low, or scale * exp(field)."""
+
+    kind: Literal["threshold", "lognormal"] = "threshold"
+    high: float = rule(12.0, gt=0.0)
+    low: float = rule(3.0, gt=0.0)
+    scale: float = rule(1.0, gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
+class RangeSpec:
+    """A scalar drawn uniformly from [min, max] (min == max gives a constant)."""
+
+    min: float
+    max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class GridSpec:
+    """n interior nodes per axis (n + 2 with the boundary), unit square (dim 2) or cube (3)."""
+
+    n: int = rule(ge=3, le=4096)
+    dim: int = rule(2, ge=2, le=3)
