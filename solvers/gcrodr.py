@@ -36,16 +36,18 @@ from solvers.kernels import Workspace, operator_key, single_threaded_blas
 Reason = PETSc.KSP.ConvergedReason
 
 
-def smallest_harmonic_ritz(G: np.ndarray, k: int) -> np.ndarray:
+def smallest_harmonic_ritz(G: np.ndarray, B: np.ndarray, k: int) -> np.ndarray:
     """A real orthonormal basis (columns) of the k harmonic Ritz vectors of smallest |theta|.
 
-    G is the (p+1) x p matrix of A W = What G. Complex pairs enter as their real and imaginary
-    parts, so the basis is real and spans the same space.
+    With Ahat Vhat = What G (Vhat the candidate basis, What orthonormal) and B = What^T Vhat,
+    harmonic Ritz pairs solve G^T G z = theta G^T B z (Parks et al. 2006, eq. 2.13). Complex
+    pairs enter as their real and imaginary parts, so the basis is real and spans the same
+    space.
     """
     p = G.shape[1]
     k = min(k, p)
     with np.errstate(all="ignore"):
-        theta, vecs = sla.eig(G.T @ G, G[:p, :p].T)
+        theta, vecs = sla.eig(G.T @ G, G.T @ B)
     finite = np.isfinite(theta)
     order = np.argsort(np.where(finite, np.abs(theta), np.inf))
     columns: list[np.ndarray] = []
@@ -73,9 +75,14 @@ class GCRODR:
         self.recycle = recycle
         self.U: np.ndarray | None = None  # (k, n): recycled solution-space vectors, A U = C
         self.C: np.ndarray | None = None  # (k, n): orthonormal
+        # (k, n): M U, the recycled space in the preconditioned space of A M^{-1}, where the
+        # harmonic Ritz problem lives; exact within a solve, carried over (approximately, it
+        # only steers which subspace is kept) when the preconditioner changes with A.
+        self.Uy: np.ndarray | None = None
         self._key: tuple[int, int] | None = None
         self._ws: Workspace | None = None
         self.cycles = 0
+        self.discarded = 0  # times the recycled space was dropped as numerically spoiled
 
     # --- petsc4py python-KSP hooks -------------------------------------------------------
     def setFromOptions(self, ksp: PETSc.KSP) -> None:  # noqa: N802 (petsc4py hook name)
@@ -92,7 +99,7 @@ class GCRODR:
 
     def forget(self) -> None:
         """Drop the recycled space (the next solve starts like GMRES)."""
-        self.U = self.C = None
+        self.U = self.C = self.Uy = None
         self._key = None
 
     def solve(self, ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec) -> None:
@@ -136,7 +143,9 @@ class GCRODR:
         except np.linalg.LinAlgError:  # A U lost rank: the space is useless for this operator
             self.forget()
             return
-        self.U = np.ascontiguousarray(np.linalg.solve(R.T, self.U))
+        transform = np.linalg.inv(R.T)  # k x k; then one GEMM per block
+        self.U = transform @ self.U
+        self.Uy = transform @ self.Uy
         self.C = C
         self._key = key
 
@@ -177,7 +186,12 @@ class GCRODR:
             p = kk + done
             x += y @ search[:p]
             self._update_recycle(ws, G[: p + 1, :p], basis[: p + 1], search[:p], k, key)
-            rnorm = self._residual(ws, b, x, r)
+            previous, rnorm = rnorm, self._residual(ws, b, x, r)
+            if rnorm > previous * (1 + 1e-6):
+                # A minimal-residual cycle cannot raise the true residual in exact arithmetic:
+                # the recycled space has lost accuracy, so drop it and go on as GMRES.
+                self.forget()
+                self.discarded += 1
             if self.U is not None:  # r is already orthogonal to C in exact arithmetic
                 coeff = ws.project(self.C, r)
                 x += coeff @ self.U
@@ -204,7 +218,7 @@ class GCRODR:
             h = ws.project(basis[: col + 1], w)
             w -= h @ basis[: col + 1]
             after = ws.norm(w)
-            if after < 0.1 * before:  # severe cancellation: one more pass (PETSc's IFNEEDED idea)
+            if after < 0.1 * before:  # DGKS: reorthogonalise when cancellation is severe
                 h2 = ws.project(basis[: col + 1], w)
                 w -= h2 @ basis[: col + 1]
                 h += h2
@@ -238,16 +252,27 @@ class GCRODR:
         return done, G[: kk + done + 1, : kk + done], y
 
     def _update_recycle(self, ws, G, basis, search, k, key):
-        """New U, C from the harmonic Ritz vectors of this cycle: U = W P R^{-1}, C = What Q."""
+        """New U, C from this cycle's harmonic Ritz vectors: U = W P R^{-1}, C = What Q."""
         if k <= 0:
             return
-        P = smallest_harmonic_ritz(G, k)
+        p = G.shape[1]
+        kk = 0 if self.U is None else self.U.shape[0]
+        B = np.zeros((p + 1, p))  # What^T Vhat with Vhat = [Uy, V_1 .. V_{p-kk}]
+        B[kk:p, kk:p] = np.eye(p - kk)
+        if kk:
+            B[:, :kk] = ws.allsum(basis @ self.Uy.T)
+        P = smallest_harmonic_ritz(G, B, k)
         if P.shape[1] == 0:
             return
         Q, Rq = np.linalg.qr(G @ P)
         if np.min(np.abs(np.diag(Rq))) <= 1e-14 * np.abs(Rq).max():
             return
         # Small algebra first, so that each new block is a single GEMM with the long rows.
+        coeff = sla.solve_triangular(Rq, P.T, trans="T")  # (k, p): rows of P R^{-1}, transposed
         self.C = Q.T @ basis
-        self.U = sla.solve_triangular(Rq, P.T, trans="T") @ search
+        self.U = coeff @ search
+        Uy = coeff[:, kk:] @ basis[kk:p]
+        if kk:
+            Uy += coeff[:, :kk] @ self.Uy
+        self.Uy = Uy
         self._key = key

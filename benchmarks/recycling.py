@@ -1,0 +1,237 @@
+"""Sorted Krylov recycling against baselines, side by side in one run.
+
+Every method solves the same systems through `solvers.solve_sequence`, with the same
+preconditioner, tolerance and convergence test (||b - A x|| <= rtol ||b||, zero initial guess
+unless the row says "warm"). Recycling rows are solved in the sorted order and their total
+includes the sorting time; independent methods need no order and are timed in generation
+order. A method that leaves any system unconverged is marked with "!" (its time is then a lower
+bound). Writes benchmarks/results/<case>.{md,json} and prints the table.
+
+    python benchmarks/recycling.py darcy        # 10^4 unknowns, 100 samples
+    python benchmarks/recycling.py helmholtz    # indefinite, 3969 unknowns, 30 samples
+    python benchmarks/recycling.py darcy3d      # 97336 unknowns, 20 samples
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pdegen.families import Darcy, Helmholtz
+from pdegen.families.darcy import DarcyProblem
+from pdegen.families.helmholtz import HelmholtzProblem
+from pdegen.specs import CoefficientSpec
+from solvers import order_systems, solve_sequence
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@dataclass
+class Case:
+    family: object
+    samples: int
+    pcs: list[str]
+    methods: list[str]  # run with every pc
+    extras: list[str]  # run with `extra_pc` only
+    extra_pc: str
+    max_iterations: int = 20000
+    seed: int = 1
+    notes: list[str] = field(default_factory=list)
+
+
+CASES = {
+    "darcy": lambda: Case(
+        Darcy(100, 2, DarcyProblem(CoefficientSpec(kind="threshold"))),
+        100,
+        ["none", "jacobi", "sor", "bjacobi", "ilu", "gamg"],
+        ["gmres", "gcrodr", "cg", "rcg"],
+        [
+            "gcrodr unsorted",
+            "gcrodr warm",
+            "cg warm",
+            "rcg warm",
+            "gcrotmk",
+            "cg fischer",
+            "direct",
+        ],
+        "jacobi",
+    ),
+    "helmholtz": lambda: Case(
+        Helmholtz(63, 2, HelmholtzProblem()),
+        30,
+        ["none", "jacobi", "sor", "bjacobi", "ilu"],
+        ["gmres", "gcrodr"],
+        ["gcrodr unsorted", "gcrodr warm", "gmres warm", "gcrotmk", "gmres pod", "direct"],
+        "jacobi",
+        max_iterations=30000,
+    ),
+    "darcy3d": lambda: Case(
+        Darcy(46, 3, DarcyProblem(CoefficientSpec(kind="threshold"))),
+        20,
+        ["jacobi", "ilu", "gamg"],
+        ["gmres", "gcrodr", "cg", "rcg"],
+        ["gcrodr warm", "rcg warm", "direct"],
+        "jacobi",
+    ),
+}
+
+
+def run_row(label, systems, order, sort_seconds, pc, rtol, max_iterations, spd):
+    parts = label.split()
+    method, variant = parts[0], (parts[1] if len(parts) > 1 else "")
+    sorted_run = method in ("gcrodr", "rcg", "gcrotmk") and variant != "unsorted"
+    sorted_run = sorted_run or variant in ("warm", "fischer", "pod")
+    chain = [systems[i] for i in order] if sorted_run else systems
+    direct_pc = "cholesky" if spd else "lu"
+    kwargs = dict(
+        method=method,
+        pc=direct_pc if method == "direct" else pc,
+        rtol=rtol,
+        max_iterations=max_iterations,
+        warm_start=variant == "warm",
+        guess=variant if variant in ("fischer", "pod") else None,
+        recycle=10 if method == "rcg" else 20,
+    )
+    results = solve_sequence(chain, **kwargs)
+    solve = sum(r.seconds for r in results)
+    its = [r.iterations for r in results]
+    return {
+        "method": label,
+        "pc": kwargs["pc"],
+        "rtol": rtol,
+        "sorted": sorted_run,
+        "sort_seconds": sort_seconds if sorted_run else 0.0,
+        "solve_seconds": solve,
+        "total_seconds": solve + (sort_seconds if sorted_run else 0),
+        "iterations_mean": float(np.mean(its)),
+        "iterations_max": int(np.max(its)),
+        "converged": sum(r.converged for r in results),
+        "systems": len(results),
+    }
+
+
+def solver_memory(systems, order, pc, counts):
+    """Peak numpy allocation of a GCRO-DR chain for several chain lengths (tracemalloc)."""
+    peaks = {}
+    for count in counts:
+        chain = [systems[i] for i in order[:count]]
+        tracemalloc.start()
+        solve_sequence(chain, method="gcrodr", pc=pc)
+        peaks[count] = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peaks
+
+
+def markdown(case_name, case, rows, n, sort_seconds, memory):
+    lines = [
+        f"### {case_name}: {type(case.family).__name__} {case.family.dim}D, {n} unknowns, "
+        f"{case.samples} samples",
+        "",
+        f"Sorting ({'greedy'}): {sort_seconds:.3f} s, counted in every sorted row. "
+        "Cells: total seconds (mean iterations per solve); ratio = GMRES(40) time / "
+        "this time, same preconditioner. `!k/N`: only k of N systems converged.",
+        "",
+    ]
+    for rtol in sorted({r["rtol"] for r in rows}, reverse=True):
+        sub = [r for r in rows if r["rtol"] == rtol]
+        pcs = list(dict.fromkeys(r["pc"] for r in sub if not r["method"].startswith("direct")))
+        lines += [
+            f"rtol = {rtol:g}",
+            "",
+            "| method | " + " | ".join(pcs) + " |",
+            "|---|" + "---|" * len(pcs),
+        ]
+        base = {r["pc"]: r for r in sub if r["method"] == "gmres"}
+        for label in dict.fromkeys(r["method"] for r in sub):
+            cells = []
+            for pc in pcs:
+                match = [
+                    r
+                    for r in sub
+                    if r["method"] == label and (r["pc"] == pc or label.startswith("direct"))
+                ]
+                if not match or (label.startswith("direct") and pc != pcs[0]):
+                    cells.append("")
+                    continue
+                r = match[0]
+                ok, total = r["converged"], r["systems"]
+                flag = "" if ok == total else f" !{ok}/{total}"
+                ratio = ""
+                if pc in base and not label.startswith("gmres "):
+                    b = base[pc]
+                    ratio = (
+                        f", {'≥' if b['converged'] < b['systems'] else ''}"
+                        f"{b['total_seconds'] / r['total_seconds']:.2f}x"
+                    )
+                name = f"{r['pc']}: " if label.startswith("direct") else ""
+                cells.append(
+                    f"{name}{r['total_seconds']:.2f} s ({r['iterations_mean']:.0f}{ratio}){flag}"
+                )
+            lines.append(f"| {label} | " + " | ".join(cells) + " |")
+        lines.append("")
+    if memory:
+        lines.append(
+            "GCRO-DR peak numpy memory by chain length: "
+            + ", ".join(f"{k} systems: {v / 2**20:.1f} MiB" for k, v in memory.items())
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("case", choices=sorted(CASES))
+    parser.add_argument("--rtol", type=float, nargs="+", default=[1e-5, 1e-8])
+    parser.add_argument("--samples", type=int, help="override the case's sample count")
+    parser.add_argument("--pcs", nargs="+", help="override the case's preconditioners")
+    args = parser.parse_args()
+    case = CASES[args.case]()
+    if args.samples:
+        case.samples = args.samples
+    if args.pcs:
+        case.pcs = args.pcs
+    fam = case.family
+    samples = [fam.sample(case.seed, i) for i in range(case.samples)]
+    systems = [fam.system(s) for s in samples]
+    start = time.perf_counter()
+    order = order_systems(np.stack([fam.features(s) for s in samples]), "greedy")
+    sort_seconds = time.perf_counter() - start
+    rows = []
+    for rtol in args.rtol:
+        plan = [(m, pc) for pc in case.pcs for m in case.methods]
+        plan += [(m, case.extra_pc) for m in case.extras]
+        for label, pc in plan:
+            row = run_row(
+                label,
+                systems,
+                order,
+                sort_seconds,
+                pc,
+                rtol,
+                case.max_iterations,
+                spd=isinstance(fam, Darcy),
+            )
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    memory = solver_memory(systems, order, case.extra_pc, [max(2, case.samples // 4), case.samples])
+    n = systems[0][0].shape[0]
+    text = markdown(args.case, case, rows, n, sort_seconds, memory)
+    RESULTS.mkdir(exist_ok=True)
+    machine = f"{platform.node()}, {platform.processor() or platform.machine()}"
+    (RESULTS / f"{args.case}.json").write_text(
+        json.dumps(
+            {"case": args.case, "machine": machine, "rows": rows, "memory": memory}, indent=1
+        )
+    )
+    (RESULTS / f"{args.case}.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
