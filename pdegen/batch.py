@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import platform
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import metadata
 
 import numpy as np
@@ -15,7 +16,7 @@ import numpy as np
 from pdegen.families import Family, family_from_recipe
 from pdegen.recipe import Recipe
 from pdegen.shards import ShardContent
-from solvers.sequence import SolveResult, solve_sequence
+from solvers.sequence import ChainSolver, SolveResult
 
 
 def package_versions() -> dict[str, str]:
@@ -33,49 +34,60 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def resolve_method(recipe: Recipe, family: Family) -> str:
-    """The method to use: the recipe's, or for "auto" the family's measured fastest."""
+def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
+    """(method, preconditioner) to run: "auto" takes the family's measured fastest method, and
+    a direct solve uses Cholesky for positive definite families and LU otherwise unless the
+    recipe names one of the two."""
     method = recipe.solver.method
-    return family.default_method if method == "auto" else method
+    method = family.default_method if method == "auto" else method
+    pc = recipe.solver.pc
+    if method == "direct" and pc not in ("lu", "cholesky"):
+        pc = "cholesky" if family.positive_definite else "lu"
+    return method, pc
 
 
 def solve_batch(
     recipe: Recipe,
     batch: int,
     indices: list[int],
-    on_result: Callable[[int, SolveResult], None] | None = None,
+    on_result: Callable[[int, SampleOutcome], None] | None = None,
     recipe_sha256: str = "",
 ) -> ShardContent:
+    """Solve the samples `indices` in that order (a segment of the sorted chain), carrying the
+    recycled space from each to the next, and package them as shard `batch`."""
     family = family_from_recipe(recipe)
-    samples = [family.sample(recipe.seed, i) for i in indices]
-    method = resolve_method(recipe, family)
+    method, pc = resolve_method(recipe, family)
     s = recipe.solver
-    results = solve_sequence(
-        (family.system(sample) for sample in samples),
-        method=method,
-        pc=s.pc,
+    chain = ChainSolver(
+        method,
+        pc=pc,
         rtol=s.rtol,
         restart=s.restart,
         recycle=s.recycle,
         warm_start=s.warm_start,
         max_iterations=s.max_iterations,
-        on_result=on_result,
     )
+    samples, outputs, outcomes = [], [], []
+    for position, index in enumerate(indices):
+        sample = family.sample(recipe.seed, index)
+        fields, results = family.solve_sample(sample, chain)
+        outcome = SampleOutcome.from_results(results)
+        samples.append(sample)
+        outputs.append(fields)
+        outcomes.append(outcome)
+        if on_result is not None:
+            on_result(position, outcome)
     inputs = {name: np.stack([smp.inputs[name] for smp in samples]) for name in samples[0].inputs}
-    outputs = {
-        "solution": np.stack(
-            [family.solution_field(smp, res.x) for smp, res in zip(samples, results, strict=True)]
-        )
-    }
     params = {"index": np.asarray(indices, dtype=np.int64)}
     for name in samples[0].params:
         params[name] = np.asarray([smp.params[name] for smp in samples])
     stats = {
-        "iterations": np.asarray([r.iterations for r in results], dtype=np.int32),
-        "residual": np.asarray([r.residual for r in results]),
-        "converged": np.asarray([r.converged for r in results], dtype=bool),
-        "reason": np.asarray([r.reason for r in results], dtype="S32"),
-        "seconds": np.asarray([r.seconds for r in results]),
+        "iterations": np.asarray([o.iterations for o in outcomes], dtype=np.int32),
+        "residual": np.asarray([o.residual for o in outcomes]),
+        "converged": np.asarray([o.converged for o in outcomes], dtype=bool),
+        "reason": np.asarray([o.reason for o in outcomes], dtype="S32"),
+        "seconds": np.asarray([o.seconds for o in outcomes]),
+        "solves": np.asarray([o.solves for o in outcomes], dtype=np.int32),
         "chain_position": np.arange(len(indices), dtype=np.int32),
     }
     attrs = {
@@ -84,6 +96,32 @@ def solve_batch(
         "recipe": recipe.to_json(),
         "recipe_sha256": recipe_sha256,
         "method": method,
+        "pc": pc,
         "versions": json.dumps(package_versions(), sort_keys=True),
     }
-    return ShardContent(batch, inputs, outputs, params, stats, family.coordinates, attrs)
+    out = {name: np.stack([o[name] for o in outputs]) for name in outputs[0]}
+    return ShardContent(batch, inputs, out, params, stats, family.coordinates, attrs)
+
+
+@dataclass
+class SampleOutcome:
+    """A sample's solver statistics over all its solves (one, or one per time step)."""
+
+    iterations: int
+    residual: float  # the worst true relative residual
+    converged: bool  # every solve converged
+    reason: str  # the first failure's reason, else the last solve's
+    seconds: float
+    solves: int
+
+    @classmethod
+    def from_results(cls, results: list[SolveResult]) -> SampleOutcome:
+        failed = [r for r in results if not r.converged]
+        return cls(
+            sum(r.iterations for r in results),
+            max(r.residual for r in results),
+            not failed,
+            (failed or results)[-1 if not failed else 0].reason,
+            sum(r.seconds for r in results),
+            len(results),
+        )

@@ -47,16 +47,23 @@ def _inspect(args: argparse.Namespace) -> None:
             f"({bad} flagged as not converged)"
         )
         for name, value in first.items():
-            if name != "index":
+            if np.ndim(value) > 0:
                 print(f"  {name}: shape {tuple(value.shape)} per sample, {value.dtype}")
         if recipe:
             s = recipe["solver"]
             print(f"problem: {json.dumps(recipe['problem'])}")
             print(f"grid: {json.dumps(recipe['grid'])}; seed {recipe['seed']}")
+            pc = attrs.get("pc", s["pc"])
             print(
-                f"solver: {attrs.get('method')} (recipe: {s['method']}), pc {s['pc']}, "
+                f"solver: {attrs.get('method')} (recipe: {s['method']}), pc {pc}, "
                 f"rtol {s['rtol']:g}, ordering {s['ordering']}"
             )
+        for name, values in ds.params().items() if len(ds) else ():
+            if name != "index":
+                print(
+                    f"parameter {name}: min {values.min():.6g}, max {values.max():.6g}, "
+                    f"mean {values.mean():.6g}"
+                )
         if len(ds):
             its, res, sec = stats["iterations"], stats["residual"], stats["seconds"]
             print(f"iterations: mean {its.mean():.1f}, min {its.min()}, max {its.max()}")

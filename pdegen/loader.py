@@ -78,16 +78,24 @@ class ShardDataset:
         shard_id, row = self._locations[i]
         f = self._file(shard_id)
         item = {name: ds[row] for group in ("inputs", "outputs") for name, ds in f[group].items()}
-        item["index"] = np.int64(self._samples[i])
+        for name, ds in f["params"].items():
+            item[name] = ds[row]
         return item
+
+    def _columns(self, group: str) -> dict[str, np.ndarray]:
+        columns: dict[str, list] = {}
+        for shard_id, row in self._locations:
+            for name, ds in self._file(shard_id)[group].items():
+                columns.setdefault(name, []).append(ds[row])
+        return {k: np.asarray(v) for k, v in columns.items()}
 
     def stats(self) -> dict[str, np.ndarray]:
         """Per-sample solver statistics, aligned with `ds[i]`."""
-        columns: dict[str, list] = {}
-        for shard_id, row in self._locations:
-            for name, ds in self._file(shard_id)["stats"].items():
-                columns.setdefault(name, []).append(ds[row])
-        return {k: np.asarray(v) for k, v in columns.items()}
+        return self._columns("stats")
+
+    def params(self) -> dict[str, np.ndarray]:
+        """Per-sample scalar parameters (and the generation index), aligned with `ds[i]`."""
+        return self._columns("params")
 
     def attrs(self) -> dict[str, Any]:
         """Provenance of the dataset (the first shard's attributes, decoded)."""

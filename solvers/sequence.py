@@ -138,6 +138,52 @@ class _GcrotmkRunner:
 System = tuple[sp.spmatrix | PETSc.Mat, np.ndarray]
 
 
+class ChainSolver:
+    """Solves systems one after another, carrying recycled information from each to the next.
+
+    For chains whose systems are not known in advance (a time step's right-hand side depends
+    on the previous solution): call `solve(A, b)` per system. `solve_sequence` is a loop over
+    this. Passing the same matrix object again tells PETSc the operator is unchanged, so
+    factorisations, preconditioners and GCRO-DR's C = A U are kept.
+    """
+
+    def __init__(
+        self,
+        method: str = "gcrodr",
+        pc: str = "jacobi",
+        rtol: float = 1e-8,
+        restart: int = 40,
+        recycle: int = 20,
+        warm_start: bool = False,
+        max_iterations: int = 10000,
+        guess: str | None = None,
+        options: dict[str, str] | None = None,
+    ):
+        if method not in METHODS:
+            raise ValueError(f"unknown method {method!r} (allowed: {', '.join(METHODS)})")
+        if method == "gcrotmk":
+            self._runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
+        else:
+            ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options)
+            self._runner = _KSPRunner(ksp, rtol)
+        self.warm_start = warm_start
+        self._slot = MatrixSlot()
+        self._previous: np.ndarray | None = None
+
+    def solve(
+        self, A: sp.spmatrix | PETSc.Mat, b: np.ndarray | PETSc.Vec, x0: np.ndarray | None = None
+    ) -> SolveResult:
+        """Solve A x = b; `x0` (or, with warm starts, the last solution) is the first guess."""
+        mat = self._slot.load(A)
+        bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))
+        if x0 is None and self.warm_start:
+            x0 = self._previous
+        result = self._runner.solve(mat, bvec, x0)
+        if result.converged:
+            self._previous = result.x
+        return result
+
+
 def solve_sequence(
     systems: Iterable[System],
     method: str = "gcrodr",
@@ -158,24 +204,12 @@ def solve_sequence(
     that recycling is measured on its own). `guess` selects PETSc's initial-guess builders
     ("fischer", "pod") for the PETSc methods. `options` go to PETSc's options database.
     """
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r} (allowed: {', '.join(METHODS)})")
-    if method == "gcrotmk":
-        runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
-    else:
-        runner = _KSPRunner(
-            make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options), rtol
-        )
-    slot = MatrixSlot()
+    chain = ChainSolver(
+        method, pc, rtol, restart, recycle, warm_start, max_iterations, guess, options
+    )
     results: list[SolveResult] = []
-    previous: np.ndarray | None = None
     for i, (A, b) in enumerate(systems):
-        mat = slot.load(A)
-        bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))
-        result = runner.solve(mat, bvec, previous if warm_start else None)
-        if result.converged:
-            previous = result.x
-        results.append(result)
+        results.append(chain.solve(A, b))
         if on_result is not None:
-            on_result(i, result)
+            on_result(i, results[-1])
     return results

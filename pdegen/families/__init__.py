@@ -1,11 +1,15 @@
 """PDE families: each knows its grid, samples its inputs and assembles its linear systems."""
 
 from pdegen.families.base import Family, Sample
+from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
+from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.poisson import Poisson
 
-FAMILIES: dict[str, type[Family]] = {f.name: f for f in (Darcy, Poisson, Helmholtz)}
+FAMILIES: dict[str, type[Family]] = {
+    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion)
+}
 
 
 def family_from_recipe(recipe) -> Family:
@@ -13,4 +17,14 @@ def family_from_recipe(recipe) -> Family:
     return FAMILIES[recipe.family].from_recipe(recipe)
 
 
-__all__ = ["FAMILIES", "Darcy", "Family", "Helmholtz", "Poisson", "Sample", "family_from_recipe"]
+__all__ = [
+    "FAMILIES",
+    "ConvectionDiffusion",
+    "Darcy",
+    "Family",
+    "Heat",
+    "Helmholtz",
+    "Poisson",
+    "Sample",
+    "family_from_recipe",
+]

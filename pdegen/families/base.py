@@ -37,6 +37,7 @@ class Family(abc.ABC):
     #: True when every sample has the same matrix (a many-right-hand-sides problem)
     shared_operator: ClassVar[bool] = False
     symmetric: ClassVar[bool] = False
+    positive_definite: ClassVar[bool] = False
 
     def __init__(self, n: int, dim: int, problem: Any):
         self.n, self.dim, self.problem = n, dim, problem
@@ -96,6 +97,13 @@ class Family(abc.ABC):
         u = np.array(np.broadcast_to(self.boundary_values(sample), self.grid_shape))
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
+
+    def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
+        """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the
+        results of every solve it took (one here; a trajectory takes one per step)."""
+        A, b = self.system(sample)
+        result = chain.solve(A, b)
+        return {"solution": self.solution_field(sample, result.x)}, [result]
 
     def downsample(self, array: np.ndarray) -> np.ndarray:
         step = max(1, int(np.ceil(array.shape[0] / FEATURE_POINTS)))

@@ -29,6 +29,7 @@ class Darcy(Family):
     Problem = DarcyProblem
     default_method = "cg"  # see docs/benchmarks.md
     symmetric = True
+    positive_definite = True
 
     def assemble(
         self, a: np.ndarray, f: np.ndarray | float, g: np.ndarray | float = 0.0

@@ -32,6 +32,7 @@ class Poisson(Family):
     default_method = "direct"  # one factorisation, reused by every sample
     shared_operator = True
     symmetric = True
+    positive_definite = True
 
     @functools.cached_property
     def _operator(self) -> tuple[sp.csr_matrix, list[np.ndarray]]:
