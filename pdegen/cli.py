@@ -21,8 +21,25 @@ def _generate(args: argparse.Namespace) -> None:
     from pdegen.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, samples=args.samples, seed=args.seed)
-    summary = generate(recipe, out=args.out, progress=not args.quiet)
-    print("\n".join(summary.lines()))
+    if args.shard_size is not None:
+        from pdegen.recipe import recipe_from_dict
+
+        data = recipe.to_dict()
+        data["output"]["shard_size"] = args.shard_size
+        recipe = recipe_from_dict(data, f"{args.recipe} (--shard-size)")
+    if args.workers is not None and args.workers < 1:
+        raise PdegenError(f"--workers: {args.workers} is out of range (must be at least 1)")
+    summary = generate(
+        recipe,
+        out=args.out,
+        progress=not args.quiet,
+        engine=args.engine,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        retries=args.retries,
+    )
+    if summary is not None:  # None on MPI ranks other than 0
+        print("\n".join(summary.lines()))
 
 
 def _inspect(args: argparse.Namespace) -> None:
@@ -80,6 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--out", help="dataset directory (default: <output.dir>/<name>)")
     gen.add_argument("--samples", type=int, help="override the recipe's sample count")
     gen.add_argument("--seed", type=int, help="override the recipe's seed")
+    gen.add_argument(
+        "--engine",
+        choices=("dask", "mpi", "serial"),
+        default="dask",
+        help="where batches run: a Dask cluster (default), MPI ranks under "
+        "mpirun/srun, or this process",
+    )
+    gen.add_argument("--workers", type=int, help="Dask worker processes (default: cores)")
+    gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
+    gen.add_argument("--shard-size", type=int, help="samples per batch (and per shard)")
+    gen.add_argument("--retries", type=int, default=2, help="retries of a failed batch")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
     gen.set_defaults(run=_generate)
     ins = sub.add_parser("inspect", help="summarise a generated dataset")
@@ -88,12 +116,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _is_secondary_mpi_rank(args: argparse.Namespace) -> bool:
+    if getattr(args, "engine", None) != "mpi":
+        return False
+    from mpi4py import MPI
+
+    return MPI.COMM_WORLD.Get_rank() != 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
     except PdegenError as err:
-        print(f"pdegen: error: {err}", file=sys.stderr)
+        if not _is_secondary_mpi_rank(args):  # every rank sees the same error: say it once
+            print(f"pdegen: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("pdegen: interrupted (finished shards are kept; rerun to resume)", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""recipe -> plan -> solved batches -> shards -> index, resuming from finished shards."""
+"""recipe -> plan -> batches on an engine -> shards -> index, resuming from finished shards."""
 
 from __future__ import annotations
 
@@ -9,13 +9,20 @@ from pathlib import Path
 
 import numpy as np
 
-from pdegen.batch import solve_batch
+from pdegen.engines import BatchDone, Job, make_engine
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
 from pdegen.plan import Plan, load_or_make_plan, recipe_sha256
 from pdegen.progress import Progress
 from pdegen.recipe import Recipe
-from pdegen.shards import INDEX_NAME, read_index, shard_is_complete, write_index, write_shard
+from pdegen.shards import (
+    INDEX_NAME,
+    read_index,
+    remove_stale_temporaries,
+    shard_entry,
+    verified_entry,
+    write_index,
+)
 
 
 @dataclass
@@ -28,6 +35,9 @@ class Summary:
     solve_seconds: float
     ordering_seconds: float
     mean_iterations: float
+    engine: str = "serial"
+    workers: int = 1
+    peak_rss_mib: float = 0.0
 
     @property
     def samples_per_second(self) -> float:
@@ -38,9 +48,10 @@ class Summary:
         out = [
             f"dataset: {self.directory}",
             f"samples: {self.samples} ({self.unconverged} did not converge and are flagged)",
-            f"time: {self.seconds:.2f} s ({self.samples_per_second:.1f} samples/s; "
-            f"solves {self.solve_seconds:.2f} s, ordering {self.ordering_seconds:.2f} s)",
-            f"iterations per solve: {self.mean_iterations:.1f}",
+            f"time: {self.seconds:.2f} s ({self.samples_per_second:.1f} samples/s on "
+            f"{self.engine} with {self.workers} worker(s); solves {self.solve_seconds:.2f} s, "
+            f"ordering {self.ordering_seconds:.2f} s)",
+            f"iterations per sample: {self.mean_iterations:.1f}",
         ]
         if self.resumed_samples:
             out.append(f"resumed: {self.resumed_samples} samples were already complete")
@@ -72,65 +83,88 @@ def prepare_directory(directory: Path, recipe: Recipe) -> None:
     directory.mkdir(parents=True, exist_ok=True)
 
 
-def generate(recipe: Recipe, out: str | Path | None = None, progress: bool = True) -> Summary:
-    """Generate (or finish) the dataset a recipe describes; returns the run's summary."""
-    start = time.perf_counter()
-    family = family_from_recipe(recipe)
-    directory = Path(out) if out is not None else recipe.dataset_dir()
+def _plan_job(recipe: Recipe, directory: Path, retries: int) -> tuple[Job, dict[int, dict]]:
+    """Root only: the plan, and which batches are already complete (verified)."""
     prepare_directory(directory, recipe)
+    remove_stale_temporaries(directory)
     sha = recipe_sha256(recipe)
-    plan: Plan = load_or_make_plan(directory, recipe, family)
-    old_entries = {}
+    plan = load_or_make_plan(directory, recipe, family_from_recipe(recipe))
+    old = {}
     if (directory / INDEX_NAME).is_file():
-        old_entries = {e["batch"]: e for e in read_index(directory)["shards"]}
-    entries, resumed, todo = [], 0, []
+        old = {e["batch"]: e for e in read_index(directory)["shards"]}
+    complete = {}
     for batch, indices in enumerate(plan.batches):
-        if shard_is_complete(directory, old_entries.get(batch), batch, sha):
-            resumed += len(indices)
-        else:
-            todo.append(batch)
-    bar = Progress(recipe.samples, initial=resumed, label=recipe.name, enabled=progress)
-    for batch in todo:
-        content = solve_batch(
-            recipe,
-            batch,
-            plan.batches[batch],
-            on_result=lambda i, r: bar.advance(),
-            recipe_sha256=sha,
+        entry = verified_entry(directory, batch, indices, sha, old.get(batch))
+        if entry is not None:
+            complete[batch] = entry
+    todo = [b for b in range(len(plan.batches)) if b not in complete]
+    return Job(recipe, directory, plan, todo, sha, retries), complete
+
+
+def generate(
+    recipe: Recipe,
+    out: str | Path | None = None,
+    progress: bool = True,
+    engine: str = "serial",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 2,
+) -> Summary | None:
+    """Generate (or finish) the dataset a recipe describes.
+
+    Returns the summary on the root process (None on other MPI ranks). Raises PdegenError
+    naming every batch that failed after its retries; the finished shards are kept and a rerun
+    solves only what is missing.
+    """
+    start = time.perf_counter()
+    directory = Path(out) if out is not None else recipe.dataset_dir()
+    with make_engine(engine, workers, scheduler) as runner:
+        planned = None
+        if runner.is_root:
+            try:
+                planned = _plan_job(recipe, directory, retries)
+            except PdegenError as err:
+                planned = err
+        planned = runner.broadcast(planned)
+        if isinstance(planned, PdegenError):
+            raise planned
+        job, complete = planned
+        resumed = sum(len(job.plan.batches[b]) for b in complete)
+        bar = Progress(
+            recipe.samples, initial=resumed, label=recipe.name, enabled=progress and runner.is_root
         )
-        old_entries[batch] = write_shard(directory, content)
-    bar.close()
-    entries = [
-        old_entries.get(b) or _entry_from_file(directory, b) for b in range(len(plan.batches))
-    ]
+        done, failed = runner.run(job, lambda outcome: bar.advance(outcome.samples))
+        bar.close()
+        if not runner.is_root:
+            return None
+    for outcome in done:
+        complete[outcome.entry["batch"]] = outcome.entry
+    if failed:
+        lines = "; ".join(f.line() for f in failed)
+        raise PdegenError(
+            f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
+            "finished shards are kept, rerun to retry the rest"
+        )
+    entries = [complete[b] for b in range(len(job.plan.batches))]
     write_index(
         directory,
         {
             "dataset": recipe.name,
             "family": recipe.family,
-            "recipe_sha256": sha,
+            "recipe_sha256": job.recipe_sha256,
             "samples": recipe.samples,
-            "ordering_seconds": plan.ordering_seconds,
-            "chain_length": plan.chain_length,
+            "ordering_seconds": job.plan.ordering_seconds,
+            "chain_length": job.plan.chain_length,
             "shards": entries,
         },
     )
-    return _summarise(directory, resumed, time.perf_counter() - start, plan)
+    peak = max((o.peak_rss_mib for o in done), default=0.0)
+    return _summarise(directory, resumed, time.perf_counter() - start, job.plan, runner, peak)
 
 
-def _entry_from_file(directory: Path, batch: int) -> dict:
-    """Index entry for a finished shard found on disk without one (an interrupted run)."""
-    import h5py
-
-    from pdegen.shards import file_sha256, shard_name
-
-    path = directory / shard_name(batch)
-    with h5py.File(path, "r") as f:
-        indices = [int(i) for i in f["params/index"][()]]
-    return {"file": path.name, "batch": batch, "indices": indices, "sha256": file_sha256(path)}
-
-
-def _summarise(directory: Path, resumed: int, seconds: float, plan: Plan) -> Summary:
+def _summarise(
+    directory: Path, resumed: int, seconds: float, plan: Plan, runner, peak: float
+) -> Summary:
     from pdegen.loader import open_dataset
 
     with open_dataset(directory, include_unconverged=True) as ds:
@@ -144,4 +178,10 @@ def _summarise(directory: Path, resumed: int, seconds: float, plan: Plan) -> Sum
         float(np.sum(stats["seconds"])),
         plan.ordering_seconds,
         float(np.mean(stats["iterations"])),
+        runner.name,
+        runner.workers,
+        peak,
     )
+
+
+__all__ = ["BatchDone", "Summary", "generate", "prepare_directory", "shard_entry"]

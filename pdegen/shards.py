@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import os
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,10 +37,34 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _temporary_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}")
+
+
+def remove_stale_temporaries(directory: Path) -> int:
+    """Delete temporaries left by killed writers on this host (their process is gone)."""
+    removed = 0
+    prefix = f".tmp-{socket.gethostname()}-"
+    for tmp in Path(directory).glob(".*.tmp-*"):
+        head, _, pid = tmp.name.rpartition("-")
+        if not (prefix[:-1] in tmp.name and pid.isdigit()) or not head.endswith(
+            socket.gethostname()
+        ):
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            tmp.unlink(missing_ok=True)
+            removed += 1
+        except PermissionError:
+            pass  # alive, someone else's
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: Path) -> Iterator[Path]:
     """Yield a temporary sibling of `path`; rename it to `path` only if the block succeeds."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = _temporary_name(path)
     try:
         yield tmp
         os.replace(tmp, path)
@@ -105,17 +130,41 @@ def write_index(directory: Path, index: dict[str, Any]) -> Path:
     return path
 
 
-def shard_is_complete(
-    directory: Path, entry: dict[str, Any] | None, batch: int, recipe_sha256: str
-) -> bool:
-    """A finished shard: present under its final name, from the same recipe, checksum intact."""
+def shard_entry(directory: Path, batch: int) -> dict[str, Any]:
+    """The index entry of a finished shard, read from the file itself."""
+    path = Path(directory) / shard_name(batch)
+    with h5py.File(path, "r") as f:
+        indices = [int(i) for i in f["params/index"][()]]
+    return {"file": path.name, "batch": batch, "indices": indices, "sha256": file_sha256(path)}
+
+
+def verified_entry(
+    directory: Path,
+    batch: int,
+    indices: list[int],
+    recipe_sha256: str,
+    indexed: dict[str, Any] | None,
+) -> dict[str, Any] | None:
+    """The entry of shard `batch` if it is complete and belongs to this plan, else None.
+
+    Complete means: present under its final name (only a finished write is renamed there),
+    readable, made from the same recipe, holding exactly the plan's samples for that batch,
+    and, when an index lists it, matching the index's checksum.
+    """
     path = Path(directory) / shard_name(batch)
     if not path.is_file():
-        return False
+        return None
     try:
         with h5py.File(path, "r") as f:
             if f.attrs.get("recipe_sha256") != recipe_sha256:
-                return False
-    except OSError:
-        return False
-    return entry is None or entry.get("sha256") == file_sha256(path)
+                return None
+            if [int(i) for i in f["params/index"][()]] != list(indices):
+                return None
+            if "outputs/solution" not in f or f["outputs/solution"].shape[0] != len(indices):
+                return None
+    except (OSError, KeyError):
+        return None
+    entry = shard_entry(directory, batch)
+    if indexed is not None and indexed.get("sha256") != entry["sha256"]:
+        return None
+    return entry

@@ -1,0 +1,85 @@
+"""What every engine runs: a job (recipe, directory, plan, batches to do) and one batch task.
+
+Engines decide only where `run_batch` runs, never what it computes: the plan fixes the
+samples, their order and the batches, so any engine with any number of workers writes the
+same shards.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pdegen.batch import solve_batch
+from pdegen.plan import Plan
+from pdegen.recipe import Recipe
+from pdegen.shards import write_shard
+
+
+@dataclass
+class Job:
+    recipe: Recipe
+    directory: Path
+    plan: Plan
+    todo: list[int]  # batch numbers still to solve
+    recipe_sha256: str
+    retries: int = 2
+
+
+@dataclass
+class BatchFailure:
+    """A batch that failed every attempt: reported by batch and samples, never dropped."""
+
+    batch: int
+    indices: list[int]
+    attempts: int
+    error: str
+
+    def line(self) -> str:
+        shown = ", ".join(map(str, self.indices[:8])) + (", ..." if len(self.indices) > 8 else "")
+        return (
+            f"batch {self.batch} (samples {shown}) failed after {self.attempts} attempts: "
+            f"{self.error}"
+        )
+
+
+@dataclass
+class BatchDone:
+    entry: dict[str, Any]
+    seconds: float
+    peak_rss_mib: float
+    samples: int = 0
+    worker: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class SampleError(RuntimeError):
+    """A sample raised while being solved; carries which one."""
+
+
+def run_batch(job: Job, batch: int) -> BatchDone:
+    """Solve one batch and write its shard atomically (on whichever process runs this)."""
+    start = time.perf_counter()
+    indices = job.plan.batches[batch]
+    try:
+        content = solve_batch(job.recipe, batch, indices, recipe_sha256=job.recipe_sha256)
+    except Exception as err:  # name the batch; the engine decides whether to retry
+        raise SampleError(f"{type(err).__name__}: {err}") from err
+    entry = write_shard(Path(job.directory), content)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return BatchDone(entry, time.perf_counter() - start, peak, len(indices))
+
+
+def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:
+    """In-process retries (serial and MPI engines; Dask retries through its scheduler)."""
+    error = ""
+    for _ in range(job.retries + 1):
+        try:
+            return run_batch(job, batch)
+        except Exception as err:
+            error = str(err) or traceback.format_exc(limit=1)
+    return BatchFailure(batch, job.plan.batches[batch], job.retries + 1, error)

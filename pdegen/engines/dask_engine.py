@@ -1,0 +1,103 @@
+"""The Dask engine (default): one task per batch on a Dask cluster.
+
+Locally it starts a LocalCluster with one single-threaded worker *process* per core: PETSc
+runs on COMM_SELF inside each worker, never in threads. With `scheduler` it connects to an
+existing cluster instead (dask-jobqueue on SLURM/PBS, dask-mpi, `dask scheduler` by hand);
+workers then need the dataset directory on a shared file system, since each writes its own
+shard. Failed tasks are retried by the scheduler (`retries`); a worker that dies has its task
+rescheduled and, past Dask's allowed-failures limit, reported as KilledWorker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+from pdegen.engines.base import BatchDone, BatchFailure, Job, run_batch
+from pdegen.errors import PdegenError
+
+
+class DaskEngine:
+    name = "dask"
+    is_root = True
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None):
+        self.workers = workers or os.cpu_count() or 1
+        self.scheduler = scheduler
+        self._client = None
+        self._cluster = None
+
+    def __enter__(self) -> DaskEngine:
+        return self  # the cluster starts with the first batch: bad input never starts one
+
+    def _connect(self):
+        import logging
+
+        from dask.distributed import Client, LocalCluster
+
+        if self._client is not None:
+            return self._client
+        if self.scheduler:
+            try:
+                self._client = Client(self.scheduler, timeout="20s")
+            except (OSError, TimeoutError) as err:
+                raise PdegenError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
+        else:
+            self._cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            )  # failures: reported by us, once
+            self._client = Client(self._cluster)
+        return self._client
+
+    def __exit__(self, *exc) -> None:
+        if self._client is not None:
+            self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+    def broadcast(self, value):
+        return value
+
+    def run(
+        self, job: Job, on_done: Callable[[BatchDone], None]
+    ) -> tuple[list[BatchDone], list[BatchFailure]]:
+        from dask.distributed import as_completed
+
+        if not job.todo:
+            return [], []
+        client = self._connect()
+        job_future = client.scatter(job, broadcast=True)
+        futures = {
+            client.submit(
+                run_batch,
+                job_future,
+                batch,
+                retries=job.retries,
+                pure=False,
+                key=f"pdegen-batch-{batch}-{os.getpid()}",
+            ): batch
+            for batch in job.todo
+        }
+        done, failed = [], []
+        for future in as_completed(futures):
+            batch = futures[future]
+            try:
+                outcome = future.result()
+            except Exception as err:
+                failed.append(
+                    BatchFailure(
+                        batch,
+                        job.plan.batches[batch],
+                        job.retries + 1,
+                        f"{type(err).__name__}: {err}",
+                    )
+                )
+                continue
+            outcome.worker = str(future.key)
+            done.append(outcome)
+            on_done(outcome)
+        return done, failed

@@ -1,0 +1,210 @@
+"""Serial, Dask and MPI engines run the same plan: identical datasets, resume, failures."""
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from pdegen import open_dataset
+from pdegen.errors import PdegenError
+from pdegen.generate import generate
+from pdegen.recipe import recipe_from_dict
+from tests.conftest import small_recipe_dict
+
+PYTHON = sys.executable
+MPIRUN = shutil.which("mpirun")
+
+
+def recipe_dict(**changes):
+    base = {
+        "samples": 12,
+        "output": {"shard_size": 3},
+        "solver": {"method": "gcrodr", "pc": "jacobi"},
+    }
+    return small_recipe_dict(**{**base, **changes})
+
+
+def cli(args, cwd, **kwargs):
+    return subprocess.run(
+        [PYTHON, "-m", "pdegen.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        **kwargs,
+    )
+
+
+def mpi(ranks, args, cwd):
+    return subprocess.run(
+        [MPIRUN, "-n", str(ranks), PYTHON, "-m", "pdegen.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def read_all(path: Path) -> dict[str, np.ndarray]:
+    """Every dataset of every shard, keyed by shard and name (stats timing excluded)."""
+    out = {}
+    for shard in sorted(path.glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+
+            def visit(name, obj, shard=shard):
+                if isinstance(obj, h5py.Dataset) and name != "stats/seconds":
+                    out[f"{shard.name}/{name}"] = obj[()]
+
+            f.visititems(visit)
+    return out
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory):
+    recipe = recipe_from_dict(recipe_dict())
+    out = tmp_path_factory.mktemp("ref") / "serial"
+    generate(recipe, out=out, progress=False, engine="serial")
+    return recipe, out, read_all(out)
+
+
+def assert_same_dataset(expected: dict, path: Path):
+    got = read_all(path)
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        if key.endswith("outputs/solution"):
+            np.testing.assert_allclose(got[key], value, rtol=1e-7, atol=1e-12)
+        else:  # inputs, parameters, seeds, order, iteration counts: bit for bit
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_dask_engine_matches_the_serial_engine(reference, tmp_path, workers):
+    recipe, _, expected = reference
+    summary = generate(recipe, out=tmp_path / "d", progress=False, engine="dask", workers=workers)
+    assert summary.engine == "dask" and summary.workers == workers
+    assert_same_dataset(expected, tmp_path / "d")
+    plan = yaml.safe_load((tmp_path / "d" / "plan.json").read_text())
+    ref_plan = yaml.safe_load((reference[1] / "plan.json").read_text())
+    assert (plan["order"], plan["batches"]) == (ref_plan["order"], ref_plan["batches"])
+
+
+@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_mpi_engine_matches_the_serial_engine(reference, tmp_path, ranks):
+    _, _, expected = reference
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict()))
+    result = mpi(
+        ranks, ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"], tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("dataset: m") == 1  # only rank 0 reports
+    assert f"on mpi with {ranks} worker(s)" in result.stdout
+    assert_same_dataset(expected, tmp_path / "m")
+
+
+@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
+def test_mpi_user_error_is_reported_once(tmp_path):
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict(samples=-1)))
+    result = mpi(2, ["generate", "r.yaml", "--engine", "mpi"], tmp_path)
+    assert result.returncode != 0
+    assert result.stderr.count("pdegen: error:") == 1 and "Traceback" not in result.stderr
+
+
+def test_kill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+    data = small_recipe_dict(
+        samples=48,
+        grid={"n": 40},
+        output={"shard_size": 4},
+        solver={"method": "gmres", "pc": "none", "rtol": 1e-10},
+    )
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "pdegen.cli",
+            "generate",
+            "r.yaml",
+            "--engine",
+            "serial",
+            "--out",
+            "k",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list((tmp_path / "k").glob("shard-*.h5"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = sorted((tmp_path / "k").glob("shard-*.h5"))
+    assert 3 <= len(finished) < 12, "the run must be killed part-way"
+    assert not (tmp_path / "k" / "index.json").exists()
+    with pytest.raises(PdegenError, match="no index.json"):
+        open_dataset(tmp_path / "k")  # an interrupted dataset is never read as complete
+    for shard in finished:  # whatever carries a final name is complete
+        with h5py.File(shard, "r") as f:
+            assert f["outputs/solution"].shape[0] == 4
+    resumed = cli(["generate", "r.yaml", "--engine", "serial", "--out", "k", "--quiet"], tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"resumed: {4 * len(finished)} samples were already complete" in resumed.stdout
+    assert not list((tmp_path / "k").glob(".*tmp*"))  # the killed writer's temporary is gone
+    whole = cli(["generate", "r.yaml", "--engine", "serial", "--out", "w", "--quiet"], tmp_path)
+    assert whole.returncode == 0, whole.stderr
+    assert_same_dataset(read_all(tmp_path / "w"), tmp_path / "k")
+    assert len(open_dataset(tmp_path / "k")) == 48
+
+
+@pytest.mark.parametrize("engine", ["serial", "dask", "mpi"])
+def test_a_failing_batch_is_retried_then_reported_by_batch_and_sample(tmp_path, engine):
+    if engine == "mpi" and MPIRUN is None:
+        pytest.skip("mpirun is installed by make install")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict()))
+    blocker = tmp_path / "f" / "shard-00001.h5"
+    blocker.mkdir(parents=True)  # a directory in the way: every write of batch 1 fails
+    args = ["generate", "r.yaml", "--engine", engine, "--out", "f", "--quiet", "--retries", "1"]
+    result = mpi(2, args, tmp_path) if engine == "mpi" else cli(args, tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    plan = yaml.safe_load((tmp_path / "f" / "plan.json").read_text())
+    samples = ", ".join(map(str, plan["batches"][1]))
+    assert f"batch 1 (samples {samples}) failed after 2 attempts" in lines[0], lines[0]
+    assert "1 of 4 batches failed" in lines[0]
+    assert not (tmp_path / "f" / "index.json").exists()
+    assert len(list((tmp_path / "f").glob("shard-*.h5"))) == 4  # three shards + the blocker
+    blocker.rmdir()
+    again = cli(["generate", "r.yaml", "--engine", "serial", "--out", "f", "--quiet"], tmp_path)
+    assert again.returncode == 0 and "resumed: 9 samples" in again.stdout, again.stderr
+
+
+def test_same_parameters_whatever_the_shard_size(tmp_path):
+    """Batches change the chain's cuts, never the samples: inputs are per-sample seeded."""
+    a = recipe_from_dict(recipe_dict())
+    b = recipe_from_dict(recipe_dict(output={"shard_size": 5}))
+    generate(a, out=tmp_path / "a", progress=False)
+    generate(b, out=tmp_path / "b", progress=False)
+    with open_dataset(tmp_path / "a") as da, open_dataset(tmp_path / "b") as db:
+        for i in range(len(da)):
+            np.testing.assert_array_equal(da[i]["coefficient"], db[i]["coefficient"])
+            np.testing.assert_allclose(da[i]["solution"], db[i]["solution"], rtol=1e-6)
+
+
+def test_bad_engine_options_are_one_line_errors(tmp_path):
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict()))
+    bad = cli(["generate", "r.yaml", "--workers", "0"], tmp_path)
+    assert bad.returncode == 2 and "--workers: 0 is out of range" in bad.stderr
+    bad = cli(["generate", "r.yaml", "--shard-size", "0"], tmp_path)
+    assert bad.returncode == 2 and "output.shard_size: 0 is out of range" in bad.stderr
+    assert sorted(os.listdir(tmp_path)) == ["r.yaml"]
