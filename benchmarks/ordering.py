@@ -52,16 +52,15 @@ def main() -> None:
             length = chain_length(f, order)
             ref = length if method == "greedy" else ref
             ratio = f"{length / ref:.3f}" if ref else ""
-            lines.append(
-                f"| {kind} 64x64 | {args.small} | {method} | {seconds:.2f} | {length:.4g} | {ratio} |"
-            )
+            cells = [f"{kind} 64x64", args.small, method, f"{seconds:.2f}", f"{length:.4g}", ratio]
+            lines.append("| " + " | ".join(map(str, cells)) + " |")
             print(lines[-1], flush=True)
     f = features(args.large, "threshold")
     order, seconds = timed(f, "fast")
     assert sorted(order.tolist()) == list(range(args.large))
-    lines.append(
-        f"| threshold 64x64 | {args.large} | fast | {seconds:.2f} | {chain_length(f, order):.4g} | |"
-    )
+    length = chain_length(f, order)
+    cells = ["threshold 64x64", args.large, "fast", f"{seconds:.2f}", f"{length:.4g}"]
+    lines.append("| " + " | ".join(map(str, cells)) + " | |")
     print(lines[-1], flush=True)
     text = "\n".join(lines)
     out = Path(__file__).parent / "results"

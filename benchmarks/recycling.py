@@ -27,8 +27,8 @@ import numpy as np
 from pdegen.families import Darcy, Helmholtz
 from pdegen.families.darcy import DarcyProblem
 from pdegen.families.helmholtz import HelmholtzProblem
-from pdegen.specs import CoefficientSpec
-from solvers import order_systems, solve_sequence
+from pdegen.specs import CoefficientSpec, RangeSpec
+from solvers import ChainSolver, order_systems, solve_sequence
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -72,6 +72,10 @@ CASES = {
         "jacobi",
         max_iterations=30000,
     ),
+    "helmholtz3d": lambda: Case(
+        Helmholtz(30, 3, HelmholtzProblem(wavenumber=RangeSpec(9.0, 14.0))), 20,
+        ["jacobi", "ilu"], ["gmres", "gcrodr"], ["gcrodr unsorted", "gcrodr warm", "direct"],
+        "ilu", max_iterations=30000),
     "darcy3d": lambda: Case(
         Darcy(46, 3, DarcyProblem(CoefficientSpec(kind="threshold"))),
         20,
@@ -118,12 +122,14 @@ def run_row(label, systems, order, sort_seconds, pc, rtol, max_iterations, spd):
 
 
 def solver_memory(systems, order, pc, counts):
-    """Peak numpy allocation of a GCRO-DR chain for several chain lengths (tracemalloc)."""
+    """Peak numpy allocation (tracemalloc) while a GCRO-DR chain runs, for several chain
+    lengths; each solution is dropped as soon as it is returned, as a batch writer would."""
     peaks = {}
     for count in counts:
-        chain = [systems[i] for i in order[:count]]
         tracemalloc.start()
-        solve_sequence(chain, method="gcrodr", pc=pc)
+        chain = ChainSolver("gcrodr", pc=pc)
+        for i in order[:count]:
+            chain.solve(*systems[i])
         peaks[count] = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
     return peaks

@@ -2,10 +2,10 @@
 
 - "greedy": the published nearest-neighbour chain on Euclidean distances between feature
   vectors, O(N^2 d) through one Gram matrix (computed in blocks for large N).
-- "fast": project the features onto their leading principal components (randomised SVD), then
-  build the same nearest-unvisited chain in that low-dimensional space with a KD-tree, which
-  answers most steps in O(log N) and falls back to a scan of the unvisited points only when
-  all near neighbours are taken.
+- "fast": project the features onto their 8 leading principal components (randomised SVD),
+  where a KD-tree proposes the nearest unvisited candidates in O(log N) (KD-trees lose their
+  edge beyond about 8 dimensions), and re-rank those few candidates by the full-feature
+  distance; the tree is rebuilt on the unvisited points as they thin out.
 Both start from system 0 and are deterministic (ties go to the lowest index).
 """
 
@@ -63,38 +63,51 @@ def reduce_features(features: np.ndarray, components: int = 16, seed: int = 0) -
     return f @ Vt[:components].T - mean @ Vt[:components].T
 
 
-def _kdtree_chain(points: np.ndarray) -> np.ndarray:
+def _kdtree_chain(points: np.ndarray, full: np.ndarray | None = None) -> np.ndarray:
+    """Nearest-unvisited chain through a KD-tree on low-dimensional `points`.
+
+    The tree is rebuilt on the unvisited points each time half of its points have been
+    visited, so queries keep finding free neighbours (O(N log N) in all). When `full`
+    features are given, the free candidates the tree proposes are re-ranked by their
+    distance in the full feature space, which keeps the chain close to the greedy one.
+    """
     n = points.shape[0]
-    tree = cKDTree(points)
     visited = np.zeros(n, dtype=bool)
     order = np.empty(n, dtype=np.int64)
+    alive = np.arange(n)
+    tree = cKDTree(points)
+    used_in_tree = 0
     current = 0
     for step in range(n):
         order[step] = current
         visited[current] = True
+        used_in_tree += 1
         if step == n - 1:
             break
-        nxt = -1
-        k = 8
-        while k <= 64:
-            _, idx = tree.query(points[current], k=min(k, n))
-            idx = np.atleast_1d(idx)
-            free = idx[~visited[idx]]
+        if used_in_tree * 2 > alive.size and alive.size > 64:
+            alive = np.flatnonzero(~visited)
+            tree = cKDTree(points[alive])
+            used_in_tree = 0
+        free = np.empty(0, dtype=np.int64)
+        for k in (16, 64):
+            _, idx = tree.query(points[current], k=min(k, alive.size))
+            candidates = alive[np.atleast_1d(idx)]
+            free = candidates[~visited[candidates]]
             if free.size:
-                nxt = int(free[0])
                 break
-            k *= 4
-        if nxt < 0:  # every near neighbour is taken: scan what is left
-            remaining = np.flatnonzero(~visited)
-            d = np.einsum(
-                "ij,ij->i", points[remaining] - points[current], points[remaining] - points[current]
-            )
-            nxt = int(remaining[np.argmin(d)])
-        current = nxt
+        if not free.size:  # every near neighbour is taken: scan the tree's unvisited points
+            remaining = alive[~visited[alive]]
+            diff = points[remaining] - points[current]
+            free = remaining[np.argsort(np.einsum("ij,ij->i", diff, diff))[:16]]
+        if full is not None and free.size > 1:
+            free = free[:8]  # the tree's closest free candidates, re-ranked exactly
+            diff = full[free] - full[current]
+            free = free[[int(np.argmin(np.einsum("ij,ij->i", diff, diff)))]]
+        current = int(free[0])
     return order
 
 
-def order_systems(features: np.ndarray, method: str = "greedy", components: int = 16) -> np.ndarray:
+def order_systems(features: np.ndarray, method: str = "greedy", components: int = 8) -> np.ndarray:
     """A permutation of range(N) putting similar systems next to each other.
 
     `features` is (N, d): for example flattened coefficient fields plus scalar parameters
@@ -110,4 +123,5 @@ def order_systems(features: np.ndarray, method: str = "greedy", components: int 
         return np.arange(n)
     if method == "greedy":
         return _greedy(features)
-    return _kdtree_chain(reduce_features(features, components))
+    full = np.asarray(features, dtype=np.float64)
+    return _kdtree_chain(reduce_features(full, components), full)
