@@ -10,6 +10,10 @@ bound). Writes benchmarks/results/<case>.{md,json} and prints the table.
     python benchmarks/recycling.py darcy        # 10^4 unknowns, 100 samples
     python benchmarks/recycling.py helmholtz    # indefinite, 3969 unknowns, 30 samples
     python benchmarks/recycling.py darcy3d      # 97336 unknowns, 20 samples
+    python benchmarks/recycling.py helmholtz3d  # 27000 unknowns, 20 samples
+    python benchmarks/recycling.py poisson|heat|convection  # the other families (2D)
+
+Heat rows solve each sample's first time step (its trajectory reuses that one matrix).
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from pathlib import Path
 
 import numpy as np
 
-from pdegen.families import Darcy, Helmholtz
+from pdegen.families import ConvectionDiffusion, Darcy, Heat, Helmholtz, Poisson
+from pdegen.families.convection import ConvectionProblem
 from pdegen.families.darcy import DarcyProblem
+from pdegen.families.heat import HeatProblem
 from pdegen.families.helmholtz import HelmholtzProblem
+from pdegen.families.poisson import PoissonProblem
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, order_systems, solve_sequence
 
@@ -73,9 +80,38 @@ CASES = {
         max_iterations=30000,
     ),
     "helmholtz3d": lambda: Case(
-        Helmholtz(30, 3, HelmholtzProblem(wavenumber=RangeSpec(9.0, 14.0))), 20,
-        ["jacobi", "ilu"], ["gmres", "gcrodr"], ["gcrodr unsorted", "gcrodr warm", "direct"],
-        "ilu", max_iterations=30000),
+        Helmholtz(30, 3, HelmholtzProblem(wavenumber=RangeSpec(9.0, 14.0))),
+        20,
+        ["jacobi", "ilu"],
+        ["gmres", "gcrodr"],
+        ["gcrodr unsorted", "gcrodr warm", "direct"],
+        "ilu",
+        max_iterations=30000,
+    ),
+    "poisson": lambda: Case(
+        Poisson(127, 2, PoissonProblem()),
+        50,
+        ["jacobi", "gamg"],
+        ["gmres", "gcrodr", "cg", "rcg"],
+        ["cg fischer", "direct"],
+        "jacobi",
+    ),
+    "heat": lambda: Case(
+        Heat(63, 2, HeatProblem()),
+        30,
+        ["jacobi", "ilu"],
+        ["gmres", "gcrodr", "cg", "rcg"],
+        ["direct"],
+        "jacobi",
+    ),
+    "convection": lambda: Case(
+        ConvectionDiffusion(63, 2, ConvectionProblem()),
+        30,
+        ["none", "jacobi", "ilu"],
+        ["gmres", "gcrodr"],
+        ["gcrodr unsorted", "gcrotmk", "direct"],
+        "ilu",
+    ),
     "darcy3d": lambda: Case(
         Darcy(46, 3, DarcyProblem(CoefficientSpec(kind="threshold"))),
         20,
@@ -221,7 +257,7 @@ def main() -> None:
                 pc,
                 rtol,
                 case.max_iterations,
-                spd=isinstance(fam, Darcy),
+                spd=fam.positive_definite,
             )
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -35,14 +35,24 @@ def package_versions() -> dict[str, str]:
 
 
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
-    """(method, preconditioner) to run: "auto" takes the family's measured fastest method, and
-    a direct solve uses Cholesky for positive definite families and LU otherwise unless the
-    recipe names one of the two."""
-    method = recipe.solver.method
-    method = family.default_method if method == "auto" else method
-    pc = recipe.solver.pc
-    if method == "direct" and pc not in ("lu", "cholesky"):
-        pc = "cholesky" if family.positive_definite else "lu"
+    """(method, preconditioner) to run.
+
+    `method: auto` runs the family's fastest measured pair for its dimension (and its
+    preconditioner too when `pc: auto`); `pc: auto` with a named iterative method means the
+    family's usual preconditioner for it; a direct solve factorises with Cholesky for positive
+    definite families and LU otherwise, unless the recipe names one of the two.
+    """
+    method, pc = recipe.solver.method, recipe.solver.pc
+    auto_method, auto_pc = family.auto_solvers[family.dim]
+    if method == "auto":
+        method = auto_method
+        if pc == "auto":
+            pc = auto_pc
+    if method == "direct":
+        if pc not in ("lu", "cholesky"):
+            pc = "cholesky" if family.positive_definite else "lu"
+    elif pc == "auto":
+        pc = family.iterative_pc
     return method, pc
 
 

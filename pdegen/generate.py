@@ -53,6 +53,8 @@ class Summary:
             f"ordering {self.ordering_seconds:.2f} s)",
             f"iterations per sample: {self.mean_iterations:.1f}",
         ]
+        if self.peak_rss_mib:
+            out.append(f"memory: peak RSS {self.peak_rss_mib:.0f} MiB in the busiest worker")
         if self.resumed_samples:
             out.append(f"resumed: {self.resumed_samples} samples were already complete")
         return out

@@ -23,6 +23,7 @@ from pdegen.families import FAMILIES
 from pdegen.specs import GridSpec, rule
 
 PRECONDITIONERS = (
+    "auto",
     "none",
     "jacobi",
     "sor",
@@ -42,7 +43,7 @@ _field = rule
 @dataclasses.dataclass(frozen=True)
 class SolverSpec:
     method: str = _field("auto", choices=METHODS)
-    pc: str = _field("jacobi", choices=PRECONDITIONERS)
+    pc: str = _field("auto", choices=PRECONDITIONERS)
     rtol: float = _field(1e-8, gt=0.0, lt=1.0)
     max_iterations: int = _field(10000, ge=1)
     restart: int = _field(40, ge=2)

@@ -47,6 +47,8 @@ class _KSPRunner:
         if self.x is None or self.x.getSize() != b.getSize():
             self.x = b.duplicate()
         x = self.x
+        if self.ksp.getType() == "preonly":
+            x0 = None  # a direct solve uses no initial guess (PETSc rejects one)
         if x0 is None:
             x.zeroEntries()
         else:

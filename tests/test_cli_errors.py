@@ -32,7 +32,7 @@ CASES = {
     "negative grid": ({"grid": {"n": -1}}, "grid.n: -1 is out of range"),
     "unknown preconditioner": (
         {"solver": {"pc": "magic"}},
-        "solver.pc: 'magic' is not allowed (allowed: none, jacobi",
+        "solver.pc: 'magic' is not allowed (allowed: auto, none, jacobi",
     ),
     "unknown family": ({"family": "navier-stokes"}, "family: 'navier-stokes' is not allowed"),
     "bad tolerance": ({"solver": {"rtol": 2.0}}, "solver.rtol: 2.0 is out of range"),

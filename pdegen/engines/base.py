@@ -41,9 +41,11 @@ class BatchFailure:
 
     def line(self) -> str:
         shown = ", ".join(map(str, self.indices[:8])) + (", ..." if len(self.indices) > 8 else "")
+        lines = [ln.strip() for ln in self.error.splitlines() if ln.strip()]
+        # PETSc errors span many lines: keep the first and the message (the last), on one line
+        error = lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
         return (
-            f"batch {self.batch} (samples {shown}) failed after {self.attempts} attempts: "
-            f"{self.error}"
+            f"batch {self.batch} (samples {shown}) failed after {self.attempts} attempts: {error}"
         )
 
 

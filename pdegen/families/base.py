@@ -32,8 +32,11 @@ class Family(abc.ABC):
 
     name: ClassVar[str]
     Problem: ClassVar[type]  # the dataclass of the recipe's `problem:` section
-    #: what `method: auto` runs; chosen from the measurements in docs/benchmarks.md
-    default_method: ClassVar[str] = "gmres"
+    #: the fastest (method, preconditioner) measured per dimension, which `method: auto`
+    #: runs (docs/benchmarks.md)
+    auto_solvers: ClassVar[dict[int, tuple[str, str]]] = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
+    #: the preconditioner `pc: auto` means for an iterative method named explicitly
+    iterative_pc: ClassVar[str] = "ilu"
     #: True when every sample has the same matrix (a many-right-hand-sides problem)
     shared_operator: ClassVar[bool] = False
     symmetric: ClassVar[bool] = False

@@ -34,7 +34,8 @@ class ConvectionProblem:
 class ConvectionDiffusion(Family):
     name = "convection-diffusion"
     Problem = ConvectionProblem
-    default_method = "gcrodr"  # see docs/benchmarks.md
+    auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
+    iterative_pc = "ilu"
 
     @classmethod
     def check(cls, recipe) -> None:

@@ -37,7 +37,8 @@ class HeatProblem:
 class Heat(Family):
     name = "heat"
     Problem = HeatProblem
-    default_method = "cg"  # see docs/benchmarks.md
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "gamg")}  # docs/benchmarks.md
+    iterative_pc = "jacobi"
     symmetric = True
     positive_definite = True
 

@@ -43,7 +43,8 @@ def coefficient_bounds(spec: CoefficientSpec, dim: int) -> tuple[float, float]:
 class Helmholtz(Family):
     name = "helmholtz"
     Problem = HelmholtzProblem
-    default_method = "gcrodr"  # see docs/benchmarks.md
+    auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
+    iterative_pc = "ilu"
     symmetric = True  # symmetric but indefinite: CG does not apply
 
     @classmethod

@@ -29,7 +29,8 @@ class PoissonProblem:
 class Poisson(Family):
     name = "poisson"
     Problem = PoissonProblem
-    default_method = "direct"  # one factorisation, reused by every sample
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("direct", "cholesky")}  # docs/benchmarks.md
+    iterative_pc = "gamg"
     shared_operator = True
     symmetric = True
     positive_definite = True

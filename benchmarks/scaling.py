@@ -1,0 +1,132 @@
+"""Engines at 1 and 2 workers, the cost of cutting the chain, and memory per worker.
+
+    python benchmarks/scaling.py [--samples 128]
+
+1. Throughput (samples/s, wall time of `pdegen generate` including cluster start-up and
+   ordering) of the Darcy and Helmholtz recipes, reduced to --samples samples and 8 batches,
+   on the serial, Dask and MPI engines with 1 and 2 workers; efficiency = 2-worker throughput
+   / (2 x 1-worker throughput) of the same engine.
+2. Iterations per solve of GCRO-DR when the sorted chain is cut into B batches (each batch
+   starts with an empty recycle space).
+3. Peak resident memory of a worker for two dataset sizes with the same batch size.
+Writes benchmarks/results/scaling.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from pdegen.batch import solve_batch
+from pdegen.families import family_from_recipe
+from pdegen.plan import make_plan
+from pdegen.recipe import load_recipe, recipe_from_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+PY = sys.executable
+
+
+def recipe_file(tmp: Path, name: str, samples: int, shard: int, **solver) -> Path:
+    data = yaml.safe_load((ROOT / "recipes" / f"{name}.yaml").read_text())
+    data["samples"] = samples
+    data["output"] = {"dir": str(tmp / "data"), "shard_size": shard}
+    data["solver"].update(solver)
+    if name == "darcy":
+        data["grid"] = {"n": 100}
+    path = tmp / f"{name}-{samples}-{shard}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def run(engine: str, workers: int, recipe: Path, out: Path) -> dict:
+    args = ["generate", str(recipe), "--out", str(out), "--quiet", "--engine", engine]
+    if engine == "mpi":
+        cmd = [shutil.which("mpirun"), "-n", str(workers), PY, "-m", "pdegen.cli", *args]
+    else:
+        cmd = [PY, "-m", "pdegen.cli", *args]
+        if engine == "dask":
+            cmd += ["--workers", str(workers)]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=3600)
+    rate = float(re.search(r"\(([\d.]+) samples/s", result.stdout).group(1))
+    return {"rate": rate, "stdout": result.stdout}
+
+
+def throughput(tmp: Path, samples: int) -> list[str]:
+    lines = [
+        "| recipe | engine | 1 worker (samples/s) | 2 workers (samples/s) | efficiency |",
+        "|---|---|---|---|---|",
+    ]
+    for name in ("darcy", "helmholtz"):
+        recipe = recipe_file(tmp, name, samples, samples // 8)
+        for engine in ("serial", "dask", "mpi"):
+            rates = []
+            for workers in (1,) if engine == "serial" else (1, 2):
+                out = tmp / f"out-{name}-{engine}-{workers}"
+                rates.append(run(engine, workers, recipe, out)["rate"])
+                shutil.rmtree(out)
+            two = f"{rates[1]:.1f}" if len(rates) > 1 else ""
+            eff = f"{rates[1] / (2 * rates[0]):.2f}" if len(rates) > 1 else ""
+            lines.append(f"| {name} | {engine} | {rates[0]:.1f} | {two} | {eff} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def chain_cuts(samples: int) -> list[str]:
+    lines = [
+        "| recipe | batches B | samples per batch | GCRO-DR iterations per solve |",
+        "|---|---|---|---|",
+    ]
+    for name in ("darcy", "helmholtz"):
+        base = load_recipe(ROOT / "recipes" / f"{name}.yaml", samples=samples)
+        if name == "darcy":
+            base = base.replace(grid=base.grid.__class__(n=100))
+        for batches in (1, 2, 4, 8, 16):
+            data = base.to_dict()
+            data["solver"]["method"] = "gcrodr"
+            data["output"]["shard_size"] = samples // batches
+            recipe = recipe_from_dict(data)
+            plan = make_plan(recipe, family_from_recipe(recipe))
+            its = []
+            for b, indices in enumerate(plan.batches):
+                its.extend(solve_batch(recipe, b, indices).stats["iterations"].tolist())
+            lines.append(f"| {name} | {batches} | {samples // batches} | {np.mean(its):.1f} |")
+            print(lines[-1], flush=True)
+    return lines
+
+
+def memory(tmp: Path) -> list[str]:
+    lines = ["| samples | batch size | peak RSS of a worker (MiB) |", "|---|---|---|"]
+    for samples in (32, 128):
+        recipe = recipe_file(tmp, "darcy", samples, 16, method="gcrodr")
+        out = tmp / f"mem-{samples}"
+        text = run("serial", 1, recipe, out)["stdout"]
+        rss = re.search(r"peak RSS ([\d.]+) MiB", text)
+        lines.append(f"| {samples} | 16 | {rss.group(1) if rss else '?'} |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=128)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        lines = throughput(Path(tmp), args.samples)
+        lines += [""] + chain_cuts(64) + [""] + memory(Path(tmp))
+    text = "\n".join(lines)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "scaling.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
