@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Literal
 
+import numpy as np
+
 
 def rule(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
     """A dataclass field with validation rules in its metadata."""
@@ -47,10 +49,20 @@ class CoefficientSpec(FieldSpec):
 
 @dataclasses.dataclass(frozen=True)
 class RangeSpec:
-    """A scalar drawn uniformly from [min, max] (min == max gives a constant)."""
+    """A random scalar on [min, max] from a named distribution (min == max: a constant).
+
+    Bounded distributions only, so that recipes can be checked before sampling (wavelength
+    resolution, indefiniteness). "loguniform" spreads samples evenly over scales (min > 0).
+    """
 
     min: float
     max: float
+    distribution: Literal["uniform", "loguniform"] = "uniform"
+
+    def draw(self, rng) -> float:
+        if self.distribution == "loguniform":
+            return float(np.exp(rng.uniform(np.log(self.min), np.log(self.max))))
+        return float(rng.uniform(self.min, self.max))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -68,3 +68,14 @@ def test_fast_cosine_transform_matches_the_direct_sum():
     expected = phi0 @ coefficients @ phi1.T
     np.testing.assert_allclose(fast, expected, atol=1e-11)
     np.testing.assert_allclose(direct, expected, atol=1e-10)
+
+
+def test_named_scalar_distributions_stay_in_range_and_differ():
+    from pdegen.specs import RangeSpec
+
+    rng = np.random.default_rng(0)
+    uniform = np.array([RangeSpec(1.0, 100.0).draw(rng) for _ in range(4000)])
+    logu = np.array([RangeSpec(1.0, 100.0, "loguniform").draw(rng) for _ in range(4000)])
+    assert uniform.min() >= 1 and uniform.max() <= 100 and logu.min() >= 1 and logu.max() <= 100
+    assert abs(np.median(uniform) - 50.5) < 3  # uniform: median in the middle
+    assert abs(np.median(logu) - 10.0) < 1  # loguniform: median at the geometric middle

@@ -80,7 +80,7 @@ class Helmholtz(Family):
         rng = sample_rng(seed, index)
         p = self.problem
         a = self.coefficient(rng, p.coefficient)
-        k = float(rng.uniform(p.wavenumber.min, p.wavenumber.max))
+        k = p.wavenumber.draw(rng)
         return Sample(
             index, {"coefficient": a, "source": self.grf(rng, p.source)}, {"wavenumber": k}
         )
