@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pdegen.engines import BatchDone, Job, make_engine
+from pdegen.engines import Job, make_engine
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
 from pdegen.plan import Plan, load_or_make_plan, recipe_sha256
@@ -19,7 +19,6 @@ from pdegen.shards import (
     INDEX_NAME,
     read_index,
     remove_stale_temporaries,
-    shard_entry,
     verified_entry,
     write_index,
 )
@@ -186,4 +185,4 @@ def _summarise(
     )
 
 
-__all__ = ["BatchDone", "Summary", "generate", "prepare_directory", "shard_entry"]
+__all__ = ["Summary", "generate", "prepare_directory"]

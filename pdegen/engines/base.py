@@ -10,7 +10,7 @@ from __future__ import annotations
 import resource
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,6 @@ class BatchDone:
     peak_rss_mib: float
     samples: int = 0
     worker: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 class SampleError(RuntimeError):

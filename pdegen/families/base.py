@@ -84,6 +84,15 @@ class Family(abc.ABC):
     def interior(self, array: np.ndarray) -> np.ndarray:
         return array[(slice(1, -1),) * self.dim]
 
+    def right_hand_side(self, f: np.ndarray | float, g: np.ndarray | float, lift) -> np.ndarray:
+        """f at the interior nodes plus `lift(g)`, the Dirichlet values' contribution (skipped
+        when g is zero); f and g are scalars or arrays on the node grid."""
+        b = self.interior(np.broadcast_to(np.asarray(f, dtype=float), self.grid_shape)).copy()
+        g = np.broadcast_to(np.asarray(g, dtype=float), self.grid_shape)
+        if np.any(g):
+            b += lift(g)
+        return b.ravel()
+
     @abc.abstractmethod
     def sample(self, seed: int, index: int) -> Sample:
         """Draw sample `index` from its own generator (`pdegen.fields.sample_rng`)."""

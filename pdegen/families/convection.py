@@ -55,11 +55,9 @@ class ConvectionDiffusion(Family):
         C, weights = convection_operator(velocity, self.h, self.problem.scheme)
         A = (D + C).tocsr()
         A.sort_indices()
-        b = self.interior(np.broadcast_to(np.asarray(f, dtype=float), self.grid_shape)).copy()
-        g = np.broadcast_to(np.asarray(g, dtype=float), self.grid_shape)
-        if np.any(g):
-            b += boundary_lift(faces, g, self.h) + convection_lift(weights, g)
-        return A, b.ravel()
+        return A, self.right_hand_side(
+            f, g, lambda g: boundary_lift(faces, g, self.h) + convection_lift(weights, g)
+        )
 
     def velocity(self, psi: np.ndarray) -> list[np.ndarray]:
         """Divergence-free velocity from a stream function: (d psi/dy, -d psi/dx) in 2D; in 3D

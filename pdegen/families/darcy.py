@@ -41,11 +41,7 @@ class Darcy(Family):
         if a.shape != self.grid_shape:
             raise ValueError(f"coefficient shape {a.shape} != grid shape {self.grid_shape}")
         A, faces = diffusion_operator(a, self.h)
-        b = self.interior(np.broadcast_to(np.asarray(f, dtype=float), self.grid_shape)).copy()
-        g = np.broadcast_to(np.asarray(g, dtype=float), self.grid_shape)
-        if np.any(g):
-            b += boundary_lift(faces, g, self.h)
-        return A, b.ravel()
+        return A, self.right_hand_side(f, g, lambda g: boundary_lift(faces, g, self.h))
 
     def sample(self, seed: int, index: int) -> Sample:
         rng = sample_rng(seed, index)

@@ -41,11 +41,7 @@ class Poisson(Family):
 
     def assemble(self, f: np.ndarray, g: np.ndarray | float = 0.0):
         A, faces = self._operator
-        b = self.interior(np.asarray(f, dtype=float)).copy()
-        g = np.broadcast_to(np.asarray(g, dtype=float), self.grid_shape)
-        if np.any(g):
-            b += boundary_lift(faces, g, self.h)
-        return A, b.ravel()
+        return A, self.right_hand_side(f, g, lambda g: boundary_lift(faces, g, self.h))
 
     def sample(self, seed: int, index: int) -> Sample:
         rng = sample_rng(seed, index)
