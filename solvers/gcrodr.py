@@ -83,6 +83,8 @@ class GCRODR:
         self._ws: Workspace | None = None
         self.cycles = 0
         self.discarded = 0  # times the recycled space was dropped as numerically spoiled
+        self._bases: tuple[np.ndarray, np.ndarray] | None = None
+        self._blocks: tuple[np.ndarray, ...] = ()
 
     # --- petsc4py python-KSP hooks -------------------------------------------------------
     def setFromOptions(self, ksp: PETSc.KSP) -> None:  # noqa: N802 (petsc4py hook name)
@@ -163,8 +165,7 @@ class GCRODR:
             rnorm = ws.norm(r)
         its = 0
         ksp.monitor(its, rnorm)
-        basis = np.empty((m + 1, n))  # rows [C; V]
-        search = np.empty((m, n))  # rows [U; Z]
+        basis, search = self._buffers(n)  # rows [C; V] and [U; Z]
         while True:
             if rnorm <= target:
                 return its, Reason.CONVERGED_RTOL if rnorm > 0 else Reason.CONVERGED_ATOL
@@ -208,6 +209,7 @@ class GCRODR:
         sn: list[float] = []
         g = [rnorm]  # rotated right-hand side; Python floats keep the scalar work cheap
         np.multiply(r, 1.0 / rnorm, out=basis[kk])
+        scratch = np.empty_like(r)  # one buffer for the projections, not one per step
         done = 0
         for j in range(steps):
             col = kk + j
@@ -216,11 +218,11 @@ class GCRODR:
             ws.matvec(search[col], w)
             before = ws.norm(w)
             h = ws.project(basis[: col + 1], w)
-            w -= h @ basis[: col + 1]
+            w -= np.dot(h, basis[: col + 1], out=scratch)
             after = ws.norm(w)
             if after < 0.1 * before:  # DGKS: reorthogonalise when cancellation is severe
                 h2 = ws.project(basis[: col + 1], w)
-                w -= h2 @ basis[: col + 1]
+                w -= np.dot(h2, basis[: col + 1], out=scratch)
                 h += h2
                 after = ws.norm(w)
             G[: col + 1, col] = h
@@ -251,6 +253,14 @@ class GCRODR:
         y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
         return done, G[: kk + done + 1, : kk + done], y
 
+    def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The Krylov bases, allocated once per problem size and reused by every solve."""
+        m, k = self.restart, max(1, min(self.recycle, self.restart - 1))
+        if self._bases is None or self._bases[0].shape != (m + 1, n):
+            self._bases = (np.empty((m + 1, n)), np.empty((m, n)))
+            self._blocks = tuple(np.empty((k, n)) for _ in range(4))
+        return self._bases
+
     def _update_recycle(self, ws, G, basis, search, k, key):
         """New U, C from this cycle's harmonic Ritz vectors: U = W P R^{-1}, C = What Q."""
         if k <= 0:
@@ -267,12 +277,16 @@ class GCRODR:
         Q, Rq = np.linalg.qr(G @ P)
         if np.min(np.abs(np.diag(Rq))) <= 1e-14 * np.abs(Rq).max():
             return
-        # Small algebra first, so that each new block is a single GEMM with the long rows.
         coeff = sla.solve_triangular(Rq, P.T, trans="T")  # (k, p): rows of P R^{-1}, transposed
-        self.C = Q.T @ basis
-        self.U = coeff @ search
-        Uy = coeff[:, kk:] @ basis[kk:p]
+        # Small algebra first, then each new block is one GEMM into a reused buffer (fresh
+        # multi-megabyte blocks every cycle cost page faults, badly so under Dask workers).
+        knew = P.shape[1]
+        C_buf, U_buf, Uy_buf, Uy_spare = self._blocks
+        self.C = np.matmul(Q.T, basis, out=C_buf[:knew])
+        self.U = np.matmul(coeff, search, out=U_buf[:knew])
+        Uy = np.matmul(coeff[:, kk:], basis[kk:p], out=Uy_spare[:knew])
         if kk:
             Uy += coeff[:, :kk] @ self.Uy
         self.Uy = Uy
+        self._blocks = (C_buf, U_buf, Uy_spare, Uy_buf)  # Uy now lives in the spare
         self._key = key

@@ -21,6 +21,7 @@ import math
 import numpy as np
 import scipy.linalg as sla
 from petsc4py import PETSc
+from scipy.linalg.blas import daxpy as axpy
 
 from solvers.kernels import Workspace, operator_key, single_threaded_blas
 
@@ -37,6 +38,7 @@ class RecycledCG:
         self.AW: np.ndarray | None = None  # (k, n) A W for the operator in self._key
         self._key: tuple[int, int] | None = None
         self._ws: Workspace | None = None
+        self._window_buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     def setFromOptions(self, ksp: PETSc.KSP) -> None:  # noqa: N802 (petsc4py hook name)
         opts = PETSc.Options(ksp.getOptionsPrefix())
@@ -105,11 +107,11 @@ class RecycledCG:
             r -= self.AW.T @ mu
         k = self.recycle
         window = self.window or max(2 * k, 10)
-        keep_P = np.empty((window, b.size)) if k > 0 else None
-        keep_AP = np.empty((window, b.size)) if k > 0 else None
+        keep_P, keep_AP = self._windows(window, b.size) if k > 0 else (None, None)
         kept = 0
         z = np.empty_like(b)
         Ap = np.empty_like(b)
+        scratch = np.empty_like(b)
         rnorm = ws.norm(r)
         ksp.monitor(0, rnorm)
         its, reason = 0, None
@@ -137,15 +139,15 @@ class RecycledCG:
                 p += z
             rz = rz_new
             if chol is not None:
-                p -= self.W.T @ sla.cho_solve(chol, ws.project(self.AW, z))
+                p -= np.dot(sla.cho_solve(chol, ws.project(self.AW, z)), self.W, out=scratch)
             ws.matvec(p, Ap)
             pAp = ws.dot(p, Ap)
             if pAp <= 0 or not math.isfinite(pAp):
                 reason = Reason.DIVERGED_INDEFINITE_MAT
                 break
             alpha = rz / pAp
-            x += alpha * p
-            r -= alpha * Ap
+            axpy(p, x, a=alpha)  # in place: no temporaries in the iteration
+            axpy(Ap, r, a=-alpha)
             its += 1
             if keep_P is not None and kept < window:
                 scale = 1.0 / math.sqrt(pAp)  # store A-normalised directions
@@ -157,6 +159,12 @@ class RecycledCG:
         if k > 0 and kept + (0 if self.W is None else self.W.shape[0]) > 0:
             self._update(ws, keep_P[:kept], keep_AP[:kept], k, key)
         return its, reason
+
+    def _windows(self, window: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Storage for the first search directions, allocated once and reused per solve."""
+        if self._window_buffers is None or self._window_buffers[0].shape != (window, n):
+            self._window_buffers = (np.empty((window, n)), np.empty((window, n)))
+        return self._window_buffers
 
     def _update(self, ws, P, AP, k, key):
         """Ritz vectors of A for the k smallest Ritz values in span[W, P]."""

@@ -208,3 +208,49 @@ def test_bad_engine_options_are_one_line_errors(tmp_path):
     bad = cli(["generate", "r.yaml", "--shard-size", "0"], tmp_path)
     assert bad.returncode == 2 and "output.shard_size: 0 is out of range" in bad.stderr
     assert sorted(os.listdir(tmp_path)) == ["r.yaml"]
+
+
+def test_a_dask_worker_killed_mid_run_loses_nothing(tmp_path):
+    psutil = pytest.importorskip("psutil")  # installed with dask.distributed
+    data = small_recipe_dict(
+        samples=48,
+        grid={"n": 40},
+        output={"shard_size": 4},
+        solver={"method": "gmres", "pc": "none", "rtol": 1e-10},
+    )
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    proc = subprocess.Popen(
+        [
+            PYTHON,
+            "-m",
+            "pdegen.cli",
+            "generate",
+            "r.yaml",
+            "--workers",
+            "2",
+            "--out",
+            "d",
+            "--quiet",
+        ],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    def dask_workers():
+        return [p for p in psutil.Process(proc.pid).children(recursive=True)
+                if "spawn_main" in " ".join(p.cmdline())]
+
+    deadline = time.time() + 120
+    workers = []
+    while time.time() < deadline and not (workers and list((tmp_path / "d").glob("shard-*"))):
+        time.sleep(0.05)
+        workers = dask_workers()
+    assert workers and proc.poll() is None, "the run must still be going"
+    workers[-1].kill()  # a worker process dies in the middle of a batch
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "samples: 48 (0 did not converge" in out
+    serial = cli(["generate", "r.yaml", "--engine", "serial", "--out", "s", "--quiet"], tmp_path)
+    assert serial.returncode == 0
+    assert_same_dataset(read_all(tmp_path / "s"), tmp_path / "d")

@@ -34,7 +34,7 @@ class ConvectionProblem:
 class ConvectionDiffusion(Family):
     name = "convection-diffusion"
     Problem = ConvectionProblem
-    auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
+    auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}  # docs/benchmarks.md
     iterative_pc = "ilu"
 
     @classmethod

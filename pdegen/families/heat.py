@@ -37,7 +37,7 @@ class HeatProblem:
 class Heat(Family):
     name = "heat"
     Problem = HeatProblem
-    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "gamg")}  # docs/benchmarks.md
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
     iterative_pc = "jacobi"
     symmetric = True
     positive_definite = True
