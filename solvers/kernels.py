@@ -20,6 +20,8 @@ from threadpoolctl import ThreadpoolController
 
 @functools.cache
 def _blas_controller() -> ThreadpoolController:
+    # Created on first use, after petsc4py has loaded the system BLAS PETSc links to, so
+    # that library is limited along with numpy's.
     return ThreadpoolController()
 
 

@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from petsc4py import PETSc
 
 from solvers.baselines import KSP_METHODS, make_ksp
+from solvers.kernels import single_threaded_blas
 from solvers.petsc import MatrixSlot, true_relative_residual, vec_from_array
 
 METHODS = (*KSP_METHODS, "gcrotmk")
@@ -180,7 +181,10 @@ class ChainSolver:
         bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))
         if x0 is None and self.warm_start:
             x0 = self._previous
-        result = self._runner.solve(mat, bvec, x0)
+        # One BLAS thread for every method (PETSc's vector kernels call the system BLAS too):
+        # the same sums in the same order on every engine, and no method gets extra threads.
+        with single_threaded_blas():
+            result = self._runner.solve(mat, bvec, x0)
         if result.converged:
             self._previous = result.x
         return result
