@@ -1,10 +1,10 @@
 """Engines at 1 and 2 workers, the cost of cutting the chain, and memory per worker.
 
-    python benchmarks/scaling.py [--samples 128]
+    python benchmarks/scaling.py [--darcy 384] [--helmholtz 1024]
 
 1. Throughput (samples/s, wall time of `pdegen generate` including cluster start-up and
-   ordering) of the Darcy (10^4 unknowns) and Helmholtz recipes with GCRO-DR, reduced to
-   --samples samples and 8 batches, on the serial, Dask and MPI engines with 1 and 2 workers;
+   ordering) of the Darcy (10^4 unknowns) and Helmholtz recipes with GCRO-DR (sized to run
+   tens of seconds, in 8 batches), on the serial, Dask and MPI engines with 1 and 2 workers;
    efficiency = 2-worker throughput / (2 x 1-worker throughput) of the same engine.
 2. Iterations per solve of GCRO-DR when the sorted chain is cut into B batches (each batch
    starts with an empty recycle space).
@@ -59,12 +59,12 @@ def run(engine: str, workers: int, recipe: Path, out: Path) -> dict:
     return {"rate": rate, "stdout": result.stdout}
 
 
-def throughput(tmp: Path, samples: int) -> list[str]:
+def throughput(tmp: Path, sizes: dict[str, int]) -> list[str]:
     lines = [
         "| recipe | engine | 1 worker (samples/s) | 2 workers (samples/s) | efficiency |",
         "|---|---|---|---|---|",
     ]
-    for name in ("darcy", "helmholtz"):
+    for name, samples in sizes.items():
         pc = "jacobi" if name == "darcy" else "ilu"
         recipe = recipe_file(tmp, name, samples, samples // 8, method="gcrodr", pc=pc)
         for engine in ("serial", "dask", "mpi"):
@@ -117,10 +117,11 @@ def memory(tmp: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=128)
+    parser.add_argument("--darcy", type=int, default=384, help="samples of the Darcy runs")
+    parser.add_argument("--helmholtz", type=int, default=1024, help="samples of Helmholtz runs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lines = throughput(Path(tmp), args.samples)
+        lines = throughput(Path(tmp), {"darcy": args.darcy, "helmholtz": args.helmholtz})
         lines += [""] + chain_cuts(64) + [""] + memory(Path(tmp))
     text = "\n".join(lines)
     out = Path(__file__).parent / "results"
