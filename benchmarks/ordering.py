@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
+from tables import save
 
 from pdegen.families import Darcy
 from pdegen.families.darcy import DarcyProblem
@@ -63,10 +63,7 @@ def main() -> None:
     lines.append("| " + " | ".join(map(str, cells)) + " | |")
     print(lines[-1], flush=True)
     text = "\n".join(lines)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "ordering.md").write_text(text + "\n")
-    print(text)
+    save("ordering", text)
 
 
 if __name__ == "__main__":

@@ -24,9 +24,9 @@ import platform
 import time
 import tracemalloc
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+from tables import save
 
 from pdegen.families import ConvectionDiffusion, Darcy, Heat, Helmholtz, Poisson
 from pdegen.families.convection import ConvectionProblem
@@ -36,8 +36,6 @@ from pdegen.families.helmholtz import HelmholtzProblem
 from pdegen.families.poisson import PoissonProblem
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, order_systems, solve_sequence
-
-RESULTS = Path(__file__).parent / "results"
 
 
 @dataclass
@@ -264,15 +262,8 @@ def main() -> None:
     memory = solver_memory(systems, order, case.extra_pc, [max(2, case.samples // 4), case.samples])
     n = systems[0][0].shape[0]
     text = markdown(args.case, case, rows, n, sort_seconds, memory)
-    RESULTS.mkdir(exist_ok=True)
     machine = f"{platform.node()}, {platform.processor() or platform.machine()}"
-    (RESULTS / f"{args.case}.json").write_text(
-        json.dumps(
-            {"case": args.case, "machine": machine, "rows": rows, "memory": memory}, indent=1
-        )
-    )
-    (RESULTS / f"{args.case}.md").write_text(text + "\n")
-    print(text)
+    save(args.case, text, {"case": args.case, "machine": machine, "rows": rows, "memory": memory})
 
 
 if __name__ == "__main__":

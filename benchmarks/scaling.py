@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from tables import save
 
 from pdegen.batch import solve_batch
 from pdegen.families import family_from_recipe
@@ -124,10 +125,7 @@ def main() -> None:
         lines = throughput(Path(tmp), {"darcy": args.darcy, "helmholtz": args.helmholtz})
         lines += [""] + chain_cuts(64) + [""] + memory(Path(tmp))
     text = "\n".join(lines)
-    out = Path(__file__).parent / "results"
-    out.mkdir(exist_ok=True)
-    (out / "scaling.md").write_text(text + "\n")
-    print(text)
+    save("scaling", text)
 
 
 if __name__ == "__main__":

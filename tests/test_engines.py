@@ -118,7 +118,8 @@ def test_mpi_user_error_is_reported_once(tmp_path):
     assert result.stderr.count("pdegen: error:") == 1 and "Traceback" not in result.stderr
 
 
-def test_kill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+def start_slow_run(tmp_path, *args, **popen):
+    """Write a recipe slow enough (48 GMRES solves) to be interrupted, and start generating it."""
     data = small_recipe_dict(
         samples=48,
         grid={"n": 40},
@@ -126,20 +127,18 @@ def test_kill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
         solver={"method": "gmres", "pc": "none", "rtol": 1e-10},
     )
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "pdegen.cli",
-            "generate",
-            "r.yaml",
-            "--engine",
-            "serial",
-            "--out",
-            "k",
-            "--quiet",
-        ],
-        cwd=tmp_path,
+    return subprocess.Popen(
+        [PYTHON, "-m", "pdegen.cli", "generate", "r.yaml", "--quiet", *args], cwd=tmp_path, **popen
+    )
+
+
+def test_kill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
+    proc = start_slow_run(
+        tmp_path,
+        "--engine",
+        "serial",
+        "--out",
+        "k",
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -212,34 +211,23 @@ def test_bad_engine_options_are_one_line_errors(tmp_path):
 
 def test_a_dask_worker_killed_mid_run_loses_nothing(tmp_path):
     psutil = pytest.importorskip("psutil")  # installed with dask.distributed
-    data = small_recipe_dict(
-        samples=48,
-        grid={"n": 40},
-        output={"shard_size": 4},
-        solver={"method": "gmres", "pc": "none", "rtol": 1e-10},
-    )
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    proc = subprocess.Popen(
-        [
-            PYTHON,
-            "-m",
-            "pdegen.cli",
-            "generate",
-            "r.yaml",
-            "--workers",
-            "2",
-            "--out",
-            "d",
-            "--quiet",
-        ],
-        cwd=tmp_path,
+    proc = start_slow_run(
+        tmp_path,
+        "--workers",
+        "2",
+        "--out",
+        "d",
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
     def dask_workers():
-        return [p for p in psutil.Process(proc.pid).children(recursive=True)
-                if "spawn_main" in " ".join(p.cmdline())]
+        return [
+            p
+            for p in psutil.Process(proc.pid).children(recursive=True)
+            if "spawn_main" in " ".join(p.cmdline())
+        ]
 
     deadline = time.time() + 120
     workers = []
