@@ -13,10 +13,13 @@ Invariants, with W = [U Z] (Z = M^{-1} V) and What = [C V] orthonormal:
 The least-squares problem splits: y_Z = argmin ||beta e1 - Hbar y||, y_U = -B y_Z, so the
 residual estimate is GMRES's Givens recurrence on Hbar alone.
 
-After every cycle the k harmonic Ritz vectors of smallest magnitude (generalised problem
-G^T G z = theta G_top^T z) become the new U, and they are carried to the next system. When the
-operator is unchanged (same Mat, same values) C is kept; otherwise it is recomputed and
-re-orthonormalised.
+After every cycle the k harmonic Ritz vectors of smallest magnitude of A M^{-1} become the new
+U: the generalised problem G^T G z = theta G^T (What^T Vhat) z with Vhat = [M U, V] (Parks et
+al. eq. 2.13), for which M U is carried along with U. They are carried to the next system.
+When the operator is unchanged (same Mat, same values) C is kept; otherwise it is recomputed
+and re-orthonormalised. Orthogonalisation is one classical Gram-Schmidt pass, repeated only
+on severe cancellation; a cycle that raises the true residual (impossible in exact
+arithmetic) drops the recycled space.
 
 Usable as a PETSc KSP:  ksp.setType("python"); ksp.setPythonContext(GCRODR(...)), or from the
 options database: -ksp_type python -ksp_python_type solvers.gcrodr.GCRODR
