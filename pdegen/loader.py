@@ -83,11 +83,19 @@ class ShardDataset:
         return item
 
     def _columns(self, group: str) -> dict[str, np.ndarray]:
-        columns: dict[str, list] = {}
-        for shard_id, row in self._locations:
-            for name, ds in self._file(shard_id)[group].items():
-                columns.setdefault(name, []).append(ds[row])
-        return {k: np.asarray(v) for k, v in columns.items()}
+        """Per-sample columns of `group`, aligned with `ds[i]`: one read per shard and column."""
+        if not self._locations:
+            return {}
+        shard_ids, rows = (np.asarray(v) for v in zip(*self._locations, strict=True))
+        columns: dict[str, np.ndarray] = {}
+        for shard_id in np.unique(shard_ids):
+            here = shard_ids == shard_id
+            for name, ds in self._file(int(shard_id))[group].items():
+                values = ds[()]
+                if name not in columns:
+                    columns[name] = np.empty(len(self._locations), dtype=values.dtype)
+                columns[name][here] = values[rows[here]]
+        return columns
 
     def stats(self) -> dict[str, np.ndarray]:
         """Per-sample solver statistics, aligned with `ds[i]`."""

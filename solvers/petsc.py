@@ -85,9 +85,12 @@ def configure_pc(pc: PETSc.PC, name: str) -> None:
         pc.setFactorOrdering("nd")
 
 
-def true_relative_residual(A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec) -> float:
-    """||b - A x|| / ||b|| recomputed from scratch (not the solver's running estimate)."""
-    r = b.duplicate()
+def true_relative_residual(
+    A: PETSc.Mat, b: PETSc.Vec, x: PETSc.Vec, work: PETSc.Vec | None = None
+) -> float:
+    """||b - A x|| / ||b|| recomputed from scratch (not the solver's running estimate);
+    `work` (like b) is overwritten instead of allocating a vector per call."""
+    r = work if work is not None else b.duplicate()
     A.mult(x, r)
     r.aypx(-1.0, b)
     bnorm = b.norm()

@@ -43,10 +43,11 @@ class _KSPRunner:
     def __init__(self, ksp: PETSc.KSP, rtol: float):
         self.ksp, self.rtol = ksp, rtol
         self.x: PETSc.Vec | None = None
+        self.r: PETSc.Vec | None = None  # work vector of the residual check
 
     def solve(self, A: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
         if self.x is None or self.x.getSize() != b.getSize():
-            self.x = b.duplicate()
+            self.x, self.r = b.duplicate(), b.duplicate()
         x = self.x
         if self.ksp.getType() == "preonly":
             x0 = None  # a direct solve uses no initial guess (PETSc rejects one)
@@ -58,19 +59,22 @@ class _KSPRunner:
         start = time.perf_counter()
         self.ksp.setOperators(A)
         self.ksp.solve(b, x)
+        seconds = time.perf_counter() - start
         its = self.ksp.getIterationNumber()
         reason = int(self.ksp.getConvergedReason())
-        residual = true_relative_residual(A, b, x)
+        residual = true_relative_residual(A, b, x, self.r)
         # A recurrence can drift from the true residual: polish from the current iterate.
+        # Only the solves are timed; the residual checks are not (for every method alike).
         for _ in range(2):
             if reason <= 0 or residual <= self.rtol:
                 break
             self.ksp.setInitialGuessNonzero(True)
+            start = time.perf_counter()
             self.ksp.solve(b, x)
+            seconds += time.perf_counter() - start
             its += self.ksp.getIterationNumber()
             reason = int(self.ksp.getConvergedReason())
-            residual = true_relative_residual(A, b, x)
-        seconds = time.perf_counter() - start
+            residual = true_relative_residual(A, b, x, self.r)
         converged = reason > 0 and residual <= self.rtol
         return SolveResult(
             x.getArray(readonly=True).copy(), its, residual, converged, reason_name(reason), seconds
