@@ -63,7 +63,14 @@ fi
 # 4. Everything else as binary wheels into the same cache, then install offline from it.
 stamp="$VENV/.pdegen-install-stamp"
 want=$(cat "$ROOT/pyproject.toml" "$0" | sha256sum | cut -d' ' -f1)
+# 5. The compiled Krylov loops (solvers/csrc), linked to this environment's PETSc; cached by
+#    source and PETSc location, so this is instant once built.
+build_native() {
+  "$VENV/bin/python" -c 'from solvers import native; native.build(); print(native.status())' \
+    | sed 's/^/[install] /'
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  build_native
   log "environment up to date ($(( $(date +%s) - start )) s)"
   exit 0
 fi
@@ -78,5 +85,6 @@ if ! "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" -r "$reqfile" 2>/
   "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" -r "$reqfile"
 fi
 "${PIP[@]}" install --no-index --find-links "$WHEELHOUSE" --no-build-isolation --no-deps -e "$ROOT"
+build_native
 echo "$want" > "$stamp"
 log "done in $(( $(date +%s) - start )) s"

@@ -28,12 +28,15 @@ options database: -ksp_type python -ksp_python_type solvers.gcrodr.GCRODR
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
 import scipy.linalg as sla
 from petsc4py import PETSc
+from scipy.linalg import lapack
 
+from solvers import native
 from solvers.kernels import Workspace, operator_key, single_threaded_blas
 
 Reason = PETSc.KSP.ConvergedReason
@@ -49,19 +52,32 @@ def smallest_harmonic_ritz(G: np.ndarray, B: np.ndarray, k: int) -> np.ndarray:
     """
     p = G.shape[1]
     k = min(k, p)
-    with np.errstate(all="ignore"):
-        theta, vecs = sla.eig(G.T @ G, G.T @ B)
-    finite = np.isfinite(theta)
-    order = np.argsort(np.where(finite, np.abs(theta), np.inf))
+    # LAPACK's dggev directly: scipy.linalg.eig's checks and complex conversions cost more
+    # than the 40 x 40 QZ itself, once per cycle. Complex pairs come as adjacent columns
+    # (real part, imaginary part), which is the real basis wanted here.
+    alphar, alphai, beta, _, vr, _, info = lapack.dggev(
+        G.T @ G, G.T @ B, compute_vl=0, compute_vr=1, overwrite_a=1, overwrite_b=1
+    )
+    if info != 0:
+        return np.zeros((p, 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        magnitude = np.hypot(alphar, alphai) / np.abs(beta)
+    finite = np.isfinite(magnitude)
+    order = np.argsort(np.where(finite, magnitude, np.inf), kind="stable")
     columns: list[np.ndarray] = []
+    taken: set[int] = set()
     for i in order:
         if len(columns) >= k or not finite[i]:
             break
-        v = vecs[:, i]
-        if abs(theta[i].imag) <= 1e-12 * max(1.0, abs(theta[i])):
-            columns.append(v.real)
-        elif theta[i].imag > 0:
-            columns.extend([v.real, v.imag])
+        if i in taken:
+            continue
+        if alphai[i] == 0:
+            pair = [i]
+        else:  # the pair occupies columns (j, j + 1) with alphai[j] > 0
+            first = i if alphai[i] > 0 else i - 1
+            pair = [first, first + 1]
+        taken.update(pair)
+        columns.extend(vr[:, j] for j in pair)
     if not columns:
         return np.zeros((p, 0))
     Q, R = np.linalg.qr(np.array(columns[:k]).T)
@@ -73,9 +89,11 @@ class GCRODR:
     """GCRO-DR(m, k) as a petsc4py `python` KSP context; the recycle space persists across
     solves with the same KSP (that is the point)."""
 
-    def __init__(self, restart: int = 40, recycle: int = 20):
+    def __init__(self, restart: int = 40, recycle: int = 20, use_native: bool = True):
         self.restart = restart
         self.recycle = recycle
+        # The compiled Arnoldi loop when it is available (solvers.native), else the Python one.
+        self.native = use_native
         self.U: np.ndarray | None = None  # (k, n): recycled solution-space vectors, A U = C
         self.C: np.ndarray | None = None  # (k, n): orthonormal
         # (k, n): M U, the recycled space in the preconditioned space of A M^{-1}, where the
@@ -149,8 +167,9 @@ class GCRODR:
             self.forget()
             return
         transform = np.linalg.inv(R.T)  # k x k; then one GEMM per block
+        same = self.Uy is self.U  # no preconditioner: M U = U
         self.U = transform @ self.U
-        self.Uy = transform @ self.Uy
+        self.Uy = self.U if same else transform @ self.Uy
         self.C = C
         self._key = key
 
@@ -208,11 +227,45 @@ class GCRODR:
         G = np.zeros((kk + steps + 1, kk + steps))
         G[:kk, :kk] = np.eye(kk)
         R = np.zeros((steps + 1, steps))  # Hbar after Givens rotations
+        g = np.zeros(steps + 1)  # rotated right-hand side
+        g[0] = rnorm
+        np.multiply(r, 1.0 / rnorm, out=basis[kk])
+        lib = native.kernels() if self.native else None
+        if lib is None:
+            done = self._arnoldi_python(ws, kk, steps, basis, search, G, R, g, target, ksp, its0)
+        else:
+            work = np.empty(3 * (kk + steps + 2))
+            done_out, estimate = ctypes.c_long(), ctypes.c_double()
+            code = lib.pdegen_gcrodr_cycle(
+                *ws.handles(ksp),
+                ws.n,
+                native.pointer(basis),
+                native.pointer(search),
+                kk,
+                steps,
+                native.pointer(G),
+                kk + steps,
+                native.pointer(R),
+                native.pointer(g),
+                native.pointer(work),
+                target,
+                its0,
+                ctypes.byref(done_out),
+                ctypes.byref(estimate),
+            )
+            native.check(code, "pdegen_gcrodr_cycle")
+            done = done_out.value
+        y_z = sla.solve_triangular(R[:done, :done], g[:done])
+        y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
+        return done, G[: kk + done + 1, : kk + done], y
+
+    def _arnoldi_python(self, ws, kk, steps, basis, search, G, R, g, target, ksp, its0) -> int:
+        """The reference loop (csrc/krylov.c's pdegen_gcrodr_cycle does the same in C):
+        fills G's columns, the rotated Hessenberg R and right-hand side g; returns the steps."""
         cs: list[float] = []
         sn: list[float] = []
-        g = [rnorm]  # rotated right-hand side; Python floats keep the scalar work cheap
-        np.multiply(r, 1.0 / rnorm, out=basis[kk])
-        scratch = np.empty_like(r)  # one buffer for the projections, not one per step
+        rhs = g.tolist()  # Python floats keep the scalar work cheap
+        scratch = np.empty_like(basis[kk])  # one buffer for the projections, not one per step
         done = 0
         for j in range(steps):
             col = kk + j
@@ -242,19 +295,18 @@ class GCRODR:
             sn.append(s)
             hcol[j], hcol[j + 1] = d, 0.0
             R[: j + 2, j] = hcol
-            g.append(-s * g[j])
-            g[j] *= c
+            rhs[j + 1] = -s * rhs[j]
+            rhs[j] *= c
             done = j + 1
-            estimate = abs(g[j + 1])
+            estimate = abs(rhs[j + 1])
             ksp.monitor(its0 + done, estimate)
             breakdown = after <= 1e-14 * before
             if not breakdown:
                 w *= 1.0 / after
             if estimate <= target or breakdown:
                 break
-        y_z = sla.solve_triangular(R[:done, :done], np.asarray(g[:done]))
-        y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
-        return done, G[: kk + done + 1, : kk + done], y
+        g[:] = rhs
+        return done
 
     def _buffers(self, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The Krylov bases, allocated once per problem size and reused by every solve."""
@@ -287,9 +339,12 @@ class GCRODR:
         C_buf, U_buf, Uy_buf, Uy_spare = self._blocks
         self.C = np.matmul(Q.T, basis, out=C_buf[:knew])
         self.U = np.matmul(coeff, search, out=U_buf[:knew])
-        Uy = np.matmul(coeff[:, kk:], basis[kk:p], out=Uy_spare[:knew])
-        if kk:
-            Uy += coeff[:, :kk] @ self.Uy
-        self.Uy = Uy
-        self._blocks = (C_buf, U_buf, Uy_spare, Uy_buf)  # Uy now lives in the spare
+        if ws.pc is None:  # M = I: the preconditioned space is the solution space
+            self.Uy = self.U
+        else:
+            Uy = np.matmul(coeff[:, kk:], basis[kk:p], out=Uy_spare[:knew])
+            if kk:
+                Uy += coeff[:, :kk] @ self.Uy
+            self.Uy = Uy
+            self._blocks = (C_buf, U_buf, Uy_spare, Uy_buf)  # Uy now lives in the spare
         self._key = key

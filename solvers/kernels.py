@@ -15,6 +15,7 @@ from collections.abc import Iterator
 
 import numpy as np
 from petsc4py import PETSc
+from scipy.linalg import solve_triangular
 from threadpoolctl import ThreadpoolController
 
 
@@ -62,6 +63,12 @@ class Workspace:
             self._src.resetArray()
             self._dst.resetArray()
 
+    def handles(self, ksp: PETSc.KSP) -> tuple[int, int, int | None, int, int]:
+        """The C handles the compiled kernels take: KSP (for its monitors), A, PC or None,
+        and the two work Vecs that borrow rows."""
+        pc = None if self.pc is None else self.pc.handle
+        return ksp.handle, self.A.handle, pc, self._src.handle, self._dst.handle
+
     def matvec(self, src: np.ndarray, dst: np.ndarray) -> None:
         self._apply(self.A.mult, src, dst)
 
@@ -100,7 +107,7 @@ class Workspace:
         for _ in range(2):
             gram = self.allsum(rows @ rows.T)
             R = np.linalg.cholesky(gram).T  # gram = R^T R
-            rows[:] = np.linalg.solve(R.T, rows)
+            rows[:] = solve_triangular(R, rows, trans="T", check_finite=False)
             R_total = R @ R_total
         return R_total
 

@@ -23,6 +23,7 @@ import scipy.linalg as sla
 from petsc4py import PETSc
 from scipy.linalg.blas import daxpy as axpy
 
+from solvers import native
 from solvers.kernels import Workspace, operator_key, single_threaded_blas
 
 Reason = PETSc.KSP.ConvergedReason
@@ -31,9 +32,11 @@ Reason = PETSc.KSP.ConvergedReason
 class RecycledCG:
     """Deflated PCG that carries its deflation space from one solve to the next."""
 
-    def __init__(self, recycle: int = 10, window: int | None = None):
+    def __init__(self, recycle: int = 10, window: int | None = None, use_native: bool = True):
         self.recycle = recycle
         self.window = window
+        # The compiled CG loop when it is available (solvers.native), else the Python one.
+        self.native = use_native
         self.W: np.ndarray | None = None  # (k, n) deflation vectors
         self.AW: np.ndarray | None = None  # (k, n) A W for the operator in self._key
         self._key: tuple[int, int] | None = None
@@ -108,10 +111,22 @@ class RecycledCG:
         k = self.recycle
         window = self.window or max(2 * k, 10)
         keep_P, keep_AP = self._windows(window, b.size) if k > 0 else (None, None)
+        lib = native.kernels() if self.native else None
+        iterate = self._iterate_python if lib is None else self._iterate_native
+        its, kept, reason = iterate(
+            ws, r, x, chol, keep_P, keep_AP, target, dtol * bnorm, max_it, ksp
+        )
+        if k > 0 and kept + (0 if self.W is None else self.W.shape[0]) > 0:
+            self._update(ws, keep_P[:kept], keep_AP[:kept], k, key)
+        return its, reason
+
+    def _iterate_python(self, ws, r, x, chol, keep_P, keep_AP, target, divtol, max_it, ksp):
+        """The reference loop (csrc/krylov.c's pdegen_deflated_cg does the same in C):
+        updates x and r in place, fills the direction windows; returns (its, kept, reason)."""
+        z = np.empty_like(r)
+        Ap = np.empty_like(r)
+        scratch = np.empty_like(r)
         kept = 0
-        z = np.empty_like(b)
-        Ap = np.empty_like(b)
-        scratch = np.empty_like(b)
         rnorm = ws.norm(r)
         ksp.monitor(0, rnorm)
         its, reason = 0, None
@@ -124,7 +139,7 @@ class RecycledCG:
             if not math.isfinite(rnorm):
                 reason = Reason.DIVERGED_NANORINF
                 break
-            if rnorm > dtol * bnorm:
+            if rnorm > divtol:
                 reason = Reason.DIVERGED_DTOL
                 break
             if its >= max_it:
@@ -149,16 +164,46 @@ class RecycledCG:
             axpy(p, x, a=alpha)  # in place: no temporaries in the iteration
             axpy(Ap, r, a=-alpha)
             its += 1
-            if keep_P is not None and kept < window:
+            if keep_P is not None and kept < len(keep_P):
                 scale = 1.0 / math.sqrt(pAp)  # store A-normalised directions
                 np.multiply(p, scale, out=keep_P[kept])
                 np.multiply(Ap, scale, out=keep_AP[kept])
                 kept += 1
             rnorm = ws.norm(r)
             ksp.monitor(its, rnorm)
-        if k > 0 and kept + (0 if self.W is None else self.W.shape[0]) > 0:
-            self._update(ws, keep_P[:kept], keep_AP[:kept], k, key)
-        return its, reason
+        return its, kept, reason
+
+    def _iterate_native(self, ws, r, x, chol, keep_P, keep_AP, target, divtol, max_it, ksp):
+        lib = native.kernels()
+        k = 0 if chol is None else self.W.shape[0]
+        Einv = np.ascontiguousarray(sla.cho_solve(chol, np.eye(k))) if k else np.zeros((1, 1))
+        work_rows = np.empty((3, r.size))  # z, p, A p
+        state = np.array([ws.norm(r), 0.0])
+        counts = np.zeros(3, dtype=np.int64)
+        code = lib.pdegen_deflated_cg(
+            *ws.handles(ksp),
+            ws.n,
+            native.pointer(x),
+            native.pointer(r),
+            native.pointer(work_rows[0]),
+            native.pointer(work_rows[1]),
+            native.pointer(work_rows[2]),
+            k,
+            native.pointer(self.W if k else None),
+            native.pointer(self.AW if k else None),
+            native.pointer(Einv),
+            native.pointer(np.empty(2 * max(k, 1))),
+            native.pointer(keep_P),
+            native.pointer(keep_AP),
+            0 if keep_P is None else len(keep_P),
+            target,
+            divtol,
+            max_it,
+            native.pointer(state),
+            native.pointer(counts),
+        )
+        native.check(code, "pdegen_deflated_cg")
+        return int(counts[0]), int(counts[1]), int(counts[2])
 
     def _windows(self, window: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Storage for the first search directions, allocated once and reused per solve."""
