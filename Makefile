@@ -17,9 +17,10 @@ test: install
 
 lint: install
 	$(BIN)/ruff check pdegen solvers tests benchmarks
+	$(BIN)/ruff format --check pdegen solvers tests benchmarks
 
-bench: install
-	$(BIN)/python benchmarks/recycling.py
+bench: install  # one case; docs/benchmarks.md lists every command
+	$(BIN)/python benchmarks/recycling.py darcy
 
 clean:
 	rm -rf data/darcy-demo .pytest_cache

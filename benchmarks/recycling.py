@@ -56,7 +56,7 @@ CASES = {
         Darcy(100, 2, DarcyProblem(CoefficientSpec(kind="threshold"))),
         100,
         ["none", "jacobi", "sor", "bjacobi", "ilu", "gamg"],
-        ["gmres", "gcrodr", "cg", "rcg"],
+        ["gmres", "gcrodr", "gcrodr k10", "cg", "rcg"],
         [
             "gcrodr unsorted",
             "gcrodr warm",
@@ -135,7 +135,7 @@ def run_row(label, systems, order, sort_seconds, pc, rtol, max_iterations, spd):
         max_iterations=max_iterations,
         warm_start=variant == "warm",
         guess=variant if variant in ("fischer", "pod") else None,
-        recycle=10 if method == "rcg" else 20,
+        recycle=int(variant[1:]) if variant.startswith("k") else (10 if method == "rcg" else 20),
     )
     results = solve_sequence(chain, **kwargs)
     solve = sum(r.seconds for r in results)

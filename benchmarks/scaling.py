@@ -1,6 +1,6 @@
 """Engines at 1 and 2 workers, the cost of cutting the chain, and memory per worker.
 
-    python benchmarks/scaling.py [--darcy 384] [--helmholtz 1024]
+    python benchmarks/scaling.py [--darcy 384] [--helmholtz 1024] [--repeat 3]
 
 1. Throughput (samples/s, wall time of `pdegen generate` including cluster start-up and
    ordering) of the Darcy (10^4 unknowns) and Helmholtz recipes with GCRO-DR (sized to run
@@ -60,23 +60,32 @@ def run(engine: str, workers: int, recipe: Path, out: Path) -> dict:
     return {"rate": rate, "stdout": result.stdout}
 
 
-def throughput(tmp: Path, sizes: dict[str, int]) -> list[str]:
+def throughput(tmp: Path, sizes: dict[str, int], repeat: int) -> list[str]:
+    """Best of `repeat` runs per cell, the runs of one recipe interleaved (serial, 1 worker,
+    2 workers, serial, ...) so that a noisy minute on the shared machine hits every cell alike."""
     lines = [
+        f"Best of {repeat} interleaved runs per cell.",
+        "",
         "| recipe | engine | 1 worker (samples/s) | 2 workers (samples/s) | efficiency |",
         "|---|---|---|---|---|",
     ]
+    cells = [("serial", 1), ("dask", 1), ("dask", 2), ("mpi", 1), ("mpi", 2)]
     for name, samples in sizes.items():
         pc = "jacobi" if name == "darcy" else "ilu"
         recipe = recipe_file(tmp, name, samples, samples // 8, method="gcrodr", pc=pc)
-        for engine in ("serial", "dask", "mpi"):
-            rates = []
-            for workers in (1,) if engine == "serial" else (1, 2):
+        best: dict[tuple[str, int], float] = {}
+        for _ in range(repeat):
+            for engine, workers in cells:
                 out = tmp / f"out-{name}-{engine}-{workers}"
-                rates.append(run(engine, workers, recipe, out)["rate"])
+                rate = run(engine, workers, recipe, out)["rate"]
+                best[engine, workers] = max(rate, best.get((engine, workers), 0.0))
                 shutil.rmtree(out)
-            two = f"{rates[1]:.1f}" if len(rates) > 1 else ""
-            eff = f"{rates[1] / (2 * rates[0]):.2f}" if len(rates) > 1 else ""
-            lines.append(f"| {name} | {engine} | {rates[0]:.1f} | {two} | {eff} |")
+        for engine in ("serial", "dask", "mpi"):
+            one, two = best[engine, 1], best.get((engine, 2))
+            eff = f"{two / (2 * one):.2f}" if two else ""
+            lines.append(
+                f"| {name} | {engine} | {one:.1f} | {f'{two:.1f}' if two else ''} | {eff} |"
+            )
             print(lines[-1], flush=True)
     return lines
 
@@ -120,9 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--darcy", type=int, default=384, help="samples of the Darcy runs")
     parser.add_argument("--helmholtz", type=int, default=1024, help="samples of Helmholtz runs")
+    parser.add_argument("--repeat", type=int, default=3, help="runs per cell (the best counts)")
+    parser.add_argument("--only-throughput", action="store_true", help="skip parts 2 and 3")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        lines = throughput(Path(tmp), {"darcy": args.darcy, "helmholtz": args.helmholtz})
+        sizes = {k: v for k, v in {"darcy": args.darcy, "helmholtz": args.helmholtz}.items() if v}
+        lines = throughput(Path(tmp), sizes, args.repeat)
+        if args.only_throughput:
+            save("scaling-throughput", "\n".join(lines))
+            return
         lines += [""] + chain_cuts(64) + [""] + memory(Path(tmp))
     text = "\n".join(lines)
     save("scaling", text)

@@ -10,11 +10,25 @@ rescheduled and, past Dask's allowed-failures limit, reported as KilledWorker.
 
 from __future__ import annotations
 
+import concurrent.futures
+import contextlib
 import os
 from collections.abc import Callable
 
 from pdegen.engines.base import BatchDone, BatchFailure, Job, run_batch
 from pdegen.errors import PdegenError
+
+# A batch is seconds to minutes of single-threaded solving, so Dask's sub-second housekeeping
+# buys nothing here, and with one worker per core every wake-up of it (the worker's profiler
+# sampling stacks every 10 ms under the GIL, memory and system monitors, heartbeats) is taken
+# from a solving worker. Only our own LocalCluster gets these settings; a cluster reached with
+# --scheduler keeps its own configuration.
+QUIET_CLUSTER = {
+    "distributed.worker.profile.enabled": False,
+    "distributed.worker.memory.monitor-interval": "2s",
+    "distributed.admin.system-monitor.interval": "2s",
+    "distributed.admin.tick.interval": "1s",
+}
 
 
 class DaskEngine:
@@ -26,15 +40,40 @@ class DaskEngine:
         self.scheduler = scheduler
         self._client = None
         self._cluster = None
+        self._starting: concurrent.futures.Future | None = None
 
     def __enter__(self) -> DaskEngine:
-        return self  # the cluster starts with the first batch: bad input never starts one
+        # A local cluster takes about 2 s to start (each worker process imports the stack):
+        # start it in the background while the root samples and orders the plan, and wait for
+        # it at the first batch. The recipe is already validated, so bad recipes never start
+        # one; a plan that fails (a bad output path) closes it again in __exit__.
+        if not self.scheduler:
+            self._starting = concurrent.futures.ThreadPoolExecutor(1).submit(self._start_local)
+        return self
 
-    def _connect(self):
+    def _start_local(self):
         import logging
 
         import dask
-        from dask.distributed import Client, LocalCluster
+        from dask.distributed import LocalCluster
+
+        # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers, which makes glibc
+        # return freed memory eagerly; the solver's many short-lived vectors then page-fault
+        # on every reuse (measured: 2.95 s against 1.92 s for one Darcy batch). Keep glibc's
+        # default; the other pre-spawn settings (one BLAS/OpenMP thread) stay.
+        environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
+        environ.pop("MALLOC_TRIM_THRESHOLD_", None)
+        with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, **QUIET_CLUSTER}):
+            return LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                silence_logs=logging.CRITICAL,
+            )  # failures: reported by us, once
+
+    def _connect(self):
+        from dask.distributed import Client
 
         if self._client is not None:
             return self._client
@@ -44,26 +83,16 @@ class DaskEngine:
             except (OSError, TimeoutError) as err:
                 raise PdegenError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
         else:
-            # Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536 in workers, which makes glibc
-            # return freed memory eagerly; the solver's many short-lived vectors then page-fault
-            # on every reuse (measured: 2.95 s against 1.92 s for one Darcy batch). Keep glibc's
-            # default; the other pre-spawn settings (one BLAS/OpenMP thread) stay.
-            environ = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}))
-            environ.pop("MALLOC_TRIM_THRESHOLD_", None)
-            dask.config.set({"distributed.nanny.pre-spawn-environ": environ})
-            self._cluster = LocalCluster(
-                n_workers=self.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                silence_logs=logging.CRITICAL,
-            )  # failures: reported by us, once
+            self._cluster = self._starting.result()
             self._client = Client(self._cluster)
         return self._client
 
     def __exit__(self, *exc) -> None:
         if self._client is not None:
             self._client.close()
+        if self._cluster is None and self._starting is not None:
+            with contextlib.suppress(Exception):  # it failed to start: nothing to close
+                self._cluster = self._starting.result()
         if self._cluster is not None:
             self._cluster.close()
 
