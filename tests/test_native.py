@@ -16,15 +16,9 @@ from pdegen.specs import CoefficientSpec
 from solvers import native
 from solvers.baselines import make_ksp
 from solvers.petsc import MatrixSlot, vec_from_array
+from tests.test_solvers import drifting_chain
 
 MPIRUN = shutil.which("mpirun")
-
-
-def drifting_chain(count=5, n=24, step=0.05):
-    family = Darcy.square(n, CoefficientSpec(kind="lognormal"))
-    base = family.sample(0, 0).inputs["coefficient"]
-    drift = np.log(family.sample(0, 1).inputs["coefficient"])
-    return [family.assemble(base * np.exp(step * t * drift), 1.0) for t in range(count)]
 
 
 def solve_chain(method, pc, compiled, systems):
