@@ -235,7 +235,7 @@ class GCRODR:
             done = self._arnoldi_python(ws, kk, steps, basis, search, G, R, g, target, ksp, its0)
         else:
             work = np.empty(3 * (kk + steps + 2))
-            done_out, estimate = ctypes.c_long(), ctypes.c_double()
+            done_out = ctypes.c_long()
             code = lib.pdegen_gcrodr_cycle(
                 *ws.handles(ksp),
                 ws.n,
@@ -251,7 +251,6 @@ class GCRODR:
                 target,
                 its0,
                 ctypes.byref(done_out),
-                ctypes.byref(estimate),
             )
             native.check(code, "pdegen_gcrodr_cycle")
             done = done_out.value

@@ -31,17 +31,17 @@ SOURCE = Path(__file__).with_name("csrc") / "krylov.c"
 _pointer = ctypes.c_void_p
 _long = ctypes.c_long
 _double = ctypes.c_double
-_SIGNATURES = {
+_SIGNATURES = {  # csrc/krylov.c, argument by argument
     "pdegen_gcrodr_cycle": [_pointer] * 5
     + [_long, _pointer, _pointer, _long, _long, _pointer, _long]
     + [_pointer] * 3
-    + [_double, _long, _pointer, _pointer],
+    + [_double, _long, _pointer],
     "pdegen_deflated_cg": [_pointer] * 5
     + [_long]
     + [_pointer] * 5
     + [_long]
     + [_pointer] * 6
-    + [_long, _double, _double, _long, _pointer, _pointer],
+    + [_long, _double, _double, _double, _long, _pointer],
 }
 
 

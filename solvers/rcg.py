@@ -111,8 +111,8 @@ class RecycledCG:
         k = self.recycle
         window = self.window or max(2 * k, 10)
         keep_P, keep_AP = self._windows(window, b.size) if k > 0 else (None, None)
-        lib = native.kernels() if self.native else None
-        iterate = self._iterate_python if lib is None else self._iterate_native
+        compiled = self.native and native.kernels() is not None
+        iterate = self._iterate_native if compiled else self._iterate_python
         its, kept, reason = iterate(
             ws, r, x, chol, keep_P, keep_AP, target, dtol * bnorm, max_it, ksp
         )
@@ -178,7 +178,6 @@ class RecycledCG:
         k = 0 if chol is None else self.W.shape[0]
         Einv = np.ascontiguousarray(sla.cho_solve(chol, np.eye(k))) if k else np.zeros((1, 1))
         work_rows = np.empty((3, r.size))  # z, p, A p
-        state = np.array([ws.norm(r), 0.0])
         counts = np.zeros(3, dtype=np.int64)
         code = lib.pdegen_deflated_cg(
             *ws.handles(ksp),
@@ -196,10 +195,10 @@ class RecycledCG:
             native.pointer(keep_P),
             native.pointer(keep_AP),
             0 if keep_P is None else len(keep_P),
+            ws.norm(r),
             target,
             divtol,
             max_it,
-            native.pointer(state),
             native.pointer(counts),
         )
         native.check(code, "pdegen_deflated_cg")

@@ -48,7 +48,9 @@ class DaskEngine:
         # it at the first batch. The recipe is already validated, so bad recipes never start
         # one; a plan that fails (a bad output path) closes it again in __exit__.
         if not self.scheduler:
-            self._starting = concurrent.futures.ThreadPoolExecutor(1).submit(self._start_local)
+            starter = concurrent.futures.ThreadPoolExecutor(1)
+            self._starting = starter.submit(self._start_local)
+            starter.shutdown(wait=False)  # its one thread ends with the start-up
         return self
 
     def _start_local(self):

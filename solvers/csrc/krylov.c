@@ -39,7 +39,7 @@ static PetscErrorCode OpsInit(Ops *ops, Mat A, PC pc, Vec src, Vec dst, long n)
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-/* dst_row = A src_row */
+/* out = M^{-1} in (precondition) or out = A in, on rows borrowed by the work Vecs */
 static PetscErrorCode Apply(Ops *ops, PetscBool precondition, const double *in, double *out)
 {
   PetscFunctionBeginUser;
@@ -100,9 +100,9 @@ static void Subtract(Ops *ops, const double *rows, PetscBLASInt c, const double 
  *   R:      (steps + 1) x steps row-major, zero on entry: the rotated Hessenberg matrix
  *   g:      steps + 1 entries, g[0] = ||r||: the rotated right-hand side
  *   work:   3 * (kk + steps + 2) doubles
- * Returns the steps done and the residual estimate |g[done]|.
+ * Returns the steps done; the residual estimate is |g[done]|.
  */
-PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *basis, double *search, long kk, long steps, double *G, long gcols, double *R, double *g, double *work, double target, long its0, long *done_out, double *estimate_out)
+PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *basis, double *search, long kk, long steps, double *G, long gcols, double *R, double *g, double *work, double target, long its0, long *done_out)
 {
   Ops          ops;
   PetscBLASInt inc = 1;
@@ -174,8 +174,7 @@ PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long
     if (estimate <= target || breakdown) break;
   }
   PetscCall(PetscFree2(cs, sn));
-  *done_out     = done;
-  *estimate_out = estimate;
+  *done_out = done;
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -184,13 +183,13 @@ PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long
  * updated in place from the deflated start; p, z, Ap are work rows. With k > 0 every search
  * direction is made A-orthogonal to W through Einv = (W^T A W)^{-1} (k x k, row-major).
  * The first `window` A-normalised directions and their products go to keep_p, keep_ap.
- * state (in/out): [rnorm, rz] doubles; counts (out): its, kept, reason (a KSPConvergedReason).
+ * rnorm is ||r|| on entry; counts (out): its, kept, reason (a KSPConvergedReason).
  */
-PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *x, double *r, double *z, double *p, double *ap, long k, const double *W, const double *AW, const double *Einv, double *work, double *keep_p, double *keep_ap, long window, double target, double divtol, long max_it, double *state, long *counts)
+PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *x, double *r, double *z, double *p, double *ap, long k, const double *W, const double *AW, const double *Einv, double *work, double *keep_p, double *keep_ap, long window, double rnorm, double target, double divtol, long max_it, long *counts)
 {
   Ops                ops;
   PetscBLASInt       kb, inc = 1;
-  double             rnorm = state[0], rz = 0.0, *t = work, *mu = work + k;
+  double             rz = 0.0, *t = work, *mu = work + k;
   long               its = 0, kept = 0;
   PetscBool          first = PETSC_TRUE;
   KSPConvergedReason reason;
@@ -260,8 +259,6 @@ PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long 
     rnorm = PetscSqrtReal(rnorm);
     PetscCall(KSPMonitor(ksp, (PetscInt)its, rnorm));
   }
-  state[0]  = rnorm;
-  state[1]  = rz;
   counts[0] = its;
   counts[1] = kept;
   counts[2] = (long)reason;
