@@ -165,6 +165,39 @@ def test_python_ksp_from_the_options_database_gives_the_same_answers():
         np.testing.assert_allclose(x.getArray(), ref.x, rtol=1e-10, atol=1e-14)
 
 
+@pytest.mark.parametrize("every", [1, 2, 5])
+def test_gcrodr_converges_whatever_the_recycle_update_schedule(every):
+    systems = helmholtz_like(count=4, n=24)
+    options = {"ksp_gcrodr_update_every": str(every)}
+    for pc in ("none", "jacobi"):
+        results = solve_sequence(systems, method="gcrodr", pc=pc, options=options)
+        assert_matches_direct(systems, results, 1e-8)
+
+
+def test_gcrodr_rejects_a_zero_update_schedule():
+    with pytest.raises(ValueError, match="update_every"):
+        GCRODR(update_every=0)
+    with pytest.raises(PETSc.Error):
+        solve_sequence(darcy_chain(count=1), options={"ksp_gcrodr_update_every": "0"})
+
+
+@pytest.mark.parametrize("pc", ["none", "jacobi"])
+def test_gcrodr_tracks_c_transpose_mu_by_small_algebra(pc):
+    """The C^T (M U) block that each update carries by small matrices equals the product."""
+    ksp = PETSc.KSP().create(PETSc.COMM_SELF)
+    ksp.setType("python")
+    ctx = GCRODR(restart=20, recycle=8, update_every=1)
+    ksp.setPythonContext(ctx)
+    ksp.getPC().setType(pc)
+    ksp.setTolerances(rtol=1e-10, atol=0.0, max_it=5000)
+    slot = MatrixSlot()
+    for A, b in helmholtz_like(count=2, n=20):
+        ksp.setOperators(slot.load(A))
+        ksp.solve(vec_from_array(b), vec_from_array(np.zeros_like(b)))
+        assert ksp.getConvergedReason() > 0 and ctx.cycles > 2
+        np.testing.assert_allclose(ctx._CtUy, ctx.C @ ctx.Uy.T, atol=1e-8)
+
+
 def test_gcrodr_keeps_c_when_the_operator_is_unchanged():
     A, b = darcy_chain(count=1)[0]
     rng = np.random.default_rng(0)

@@ -220,19 +220,18 @@ PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long 
     PetscCall(Apply(&ops, PETSC_TRUE, r, z));
     rz_new = LocalDot(&ops, r, z);
     PetscCall(AllSum(&ops, &rz_new, 1));
-    if (first) {
-      PetscCall(PetscArraycpy(p, z, ops.n));
-      first = PETSC_FALSE;
-    } else {
-      beta = rz_new / rz;
-      BLASscal_(&ops.n, &beta, p, &inc);
-      BLASaxpy_(&ops.n, &one, z, &inc, p, &inc);
-    }
-    rz = rz_new;
-    if (k > 0) { /* p -= W Einv (AW^T z) */
+    if (first) PetscCall(PetscArrayzero(p, ops.n)); /* p is fresh memory: 0 * NaN is NaN */
+    beta  = first ? 0.0 : rz_new / rz;
+    first = PETSC_FALSE;
+    rz    = rz_new;
+    if (k > 0) { /* p = z + beta p - W Einv (AW^T z): one gemv (with beta) and one axpy */
+      const double minus = -1.0;
       PetscCall(Project(&ops, AW, kb, z, t, PETSC_FALSE));
       BLASgemv_("T", &kb, &kb, &one, Einv, &kb, t, &inc, &zero, mu, &inc); /* row-major Einv */
-      Subtract(&ops, W, kb, mu, p);
+      BLASgemv_("N", &ops.n, &kb, &minus, W, &ops.n, mu, &inc, &beta, p, &inc);
+      BLASaxpy_(&ops.n, &one, z, &inc, p, &inc);
+    } else { /* p = z + beta p in one pass, as PETSc's CG does (VecAYPX) */
+      for (PetscBLASInt i = 0; i < ops.n; i++) p[i] = z[i] + beta * p[i];
     }
     PetscCall(Apply(&ops, PETSC_FALSE, p, ap));
     pap = LocalDot(&ops, p, ap);
