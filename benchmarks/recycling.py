@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import re
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -58,6 +59,7 @@ CASES = {
         ["none", "jacobi", "sor", "bjacobi", "ilu", "gamg"],
         ["gmres", "gcrodr", "gcrodr k10", "cg", "rcg"],
         [
+            "gcrodr u1",
             "gcrodr unsorted",
             "gcrodr warm",
             "cg warm",
@@ -73,7 +75,15 @@ CASES = {
         30,
         ["none", "jacobi", "sor", "bjacobi", "ilu"],
         ["gmres", "gcrodr"],
-        ["gcrodr unsorted", "gcrodr warm", "gmres warm", "gcrotmk", "gmres pod", "direct"],
+        [
+            "gcrodr u1",
+            "gcrodr unsorted",
+            "gcrodr warm",
+            "gmres warm",
+            "gcrotmk",
+            "gmres pod",
+            "direct",
+        ],
         "jacobi",
         max_iterations=30000,
     ),
@@ -136,6 +146,10 @@ def run_row(label, systems, order, sort_seconds, pc, rtol, max_iterations, spd):
         warm_start=variant == "warm",
         guess=variant if variant in ("fischer", "pod") else None,
         recycle=int(variant[1:]) if variant.startswith("k") else (10 if method == "rcg" else 20),
+        # "u1": refresh GCRO-DR's recycle space after every cycle (the default is every third)
+        options={"ksp_gcrodr_update_every": variant[1:]}
+        if re.fullmatch(r"u\d+", variant)
+        else None,
     )
     results = solve_sequence(chain, **kwargs)
     solve = sum(r.seconds for r in results)

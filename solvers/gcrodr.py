@@ -20,8 +20,9 @@ which M U is carried along with U. They are carried to the next system. C^T (M U
 problem needs, goes from one refresh to the next by k x k algebra, not a pass over vectors.
 When the operator is unchanged (same Mat, same values) C is kept; otherwise it is recomputed
 and re-orthonormalised. Orthogonalisation is one classical Gram-Schmidt pass, repeated only
-on severe cancellation; a cycle that raises the true residual (impossible in exact
-arithmetic) drops the recycled space.
+on severe cancellation, and each new C is checked orthonormal (one k x k Gram matrix) and
+repaired if not; a cycle that raises the true residual (impossible in exact arithmetic) drops
+the recycled space.
 
 Usable as a PETSc KSP:  ksp.setType("python"); ksp.setPythonContext(GCRODR(...)), or from the
 options database: -ksp_type python -ksp_python_type solvers.gcrodr.GCRODR
@@ -50,6 +51,9 @@ Reason = PETSc.KSP.ConvergedReason
 # every third): Darcy jacobi 260 -> 259, none 425 -> 409, 25-30% less time; Helmholtz jacobi
 # 139 -> 164, 22% less time.
 UPDATE_EVERY = 3
+
+# Largest |C C^T - I| entry accepted for the recycled block before it is re-orthonormalised.
+ORTHONORMAL_TOL = 1e-12
 
 
 def smallest_harmonic_ritz(G: np.ndarray, B: np.ndarray, k: int) -> np.ndarray:
@@ -126,6 +130,7 @@ class GCRODR:
         self._ws: Workspace | None = None
         self.cycles = 0
         self.discarded = 0  # times the recycled space was dropped as numerically spoiled
+        self.repairs = 0  # times C had lost orthogonality and was re-orthonormalised
         self._bases: tuple[np.ndarray, np.ndarray] | None = None
         self._blocks: tuple[np.ndarray, ...] = ()
 
@@ -187,18 +192,24 @@ class GCRODR:
         C = np.empty(self.U.shape)
         for i in range(self.U.shape[0]):
             ws.matvec(self.U[i], C[i])
+        self.C = C
+        if self._orthonormalise_c(ws):
+            self._key = key
+
+    def _orthonormalise_c(self, ws: Workspace) -> bool:
+        """Make C orthonormal in place, with U (and M U) transformed alike so that A U = C
+        still holds; drop the space (False) if C has lost rank."""
         try:
-            R = ws.orthonormalise(C)
+            R = ws.orthonormalise(self.C)
         except np.linalg.LinAlgError:  # A U lost rank: the space is useless for this operator
             self.forget()
-            return
+            return False
         transform = np.linalg.inv(R.T)  # k x k; then one GEMM per block
         same = self.Uy is self.U  # no preconditioner: M U = U
         self.U = transform @ self.U
         self.Uy = self.U if same else transform @ self.Uy
-        self.C = C
         self._CtUy = None  # recomputed by the next update that needs it
-        self._key = key
+        return True
 
     def _solve(self, ws, b, x, target, divtol, max_it, key, ksp):
         n, m, k = b.size, self.restart, min(self.recycle, self.restart - 1)
@@ -386,3 +397,12 @@ class GCRODR:
         # without a pass over the vectors.
         self._CtUy = Q.T @ B @ coeff.T
         self._key = key
+        # C = What Q is only as orthonormal as this cycle's basis. Classical Gram-Schmidt
+        # (refined only on severe cancellation) loses orthogonality when the residual falls
+        # fast, e.g. ten GAMG steps to 1e-8 left 1e-7; carried over, that compounded from
+        # solve to solve and multiplied the iterations tenfold. One k x k Gram matrix per
+        # update finds it; CholeskyQR2 repairs it.
+        gram = ws.allsum(self.C @ self.C.T)
+        if np.abs(gram - np.eye(knew)).max() > ORTHONORMAL_TOL:
+            self.repairs += 1
+            self._orthonormalise_c(ws)

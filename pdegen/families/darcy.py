@@ -27,7 +27,7 @@ class DarcyProblem:
 class Darcy(Family):
     name = "darcy"
     Problem = DarcyProblem
-    auto_solvers = {2: ("direct", "cholesky"), 3: ("rcg", "ilu")}  # docs/benchmarks.md
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
     iterative_pc = "jacobi"
     symmetric = True
     positive_definite = True
