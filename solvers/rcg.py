@@ -64,6 +64,20 @@ class RecycledCG:
         self.W = self.AW = None
         self._key = None
 
+    def deflate_with(self, W: np.ndarray) -> None:
+        """Deflate the next solve with the rows of W (for example eigenvectors known from
+        elsewhere) instead of the carried space; later solves refine it as usual. A W is
+        computed at that solve, for whatever operator it has."""
+        W = np.array(W, dtype=float, ndmin=2, order="C")
+        self._key = None
+        if self._rows and self._rows[0][0].shape[1] == W.shape[1] and len(W) <= self.recycle:
+            Y, AY = self._rows[0]  # room for max(k, recycle) + window rows: reuse it
+            Y[: len(W)] = W
+            self.W, self.AW = Y[: len(W)], AY[: len(W)]
+        else:
+            self.W, self.AW = W, np.empty_like(W)
+            self._rows = []  # the next solve stores W in fresh row blocks
+
     def solve(self, ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec) -> None:
         A, _ = ksp.getOperators()
         pc = ksp.getPC()

@@ -177,6 +177,13 @@ class ChainSolver:
         self._slot = MatrixSlot()
         self._previous: np.ndarray | None = None
 
+    @property
+    def context(self) -> object | None:
+        """Our solver object behind a `python` KSP (GCRODR, RecycledCG), for inspecting or
+        seeding its recycled space; None for PETSc's own methods and gcrotmk."""
+        ksp = getattr(self._runner, "ksp", None)
+        return ksp.getPythonContext() if ksp is not None and ksp.getType() == "python" else None
+
     def solve(
         self, A: sp.spmatrix | PETSc.Mat, b: np.ndarray | PETSc.Vec, x0: np.ndarray | None = None
     ) -> SolveResult:
