@@ -196,11 +196,11 @@ class GCRODR:
         if self._orthonormalise_c(ws):
             self._key = key
 
-    def _orthonormalise_c(self, ws: Workspace) -> bool:
+    def _orthonormalise_c(self, ws: Workspace, gram: np.ndarray | None = None) -> bool:
         """Make C orthonormal in place, with U (and M U) transformed alike so that A U = C
-        still holds; drop the space (False) if C has lost rank."""
+        still holds; drop the space (False) if C has lost rank. `gram`: C C^T if known."""
         try:
-            R = ws.orthonormalise(self.C)
+            R = ws.orthonormalise(self.C, gram)
         except np.linalg.LinAlgError:  # A U lost rank: the space is useless for this operator
             self.forget()
             return False
@@ -405,4 +405,4 @@ class GCRODR:
         gram = ws.allsum(self.C @ self.C.T)
         if np.abs(gram - np.eye(knew)).max() > ORTHONORMAL_TOL:
             self.repairs += 1
-            self._orthonormalise_c(ws)
+            self._orthonormalise_c(ws, gram)

@@ -97,16 +97,18 @@ class Workspace:
         """Coefficients rows @ w (one global reduction for all rows)."""
         return self.allsum(rows @ w)
 
-    def orthonormalise(self, rows: np.ndarray) -> np.ndarray:
+    def orthonormalise(self, rows: np.ndarray, gram: np.ndarray | None = None) -> np.ndarray:
         """Return R with rows = R^T Q_rows, overwriting `rows` with Q_rows (CholeskyQR2).
 
         Two rounds of Cholesky QR are as accurate as Householder QR for the well-conditioned
         blocks met here, need one reduction each, and work unchanged on distributed rows.
+        `gram` is rows rows^T when the caller has it already (it saves the first GEMM).
         """
         R_total = np.eye(rows.shape[0])
         for _ in range(2):
-            gram = self.allsum(rows @ rows.T)
+            gram = self.allsum(rows @ rows.T) if gram is None else gram
             R = np.linalg.cholesky(gram).T  # gram = R^T R
+            gram = None
             rows[:] = solve_triangular(R, rows, trans="T", check_finite=False)
             R_total = R @ R_total
         return R_total
