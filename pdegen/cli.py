@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -134,8 +135,27 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         print("pdegen: interrupted (finished shards are kept; rerun to resume)", file=sys.stderr)
+        _abort_other_mpi_ranks(args, 130)
         return 130
+    except Exception:
+        if getattr(args, "engine", None) != "mpi":
+            raise  # a bug: keep its traceback
+        traceback.print_exc()
+        _abort_other_mpi_ranks(args, 1)
+        return 1
     return 0
+
+
+def _abort_other_mpi_ranks(args: argparse.Namespace, code: int) -> None:
+    """End every rank now. An unexpected error on one rank leaves the others waiting in a
+    collective or a receive that never completes; only an abort releases them."""
+    if getattr(args, "engine", None) != "mpi":
+        return
+    from mpi4py import MPI
+
+    if MPI.Is_initialized() and not MPI.Is_finalized() and MPI.COMM_WORLD.Get_size() > 1:
+        sys.stderr.flush()
+        MPI.COMM_WORLD.Abort(code)
 
 
 if __name__ == "__main__":

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import h5py
 import numpy as np
 
-from pdegen.engines import Job, make_engine
+from pdegen.engines import BatchFailure, Job, make_engine
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
-from pdegen.plan import Plan, load_or_make_plan, recipe_sha256
+from pdegen.lock import DatasetLock
+from pdegen.plan import PLAN_NAME, Plan, load_or_make_plan, read_plan, recipe_sha256
 from pdegen.progress import Progress
 from pdegen.recipe import Recipe
 from pdegen.shards import (
     INDEX_NAME,
+    atomic_path,
     read_index,
     remove_stale_temporaries,
+    shard_name,
     verified_entry,
     write_index,
 )
+
+FAILURES_NAME = "failures.log"
 
 
 @dataclass
@@ -59,47 +66,108 @@ class Summary:
         return out
 
 
+def check_same_recipe(directory: Path, recipe: Recipe) -> None:
+    """Refuse a directory that holds any part of another recipe's dataset: its index, its plan
+    (an interrupted run) or one of its shards. Reads only; one line naming what was found."""
+    if not directory.is_dir():
+        return
+    sha = recipe_sha256(recipe)
+    advice = "choose another --out, or delete it"
+    if (directory / INDEX_NAME).is_file():
+        try:
+            same = read_index(directory).get("recipe_sha256") == sha
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if not same:
+            raise PdegenError(
+                f"{directory}: holds a dataset made from a different recipe ({advice})"
+            )
+    if (directory / PLAN_NAME).exists() and read_plan(directory / PLAN_NAME).recipe_sha256 != sha:
+        raise PdegenError(
+            f"{directory}: holds an unfinished dataset ({PLAN_NAME}) of a different recipe "
+            f"({advice})"
+        )
+    for shard in sorted(directory.glob("shard-*.h5")):
+        try:
+            with h5py.File(shard, "r") as f:
+                theirs = f.attrs.get("recipe_sha256")
+        except OSError:
+            continue  # unreadable under a final name: damaged, and solved again on resume
+        if theirs is not None and theirs != sha:
+            raise PdegenError(f"{directory}: {shard.name} belongs to a different recipe ({advice})")
+
+
 def prepare_directory(directory: Path, recipe: Recipe) -> None:
     """Check the target before writing anything; create it. One-line errors."""
     if directory.exists() and not directory.is_dir():
         raise PdegenError(f"{directory}: output path exists and is not a directory")
-    index_path = directory / INDEX_NAME
-    if index_path.is_file():
-        try:
-            same = read_index(directory).get("recipe_sha256") == recipe_sha256(recipe)
-        except (OSError, ValueError):
-            same = False
-        if not same:
-            raise PdegenError(
-                f"{directory}: holds a dataset made from a different recipe "
-                "(choose another --out, or delete it)"
-            )
+    check_same_recipe(directory, recipe)
     parent = directory.parent
     while not parent.exists():
         parent = parent.parent
-    if not os.access(parent, os.W_OK):
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
         raise PdegenError(
-            f"{directory}: cannot create the output directory (no write permission in {parent})"
+            f"{directory}: cannot create the output directory ({parent} is not a writable "
+            "directory)"
         )
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PdegenError(
+            f"{directory}: cannot create the output directory ({err.strerror})"
+        ) from None
 
 
-def _plan_job(recipe: Recipe, directory: Path, retries: int) -> tuple[Job, dict[int, dict]]:
-    """Root only: the plan, and which batches are already complete (verified)."""
+def _plan_job(
+    recipe: Recipe, directory: Path, retries: int, lock: DatasetLock
+) -> tuple[Job, dict[int, dict]]:
+    """Root only: take the dataset's lock, then the plan and which batches are already
+    complete (verified). File-system failures become one-line errors naming the path."""
     prepare_directory(directory, recipe)
-    remove_stale_temporaries(directory)
-    sha = recipe_sha256(recipe)
-    plan = load_or_make_plan(directory, recipe, family_from_recipe(recipe))
-    old = {}
-    if (directory / INDEX_NAME).is_file():
-        old = {e["batch"]: e for e in read_index(directory)["shards"]}
-    complete = {}
-    for batch, indices in enumerate(plan.batches):
-        entry = verified_entry(directory, batch, indices, sha, old.get(batch))
-        if entry is not None:
-            complete[batch] = entry
+    try:
+        lock.acquire()
+        check_same_recipe(directory, recipe)  # again under the lock: a racing run may have won
+        remove_stale_temporaries(directory)
+        sha = recipe_sha256(recipe)
+        plan = load_or_make_plan(directory, recipe, family_from_recipe(recipe))
+        old = {}
+        if (directory / INDEX_NAME).is_file():
+            old = {e["batch"]: e for e in read_index(directory)["shards"]}
+        complete = {}
+        for batch, indices in enumerate(plan.batches):
+            entry = verified_entry(directory, batch, indices, sha, old.get(batch))
+            if entry is not None:
+                complete[batch] = entry
+    except OSError as err:
+        raise PdegenError(f"{directory}: {err.strerror or err} ({err.filename or ''})") from None
     todo = [b for b in range(len(plan.batches)) if b not in complete]
     return Job(recipe, directory, plan, todo, sha, retries), complete
+
+
+@dataclass
+class RootFailure:
+    """What the root sends the other MPI ranks instead of a plan when planning failed, so that
+    they stop too instead of waiting in a collective that never comes."""
+
+    message: str
+
+
+def write_failure_report(directory: Path, failed: list[BatchFailure]) -> Path:
+    """Every failed batch with its samples, attempts and the last attempt's full traceback."""
+    path = directory / FAILURES_NAME
+    parts = [
+        f"{len(failed)} batch(es) failed at {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+        "finished shards are kept, rerun to retry the rest\n"
+    ]
+    for failure in sorted(failed, key=lambda f: f.batch):
+        parts.append(
+            f"\n== batch {failure.batch} ({shard_name(failure.batch)}), samples "
+            f"{failure.indices}, {failure.attempts} attempts\n"
+            f"{failure.traceback or failure.error}\n"
+        )
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(parts))
+    return path
 
 
 def generate(
@@ -119,16 +187,23 @@ def generate(
     """
     start = time.perf_counter()
     directory = Path(out) if out is not None else recipe.dataset_dir()
-    with make_engine(engine, workers, scheduler) as runner:
+    lock = DatasetLock(directory)
+    with make_engine(engine, workers, scheduler) as runner, contextlib.ExitStack() as stack:
         planned = None
         if runner.is_root:
+            stack.callback(lock.release)
             try:
-                planned = _plan_job(recipe, directory, retries)
-            except PdegenError as err:
-                planned = err
+                planned = _plan_job(recipe, directory, retries, lock)
+            except Exception as err:  # any failure, not only ours: the other ranks must stop
+                root_error = err
+                planned = RootFailure(
+                    str(err) if isinstance(err, PdegenError) else f"rank 0 failed: {err!r}"
+                )
         planned = runner.broadcast(planned)
-        if isinstance(planned, PdegenError):
-            raise planned
+        if isinstance(planned, RootFailure):
+            if runner.is_root:
+                raise root_error
+            raise PdegenError(planned.message)
         job, complete = planned
         resumed = sum(len(job.plan.batches[b]) for b in complete)
         bar = Progress(
@@ -138,27 +213,29 @@ def generate(
         bar.close()
         if not runner.is_root:
             return None
-    for outcome in done:
-        complete[outcome.entry["batch"]] = outcome.entry
-    if failed:
-        lines = "; ".join(f.line() for f in failed)
-        raise PdegenError(
-            f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
-            "finished shards are kept, rerun to retry the rest"
+        for outcome in done:
+            complete[outcome.entry["batch"]] = outcome.entry
+        if failed:
+            report = write_failure_report(directory, failed)
+            lines = "; ".join(f.line() for f in failed)
+            raise PdegenError(
+                f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
+                f"finished shards are kept, rerun to retry the rest (tracebacks in {report})"
+            )
+        entries = [complete[b] for b in range(len(job.plan.batches))]
+        write_index(
+            directory,
+            {
+                "dataset": recipe.name,
+                "family": recipe.family,
+                "recipe_sha256": job.recipe_sha256,
+                "samples": recipe.samples,
+                "ordering_seconds": job.plan.ordering_seconds,
+                "chain_length": job.plan.chain_length,
+                "shards": entries,
+            },
         )
-    entries = [complete[b] for b in range(len(job.plan.batches))]
-    write_index(
-        directory,
-        {
-            "dataset": recipe.name,
-            "family": recipe.family,
-            "recipe_sha256": job.recipe_sha256,
-            "samples": recipe.samples,
-            "ordering_seconds": job.plan.ordering_seconds,
-            "chain_length": job.plan.chain_length,
-            "shards": entries,
-        },
-    )
+        (directory / FAILURES_NAME).unlink(missing_ok=True)  # an earlier run's report is moot
     peak = max((o.peak_rss_mib for o in done), default=0.0)
     return _summarise(directory, resumed, time.perf_counter() - start, job.plan, runner, peak)
 
@@ -185,4 +262,4 @@ def _summarise(
     )
 
 
-__all__ = ["Summary", "generate", "prepare_directory"]
+__all__ = ["FAILURES_NAME", "Summary", "check_same_recipe", "generate", "prepare_directory"]

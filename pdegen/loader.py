@@ -17,7 +17,18 @@ import h5py
 import numpy as np
 
 from pdegen.errors import PdegenError
-from pdegen.shards import INDEX_NAME, read_index
+from pdegen.shards import FORMAT_VERSION, INDEX_NAME, read_index
+
+
+def check_format_version(where: Path, version: Any) -> None:
+    """Refuse what a newer (or unknown) pdegen wrote: reading it as version 1 could return
+    wrong arrays without a word."""
+    if version != FORMAT_VERSION:
+        version = version.item() if hasattr(version, "item") else version  # numpy scalar
+        raise PdegenError(
+            f"{where}: format_version {version!r} is not one this pdegen reads "
+            f"(reads {FORMAT_VERSION}); use the pdegen version that wrote it"
+        )
 
 
 class ShardDataset:
@@ -38,12 +49,19 @@ class ShardDataset:
             self.index = read_index(self.path)
         except (OSError, json.JSONDecodeError) as err:
             raise PdegenError(f"{self.path / INDEX_NAME}: unreadable index ({err})") from None
+        if not isinstance(self.index, dict):
+            raise PdegenError(f"{self.path / INDEX_NAME}: not a pdegen index")
+        check_format_version(self.path / INDEX_NAME, self.index.get("format_version"))
         files, rows, samples = [], [], []
         for shard_id, entry in enumerate(self.index["shards"]):
             files.append(self.path / entry["file"])
-            with h5py.File(files[-1], "r") as f:
-                indices = f["params/index"][()]
-                ok = f["stats/converged"][()] if not include_unconverged else None
+            try:
+                with h5py.File(files[-1], "r") as f:
+                    check_format_version(files[-1], f.attrs.get("format_version"))
+                    indices = f["params/index"][()]
+                    ok = f["stats/converged"][()] if not include_unconverged else None
+            except (OSError, KeyError) as err:
+                raise PdegenError(f"{files[-1]}: unreadable shard ({err})") from None
             for row, sample in enumerate(indices):
                 if ok is None or ok[row]:
                     rows.append((shard_id, row))

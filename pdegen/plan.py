@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdegen.errors import PdegenError
 from pdegen.families import Family
 from pdegen.recipe import Recipe
 from pdegen.shards import atomic_path
@@ -58,12 +59,39 @@ def make_plan(recipe: Recipe, family: Family) -> Plan:
     )
 
 
-def load_or_make_plan(directory: Path, recipe: Recipe, family: Family) -> Plan:
-    path = directory / PLAN_NAME
-    if path.is_file():
+def read_plan(path: Path) -> Plan:
+    """The plan stored at `path`, checked to be a whole plan: pdegen writes it by rename, so
+    anything else was damaged or written by hand, and is reported rather than trusted."""
+    try:
         plan = Plan.from_json(path.read_text())
+        order = [int(i) for i in plan.order]
+        chained = [int(i) for batch in plan.batches for i in batch]
+        whole = (
+            isinstance(plan.recipe_sha256, str)
+            and sorted(order) == list(range(len(order)))
+            and chained == order
+        )
+    except (OSError, UnicodeDecodeError) as err:
+        raise PdegenError(f"{path}: cannot read the plan ({err})") from None
+    except (ValueError, TypeError, AttributeError):
+        whole = False
+    if not whole:
+        raise PdegenError(
+            f"{path}: damaged or not a pdegen plan; delete it to plan again "
+            "(finished shards are kept and checked)"
+        )
+    return plan
+
+
+def load_or_make_plan(directory: Path, recipe: Recipe, family: Family) -> Plan:
+    """The stored plan of this recipe, else a new one written by rename. A plan of another
+    recipe is refused earlier (`pdegen.generate.check_same_recipe`), never replaced here."""
+    path = directory / PLAN_NAME
+    if path.exists():
+        plan = read_plan(path)
         if plan.recipe_sha256 == recipe_sha256(recipe):
             return plan
+        raise PdegenError(f"{path}: belongs to a different recipe")
     plan = make_plan(recipe, family)
     with atomic_path(path) as tmp:
         tmp.write_text(plan.to_json())

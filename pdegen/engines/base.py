@@ -38,6 +38,7 @@ class BatchFailure:
     indices: list[int]
     attempts: int
     error: str
+    traceback: str = ""  # the last attempt's, for the failure report (failures.log)
 
     def line(self) -> str:
         shown = ", ".join(map(str, self.indices[:8])) + (", ..." if len(self.indices) > 8 else "")
@@ -59,7 +60,13 @@ class BatchDone:
 
 
 class SampleError(RuntimeError):
-    """A sample raised while being solved; carries which one."""
+    """A batch's solve raised. `details` is the original traceback as text: it survives the
+    pickling that takes an exception from a Dask worker to the client (a chained cause and
+    its frames do not)."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
 
 
 def run_batch(job: Job, batch: int) -> BatchDone:
@@ -69,7 +76,7 @@ def run_batch(job: Job, batch: int) -> BatchDone:
     try:
         content = solve_batch(job.recipe, batch, indices, recipe_sha256=job.recipe_sha256)
     except Exception as err:  # name the batch; the engine decides whether to retry
-        raise SampleError(f"{type(err).__name__}: {err}") from err
+        raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err
     entry = write_shard(Path(job.directory), content)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return BatchDone(entry, time.perf_counter() - start, peak, len(indices))
@@ -77,10 +84,11 @@ def run_batch(job: Job, batch: int) -> BatchDone:
 
 def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:
     """In-process retries (serial and MPI engines; Dask retries through its scheduler)."""
-    error = ""
+    error = trace = ""
     for _ in range(job.retries + 1):
         try:
             return run_batch(job, batch)
         except Exception as err:
-            error = str(err) or traceback.format_exc(limit=1)
-    return BatchFailure(batch, job.plan.batches[batch], job.retries + 1, error)
+            trace = traceback.format_exc()
+            error = str(err) or trace.strip().splitlines()[-1]
+    return BatchFailure(batch, job.plan.batches[batch], job.retries + 1, error, trace)

@@ -6,6 +6,12 @@ existing cluster instead (dask-jobqueue on SLURM/PBS, dask-mpi, `dask scheduler`
 workers then need the dataset directory on a shared file system, since each writes its own
 shard. Failed tasks are retried by the scheduler (`retries`); a worker that dies has its task
 rescheduled and, past Dask's allowed-failures limit, reported as KilledWorker.
+
+Workers must be single-threaded: PETSc's options database, our KSP option prefixes and the
+BLAS thread limit (threadpoolctl) are per process, so two batches solving in threads of one
+worker would share and race on them. An external cluster with multi-threaded workers is
+refused when we connect (one line naming the worker), and every task checks its own worker
+too, since workers may join after we looked.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import os
+import traceback
 from collections.abc import Callable
 
 from pdegen.engines.base import BatchDone, BatchFailure, Job, run_batch
@@ -31,6 +38,34 @@ QUIET_CLUSTER = {
 }
 
 
+THREADS_ADVICE = "pdegen needs workers with one thread each (dask worker --nthreads 1)"
+
+
+class MultiThreadedWorkerError(RuntimeError):
+    """A batch was sent to a worker that runs several task threads."""
+
+
+def run_batch_on_worker(job: Job, batch: int) -> BatchDone:
+    """`run_batch`, after checking that this worker cannot run another task beside it."""
+    from dask.distributed import get_worker
+
+    worker = get_worker()
+    if worker.state.nthreads > 1:
+        raise MultiThreadedWorkerError(
+            f"worker {worker.address} has {worker.state.nthreads} threads; {THREADS_ADVICE}"
+        )
+    return run_batch(job, batch)
+
+
+def check_single_threaded(client) -> None:
+    """Refuse a cluster any of whose workers runs more than one task thread."""
+    for address, info in sorted(client.scheduler_info()["workers"].items()):
+        if info.get("nthreads", 1) > 1:
+            raise PdegenError(
+                f"--scheduler: worker {address} has {info['nthreads']} threads; {THREADS_ADVICE}"
+            )
+
+
 class DaskEngine:
     name = "dask"
     is_root = True
@@ -47,7 +82,9 @@ class DaskEngine:
         # start it in the background while the root samples and orders the plan, and wait for
         # it at the first batch. The recipe is already validated, so bad recipes never start
         # one; a plan that fails (a bad output path) closes it again in __exit__.
-        if not self.scheduler:
+        if self.scheduler:  # connect and check its workers before anything is written
+            self._connect()
+        else:
             starter = concurrent.futures.ThreadPoolExecutor(1)
             self._starting = starter.submit(self._start_local)
             starter.shutdown(wait=False)  # its one thread ends with the start-up
@@ -84,6 +121,12 @@ class DaskEngine:
                 self._client = Client(self.scheduler, timeout="20s")
             except (OSError, TimeoutError) as err:
                 raise PdegenError(f"--scheduler {self.scheduler}: cannot connect ({err})") from None
+            try:
+                check_single_threaded(self._client)
+            except PdegenError:
+                self._client.close()  # __exit__ is not called when __enter__ fails
+                self._client = None
+                raise
         else:
             self._cluster = self._starting.result()
             self._client = Client(self._cluster)
@@ -112,7 +155,7 @@ class DaskEngine:
         job_future = client.scatter(job, broadcast=True)
         futures = {
             client.submit(
-                run_batch,
+                run_batch_on_worker,
                 job_future,
                 batch,
                 retries=job.retries,
@@ -127,12 +170,14 @@ class DaskEngine:
             try:
                 outcome = future.result()
             except Exception as err:
+                trace = getattr(err, "details", "") or "".join(traceback.format_exception(err))
                 failed.append(
                     BatchFailure(
                         batch,
                         job.plan.batches[batch],
                         job.retries + 1,
                         f"{type(err).__name__}: {err}",
+                        trace,
                     )
                 )
                 continue
