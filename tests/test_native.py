@@ -1,4 +1,5 @@
-"""The compiled Krylov loops against the Python reference loops, and on distributed matrices."""
+"""The compiled Krylov loops: against the Python reference loops, on distributed matrices,
+and at their C boundary (the checked argument layout)."""
 
 import json
 import os
@@ -10,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spla
+from petsc4py import PETSc
 
 from pdegen.families import Darcy
 from pdegen.specs import CoefficientSpec
 from solvers import native
 from solvers.baselines import make_ksp
 from solvers.petsc import MatrixSlot, vec_from_array
-from tests.test_solvers import drifting_chain
+from tests.test_solvers import darcy_chain, drifting_chain
 
 MPIRUN = shutil.which("mpirun")
 
@@ -94,3 +96,117 @@ def test_recycling_on_a_matrix_distributed_over_two_ranks(tmp_path):
             assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b) * 1.000001, name
         # the recycled space carries over between ranks' shared solves, too
         assert runs[-1]["iterations"] < runs[0]["iterations"], name
+
+
+# --- the checked interface ----------------------------------------------------------------
+def altered_library(tmp_path: Path, old: str, new: str) -> Path:
+    """The kernels compiled from a copy of csrc/ whose krylov.h has `old` replaced by `new`:
+    a library built from another header than the one Python reads."""
+    src = tmp_path / "csrc"
+    src.mkdir()
+    shutil.copy(native.SOURCE, src / "krylov.c")
+    header = native.HEADER.read_text()
+    assert old in header
+    (src / "krylov.h").write_text(header.replace(old, new, 1))
+    return native.compile_library(src / "krylov.c", tmp_path / "altered.so")
+
+
+@pytest.fixture
+def fresh_load():
+    """Forget the loaded library before and after the test, which changes what is loaded."""
+    native._load.cache_clear()
+    yield
+    native._load.cache_clear()
+
+
+def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
+    lib = native.load(native.build())
+    assert set(native.SIGNATURES) == {"pdegen_gcrodr_cycle", "pdegen_deflated_cg"}
+    cycle = native.SIGNATURES["pdegen_gcrodr_cycle"]
+    assert [f.name for f in cycle.fields][:6] == ["ksp", "A", "pc", "src", "dst", "n"]
+    assert [f.name for f in cycle.fields if f.output] == ["done"]
+    assert lib.path == native.library_path()
+
+
+@pytest.mark.parametrize(
+    "old, new, named",
+    [
+        # two fields of one type swapped: same offsets and sizes, arguments crossed
+        (
+            "IN(int64_t, kk) /* recycled rows */ \\\n  IN(int64_t, steps)",
+            "IN(int64_t, steps) /* recycled rows */ \\\n  IN(int64_t, kk)",
+            r"pdegen_gcrodr_cycle_args\.kk: field 8 is 'kk' in krylov\.h, 'steps' in the library",
+        ),
+        # a narrower type: every later offset moves
+        (
+            "IN(int64_t, k)",
+            "IN(int32_t, k)",
+            r"pdegen_deflated_cg_args\.k: the library has int32_t at offset 88 \(4 bytes\)",
+        ),
+        # a type of the same size: only the type tells
+        (
+            "IN(double, target)",
+            "IN(int64_t, target)",
+            r"pdegen_gcrodr_cycle_args\.target: the library has int64_t",
+        ),
+        (
+            "  OUT(int64_t, reason)",
+            "  OUT(int64_t, reason) \\\n  OUT(int64_t, spare)",
+            r"pdegen_deflated_cg_args\.spare: only in the library",
+        ),
+        (
+            "#define PDEGEN_ABI_VERSION 1",
+            "#define PDEGEN_ABI_VERSION 2",
+            r"ABI version: library 2, krylov\.h 1",
+        ),
+    ],
+    ids=["swapped", "narrower", "same-size-type", "extra-field", "abi-version"],
+)
+def test_a_library_built_from_another_header_is_refused_at_load(tmp_path, old, new, named):
+    path = altered_library(tmp_path, old, new)
+    with pytest.raises(native.LayoutError, match=named):
+        native.load(path)
+
+
+def test_solvers_refuse_a_mismatched_library_instead_of_falling_back(
+    tmp_path, monkeypatch, fresh_load
+):
+    # A stale or foreign library where the cache says this source's library is.
+    monkeypatch.setenv("PDEGEN_NATIVE_CACHE", str(tmp_path / "cache"))
+    bad = altered_library(tmp_path, "IN(int64_t, k)", "IN(int32_t, k)")
+    native.library_path().parent.mkdir(parents=True)
+    shutil.copy(bad, native.library_path())
+    assert "refused" in native.status() and "pdegen_deflated_cg_args.k" in native.status()
+    with pytest.raises(native.LayoutError, match="pdegen_deflated_cg_args.k"):
+        native.kernels()
+    A, b = darcy_chain(count=1, n=12)[0]
+    ksp = make_ksp("rcg", "jacobi", 1e-8, 3000, 30, 8)
+    ksp.setOperators(MatrixSlot().load(A))
+    with pytest.raises(PETSc.Error):  # loud, not a quiet switch to the Python loop
+        solve(ksp, b)
+    ksp.getPythonContext().native = False  # asking for the Python loops still works
+    x = solve(ksp, b)
+    assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b) * 1.000001
+
+
+def test_a_kernel_call_must_name_every_input_with_arrays_of_its_type():
+    lib = native.kernels()
+    with pytest.raises(TypeError, match=r"missing inputs \['window'\], unknown inputs \['windw'\]"):
+        lib.run(
+            "pdegen_deflated_cg",
+            **{f: None for f in native.SIGNATURES["pdegen_deflated_cg"].inputs - {"window"}},
+            windw=0,
+        )
+    inputs = dict.fromkeys(native.SIGNATURES["pdegen_gcrodr_cycle"].inputs, 0)
+    with pytest.raises(ValueError, match="float32"):
+        lib.run("pdegen_gcrodr_cycle", **{**inputs, "basis": np.zeros(4, np.float32)})
+    readonly = np.zeros(4)
+    readonly.flags.writeable = False
+    with pytest.raises(ValueError, match="search: the kernel writes this array"):
+        lib.run("pdegen_gcrodr_cycle", **{**inputs, "basis": None, "search": readonly})
+
+
+def solve(ksp, b):
+    x = vec_from_array(np.zeros_like(b))
+    ksp.solve(vec_from_array(b), x)
+    return x.getArray().copy()
