@@ -321,7 +321,16 @@ class Kernels:
                 value = address
             values[field.name] = value
         args = sig.struct(**values)
-        code = self._functions[kernel](ctypes.byref(args))
+        try:
+            code = self._functions[kernel](ctypes.byref(args))
+        except SystemError as error:
+            # A petsc4py python PC or Mat raised inside the kernel: PETSc returned its error
+            # code, and ctypes found the callback's exception still set. Name both.
+            if error.__cause__ is None:
+                raise
+            raise RuntimeError(
+                f"{kernel} failed: its operator or preconditioner raised {error.__cause__!r}"
+            ) from error.__cause__
         check(code, kernel)
         return args
 

@@ -1,5 +1,5 @@
 """The compiled Krylov loops: against the Python reference loops, on distributed matrices,
-and at their C boundary (the checked argument layout)."""
+and at their C boundary (the checked argument layout, error paths)."""
 
 import json
 import os
@@ -18,6 +18,7 @@ from pdegen.specs import CoefficientSpec
 from solvers import native
 from solvers.baselines import make_ksp
 from solvers.petsc import MatrixSlot, vec_from_array
+from tests.native_failures import Flaky, failing_ksp, solve
 from tests.test_solvers import darcy_chain, drifting_chain
 
 MPIRUN = shutil.which("mpirun")
@@ -206,7 +207,54 @@ def test_a_kernel_call_must_name_every_input_with_arrays_of_its_type():
         lib.run("pdegen_gcrodr_cycle", **{**inputs, "basis": None, "search": readonly})
 
 
-def solve(ksp, b):
-    x = vec_from_array(np.zeros_like(b))
-    ksp.solve(vec_from_array(b), x)
-    return x.getArray().copy()
+# --- error paths ---------------------------------------------------------------------------
+@pytest.mark.parametrize("where", ["pc", "operator"])
+@pytest.mark.parametrize("method", ["gcrodr", "rcg"])
+def test_a_failure_inside_a_kernel_leaves_its_work_vecs_usable(method, where):
+    """The kernel's PCApply or MatMult raises mid-iteration: the solve fails with a Python
+    error, the work Vecs hold their own memory again (no row still placed, none read-locked),
+    and the same solver then solves correctly."""
+    A, b = darcy_chain(count=1, n=16)[0]
+    flaky = Flaky(A)
+    ksp = failing_ksp(method, where, A, flaky)
+    context = ksp.getPythonContext()
+    assert context.native and native.kernels() is not None
+    solve(ksp, b)  # sets up the workspace and a recycled space
+    ws = context._ws
+    own = [v.getArray().ctypes.data for v in (ws._src, ws._dst)]
+    flaky.arm(4)  # past the Python-side residual product: inside the compiled loop
+    kernel = "pdegen_gcrodr_cycle" if method == "gcrodr" else "pdegen_deflated_cg"
+    with pytest.raises(RuntimeError, match=f"{kernel} failed: .*injected failure at call 4"):
+        context.solve(ksp, vec_from_array(b), vec_from_array(np.zeros_like(b)))
+    assert flaky.failures == 1
+    flaky.arm(4)  # the same through KSPSolve: a PETSc error
+    with pytest.raises(PETSc.Error):
+        solve(ksp, b)
+    assert flaky.failures == 2
+    assert [v.getArray().ctypes.data for v in (ws._src, ws._dst)] == own
+    x = solve(ksp, b)
+    assert ksp.getConvergedReason() > 0
+    assert np.linalg.norm(b - A @ x) <= 1e-8 * np.linalg.norm(b) * 1.000001
+
+
+def test_failures_inside_the_compiled_cycle_free_what_it_allocated(tmp_path):
+    """Under -malloc_debug PETSc counts its allocations: a dozen solvers whose compiled
+    Arnoldi cycle fails mid-way leave no more allocated than the first few did."""
+    out = tmp_path / "report.json"
+    script = Path(__file__).with_name("native_failures.py")
+    root = str(Path(__file__).parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.environ.get("PYTHONPATH", "")]))
+    done = subprocess.run(
+        [sys.executable, str(script), str(out)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(out.read_text())
+    assert report["native"]
+    allocated = report["allocated"]
+    assert report["failures"] == len(allocated)
+    assert allocated[0] > 0, "PETSc is not counting (-malloc_debug)"
+    assert allocated[-1] <= allocated[2], allocated

@@ -13,7 +13,11 @@
  * VecPlaceArray. Inner products are summed over the matrix's communicator with one
  * MPI_Allreduce each, so the kernels run unchanged on distributed matrices.
  *
- * Every function returns a PetscErrorCode (0 on success), and the Python wrappers check it.
+ * Errors: every function returns a PetscErrorCode (0 on success), and the Python wrappers
+ * check it. A failure leaves the work Vecs as they were found (no rows still placed, no read
+ * lock left behind) and frees what was allocated, so the caller can report it and solve
+ * again with the same Vecs: each kernel allocates in an outer function, runs its loop in an
+ * inner one, and frees before passing the inner function's error on.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -29,6 +33,7 @@ typedef struct {
   Mat          A;
   PC           pc; /* NULL: identity */
   Vec          src, dst;
+  PetscInt     src_lock, dst_lock; /* the Vecs' read locks on entry */
   PetscBLASInt n;
   MPI_Comm     comm;
   PetscMPIInt  size;
@@ -44,23 +49,48 @@ static PetscErrorCode OpsInit(Ops *ops, Mat A, PC pc, Vec src, Vec dst, int64_t 
   PetscCall(PetscBLASIntCast((PetscInt)n, &ops->n));
   PetscCall(PetscObjectGetComm((PetscObject)A, &ops->comm));
   PetscCallMPI(MPI_Comm_size(ops->comm, &ops->size));
+  PetscCall(VecLockGet(src, &ops->src_lock));
+  PetscCall(VecLockGet(dst, &ops->dst_lock));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-/* out = M^{-1} in (precondition) or out = A in, on rows borrowed by the work Vecs */
+/* PCApply and MatMult lock their input for reading and unlock it only when they succeed. */
+static PetscErrorCode Unlock(Vec v, PetscInt entry)
+{
+  PetscInt lock;
+
+  PetscFunctionBeginUser;
+  PetscCall(VecLockGet(v, &lock));
+  for (; lock > entry; lock--) PetscCall(VecLockReadPop(v));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+/*
+ * out = M^{-1} in (precondition) or out = A in, on rows borrowed by the work Vecs. The rows
+ * are given back (VecResetArray) whether or not the operation succeeds: a Vec left holding a
+ * row refuses every later VecPlaceArray, and the row may be freed memory by then.
+ */
 static PetscErrorCode Apply(Ops *ops, PetscBool precondition, const double *in, double *out)
 {
+  PetscErrorCode ierr;
+
   PetscFunctionBeginUser;
   if (precondition && !ops->pc) {
     PetscCall(PetscArraycpy(out, in, ops->n));
     PetscFunctionReturn(PETSC_SUCCESS);
   }
   PetscCall(VecPlaceArray(ops->src, in));
-  PetscCall(VecPlaceArray(ops->dst, out));
-  if (precondition) PetscCall(PCApply(ops->pc, ops->src, ops->dst));
-  else PetscCall(MatMult(ops->A, ops->src, ops->dst));
+  ierr = VecPlaceArray(ops->dst, out);
+  if (ierr == PETSC_SUCCESS) {
+    ierr = precondition ? PCApply(ops->pc, ops->src, ops->dst) : MatMult(ops->A, ops->src, ops->dst);
+    PetscCall(VecResetArray(ops->dst));
+  }
   PetscCall(VecResetArray(ops->src));
-  PetscCall(VecResetArray(ops->dst));
+  if (ierr != PETSC_SUCCESS) {
+    PetscCall(Unlock(ops->src, ops->src_lock));
+    PetscCall(Unlock(ops->dst, ops->dst_lock));
+  }
+  PetscCall(ierr);
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -101,20 +131,16 @@ static void Subtract(Ops *ops, const double *rows, PetscBLASInt c, const double 
 /*
  * GCRO-DR's Arnoldi cycle on (I - C C^T) A M^{-1}, with Givens rotations on the Hessenberg
  * part; the same arithmetic as GCRODR._arnoldi_python (the reference implementation). The
- * arrays are described in krylov.h.
+ * arrays are described in krylov.h; cs, sn hold the rotations (steps entries each).
  */
-PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *a)
+static PetscErrorCode ArnoldiCycle(Ops *ops, const pdegen_gcrodr_cycle_args *a, double *cs, double *sn, int64_t *done_out)
 {
-  Ops           ops_, *ops = &ops_;
   const int64_t n = a->n, kk = a->kk, steps = a->steps, gcols = a->gcols;
   double *const basis = a->basis, *const search = a->search, *const G = a->G, *const R = a->R, *const g = a->g;
-  double       *h, *h2, *hcol, *cs, *sn, estimate = PETSC_MAX_REAL;
+  double       *h, *h2, *hcol, estimate = PETSC_MAX_REAL;
   PetscBLASInt  inc = 1;
 
   PetscFunctionBeginUser;
-  PetscCall(OpsInit(ops, a->A, a->pc, a->src, a->dst, n));
-  PetscCall(PetscMalloc2(steps, &cs, steps, &sn));
-  a->done = 0;
   h    = a->work;
   h2   = a->work + (kk + steps + 2);
   hcol = a->work + 2 * (kk + steps + 2);
@@ -166,7 +192,7 @@ PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *a)
     for (int64_t i = 0; i <= j + 1; i++) R[i * steps + j] = hcol[i];
     g[j + 1] = -sj * g[j];
     g[j] *= cj;
-    a->done   = j + 1;
+    *done_out = j + 1;
     estimate  = PetscAbsReal(g[j + 1]);
     PetscCall(KSPMonitor(a->ksp, (PetscInt)(a->its0 + j + 1), estimate));
     breakdown = (PetscBool)(after <= 1e-14 * before);
@@ -176,13 +202,30 @@ PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *a)
     }
     if (estimate <= a->target || breakdown) break;
   }
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args)
+{
+  Ops            ops;
+  double        *cs, *sn;
+  int64_t        done = 0;
+  PetscErrorCode ierr;
+
+  PetscFunctionBeginUser;
+  PetscCall(OpsInit(&ops, args->A, args->pc, args->src, args->dst, args->n));
+  PetscCall(PetscMalloc2(args->steps, &cs, args->steps, &sn));
+  ierr = ArnoldiCycle(&ops, args, cs, sn, &done);
   PetscCall(PetscFree2(cs, sn));
+  PetscCall(ierr);
+  args->done = done;
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
 /*
  * Deflated preconditioned CG iterations (the loop of RecycledCG._iterate_python); the
- * arrays are described in krylov.h.
+ * arrays are described in krylov.h. It allocates nothing, so a failure only has to give the
+ * borrowed rows back, which Apply does.
  */
 PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args)
 {
