@@ -18,8 +18,10 @@ their Python loops on such a library: `kernels()` raises, so the mismatch is see
 (rebuild with `build()`), not hidden. Calls are checked too: `Kernels.run` wants every input
 field by keyword and each array C-contiguous with the field's dtype.
 
-The build goes to a cache keyed by the source and header and by PETSc's location, written
-under a temporary name and renamed, so concurrent workers or ranks never load a half-written file.
+The build goes to a cache keyed by the source and header, and by PETSc's location, version
+and configuration (its configure options and make variables) and petsc4py's version, so
+a PETSc rebuilt in place with other options gets its own library. It is written under a
+temporary name and renamed, so concurrent workers or ranks never load a half-written file.
 Where no compiler is found the solvers fall back to their Python loops (same arithmetic,
 slower), and `status()` says why; set PDEGEN_NATIVE=0 to force that fallback.
 """
@@ -208,10 +210,35 @@ def _cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "pdegen" / "native"
 
 
+# What identifies a PETSc build beyond its path: the version, the configuration macros
+# (index size, precision, MPI, BLAS), the configure options and the make variables (compilers,
+# flags, libraries). A PETSc reconfigured in place changes these and not its path.
+_PETSC_FINGERPRINT = (
+    "include/petscversion.h",
+    "include/petscconf.h",
+    "include/petscconfiginfo.h",
+    "lib/petsc/conf/petscvariables",
+)
+
+
+def _fingerprint(petsc_dir: Path) -> bytes:
+    """The PETSc build the library links: its path, the files above, the libpetsc.so.*
+    names (its soname), and petsc4py's version (whose handles the kernels are given)."""
+    import petsc4py
+
+    parts = [str(petsc_dir).encode()]
+    for relative in _PETSC_FINGERPRINT:
+        path = petsc_dir / relative
+        parts.append(relative.encode() + b"\0" + (path.read_bytes() if path.exists() else b""))
+    parts.extend(p.name.encode() for p in sorted((petsc_dir / "lib").glob("libpetsc.so.*")))
+    parts.append(f"petsc4py {petsc4py.__version__}".encode())
+    return b"\0\0".join(parts)
+
+
 def library_path() -> Path:
-    """Where the library for this source and header, and this PETSc, lives."""
+    """Where the library for this source and header, and this PETSc build, lives."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), HEADER.read_bytes(), str(_petsc_dir()).encode()):
+    for part in (SOURCE.read_bytes(), HEADER.read_bytes(), _fingerprint(_petsc_dir())):
         digest.update(hashlib.sha256(part).digest())
     return _cache_dir() / f"krylov-{digest.hexdigest()[:16]}.so"
 

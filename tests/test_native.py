@@ -1,5 +1,5 @@
 """The compiled Krylov loops: against the Python reference loops, on distributed matrices,
-and at their C boundary (the checked argument layout, error paths)."""
+and at their C boundary (checked argument layout, error paths, the library cache's key)."""
 
 import json
 import os
@@ -258,3 +258,39 @@ def test_failures_inside_the_compiled_cycle_free_what_it_allocated(tmp_path):
     assert report["failures"] == len(allocated)
     assert allocated[0] > 0, "PETSc is not counting (-malloc_debug)"
     assert allocated[-1] <= allocated[2], allocated
+
+
+# --- the library cache ---------------------------------------------------------------------
+def fake_petsc(root: Path, conf: str, variables: str = "CC = mpicc\n") -> Path:
+    """The files that describe a PETSc build, at `root`."""
+    for relative, text in {
+        "include/petscversion.h": "#define PETSC_VERSION_MINOR 26\n",
+        "include/petscconf.h": conf,
+        "include/petscconfiginfo.h": 'static const char *petscconfigureoptions = "";\n',
+        "lib/petsc/conf/petscvariables": variables,
+    }.items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(text)
+    return root
+
+
+def test_the_library_cache_is_keyed_by_petscs_configuration_not_only_its_path(
+    tmp_path, monkeypatch
+):
+    root = fake_petsc(tmp_path / "petsc", "#define PETSC_USE_REAL_DOUBLE 1\n")
+    monkeypatch.setattr(native, "_petsc_dir", lambda: root)
+    first = native.library_path()
+    assert native.library_path() == first  # the same build: the same library
+    # PETSc reconfigured in place (64-bit indices): same path, another library
+    fake_petsc(root, "#define PETSC_USE_REAL_DOUBLE 1\n#define PETSC_USE_64BIT_INDICES 1\n")
+    reconfigured = native.library_path()
+    assert reconfigured != first
+    fake_petsc(root, "#define PETSC_USE_REAL_DOUBLE 1\n", variables="CC = clang\n")
+    assert native.library_path() not in (first, reconfigured)
+    fake_petsc(root, "#define PETSC_USE_REAL_DOUBLE 1\n")
+    assert native.library_path() == first
+    # and by the header the struct layout comes from, as well as the C source
+    header = tmp_path / "krylov.h"
+    header.write_text(native.HEADER.read_text() + "\n/* changed */\n")
+    monkeypatch.setattr(native, "HEADER", header)
+    assert native.library_path() != first
