@@ -81,7 +81,8 @@ fi
 stamp="$VENV/.pdegen-install-stamp"
 want=$(cat "$ROOT/pyproject.toml" "$0" | sha256sum | cut -d' ' -f1)
 # 5. The compiled Krylov loops (solvers/csrc), linked to this environment's PETSc; cached by
-#    source and PETSc location, so this is instant once built.
+#    source, header and PETSc's location, version and configuration, so this is instant once
+#    built.
 build_native() {
   "$VENV/bin/python" -c 'from solvers import native; native.build(); print(native.status())' \
     | sed 's/^/[install] /'

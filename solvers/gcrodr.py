@@ -31,7 +31,6 @@ options database: -ksp_type python -ksp_python_type solvers.gcrodr.GCRODR
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import numpy as np
@@ -278,26 +277,23 @@ class GCRODR:
         if lib is None:
             done = self._arnoldi_python(ws, kk, steps, basis, search, G, R, g, target, ksp, its0)
         else:
-            work = np.empty(3 * (kk + steps + 2))
-            done_out = ctypes.c_long()
-            code = lib.pdegen_gcrodr_cycle(
-                *ws.handles(ksp),
-                ws.n,
-                native.pointer(basis),
-                native.pointer(search),
-                kk,
-                steps,
-                native.pointer(G),
-                kk + steps,
-                native.pointer(R),
-                native.pointer(g),
-                native.pointer(work),
-                target,
-                its0,
-                ctypes.byref(done_out),
+            out = lib.run(
+                "pdegen_gcrodr_cycle",
+                **ws.handles(ksp),
+                n=ws.n,
+                basis=basis,
+                search=search,
+                kk=kk,
+                steps=steps,
+                G=G,
+                gcols=kk + steps,
+                R=R,
+                g=g,
+                work=np.empty(3 * (kk + steps + 2)),
+                target=target,
+                its0=its0,
             )
-            native.check(code, "pdegen_gcrodr_cycle")
-            done = done_out.value
+            done = out.done
         y_z = sla.solve_triangular(R[:done, :done], g[:done])
         y = np.concatenate([-G[:kk, kk : kk + done] @ y_z, y_z])
         return done, G[: kk + done + 1, : kk + done], y

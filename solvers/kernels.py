@@ -63,11 +63,17 @@ class Workspace:
             self._src.resetArray()
             self._dst.resetArray()
 
-    def handles(self, ksp: PETSc.KSP) -> tuple[int, int, int | None, int, int]:
-        """The C handles the compiled kernels take: KSP (for its monitors), A, PC or None,
-        and the two work Vecs that borrow rows."""
+    def handles(self, ksp: PETSc.KSP) -> dict[str, int | None]:
+        """The C handles the compiled kernels take, by their field names in csrc/krylov.h:
+        the KSP (for its monitors), A, the PC or None, and the two work Vecs that borrow rows."""
         pc = None if self.pc is None else self.pc.handle
-        return ksp.handle, self.A.handle, pc, self._src.handle, self._dst.handle
+        return {
+            "ksp": ksp.handle,
+            "A": self.A.handle,
+            "pc": pc,
+            "src": self._src.handle,
+            "dst": self._dst.handle,
+        }
 
     def matvec(self, src: np.ndarray, dst: np.ndarray) -> None:
         self._apply(self.A.mult, src, dst)

@@ -196,31 +196,29 @@ class RecycledCG:
         k = 0 if chol is None else self.W.shape[0]
         Einv = np.ascontiguousarray(sla.cho_solve(chol, np.eye(k))) if k else np.zeros((1, 1))
         work_rows = np.empty((3, r.size))  # z, p, A p
-        counts = np.zeros(3, dtype=np.int64)
-        code = lib.pdegen_deflated_cg(
-            *ws.handles(ksp),
-            ws.n,
-            native.pointer(x),
-            native.pointer(r),
-            native.pointer(work_rows[0]),
-            native.pointer(work_rows[1]),
-            native.pointer(work_rows[2]),
-            k,
-            native.pointer(self.W if k else None),
-            native.pointer(self.AW if k else None),
-            native.pointer(Einv),
-            native.pointer(np.empty(2 * max(k, 1))),
-            native.pointer(keep_P),
-            native.pointer(keep_AP),
-            0 if keep_P is None else len(keep_P),
-            ws.norm(r),
-            target,
-            divtol,
-            max_it,
-            native.pointer(counts),
+        out = lib.run(
+            "pdegen_deflated_cg",
+            **ws.handles(ksp),
+            n=ws.n,
+            x=x,
+            r=r,
+            z=work_rows[0],
+            p=work_rows[1],
+            ap=work_rows[2],
+            k=k,
+            W=self.W if k else None,
+            AW=self.AW if k else None,
+            Einv=Einv,
+            work=np.empty(2 * max(k, 1)),
+            keep_p=keep_P,
+            keep_ap=keep_AP,
+            window=0 if keep_P is None else len(keep_P),
+            rnorm=ws.norm(r),
+            target=target,
+            divtol=divtol,
+            max_it=max_it,
         )
-        native.check(code, "pdegen_deflated_cg")
-        return int(counts[0]), int(counts[1]), int(counts[2])
+        return out.its, out.kept, out.reason
 
     def _windows(self, window: int, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Rows for the first `window` directions and their products, right after W and A W

@@ -6,27 +6,40 @@
  * live here; everything done once per cycle or per solve (harmonic Ritz problems, recycle
  * updates, refreshes) stays in Python, where it is one BLAS/LAPACK call per block.
  *
- * Layout: a basis is a C-contiguous numpy array with one vector per row, i.e. a column-major
- * n x c matrix with leading dimension n, so projections are one gemv each. The operator and
- * preconditioner act on two work Vecs (src, dst) that borrow rows through VecPlaceArray.
- * Inner products are summed over the matrix's communicator with one MPI_Allreduce each, so
- * the kernels run unchanged on distributed matrices.
+ * Arguments come in one struct per kernel, declared in krylov.h (the single description of
+ * this boundary, which solvers/native.py reads and checks against pdegen_layout below).
  *
- * Every function returns a PetscErrorCode (0 on success), and the Python wrappers check it.
+ * The operator and preconditioner act on two work Vecs (src, dst) that borrow rows through
+ * VecPlaceArray. Inner products are summed over the matrix's communicator with one
+ * MPI_Allreduce each, so the kernels run unchanged on distributed matrices.
+ *
+ * Errors: every function returns a PetscErrorCode (0 on success), and the Python wrappers
+ * check it. A failure leaves the work Vecs as they were found (no rows still placed, no read
+ * lock left behind) and frees what was allocated, so the caller can report it and solve
+ * again with the same Vecs: each kernel allocates in an outer function, runs its loop in an
+ * inner one, and frees before passing the inner function's error on.
  */
-#include <petscksp.h>
+#include <stdarg.h>
+#include <stdio.h>
+
+#include "krylov.h"
 #include <petscblaslapack.h>
 
+#if defined(PETSC_USE_COMPLEX) || !defined(PETSC_USE_REAL_DOUBLE)
+  #error "the kernels need a real, double-precision PETSc (PetscScalar is numpy's float64)"
+#endif
+
 typedef struct {
-  Mat         A;
-  PC          pc; /* NULL: identity */
-  Vec         src, dst;
+  Mat          A;
+  PC           pc; /* NULL: identity */
+  Vec          src, dst;
+  PetscInt     src_lock, dst_lock; /* the Vecs' read locks on entry */
   PetscBLASInt n;
-  MPI_Comm    comm;
-  PetscMPIInt size;
+  MPI_Comm     comm;
+  PetscMPIInt  size;
 } Ops;
 
-static PetscErrorCode OpsInit(Ops *ops, Mat A, PC pc, Vec src, Vec dst, long n)
+static PetscErrorCode OpsInit(Ops *ops, Mat A, PC pc, Vec src, Vec dst, int64_t n)
 {
   PetscFunctionBeginUser;
   ops->A   = A;
@@ -36,23 +49,48 @@ static PetscErrorCode OpsInit(Ops *ops, Mat A, PC pc, Vec src, Vec dst, long n)
   PetscCall(PetscBLASIntCast((PetscInt)n, &ops->n));
   PetscCall(PetscObjectGetComm((PetscObject)A, &ops->comm));
   PetscCallMPI(MPI_Comm_size(ops->comm, &ops->size));
+  PetscCall(VecLockGet(src, &ops->src_lock));
+  PetscCall(VecLockGet(dst, &ops->dst_lock));
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
-/* out = M^{-1} in (precondition) or out = A in, on rows borrowed by the work Vecs */
+/* PCApply and MatMult lock their input for reading and unlock it only when they succeed. */
+static PetscErrorCode Unlock(Vec v, PetscInt entry)
+{
+  PetscInt lock;
+
+  PetscFunctionBeginUser;
+  PetscCall(VecLockGet(v, &lock));
+  for (; lock > entry; lock--) PetscCall(VecLockReadPop(v));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+/*
+ * out = M^{-1} in (precondition) or out = A in, on rows borrowed by the work Vecs. The rows
+ * are given back (VecResetArray) whether or not the operation succeeds: a Vec left holding a
+ * row refuses every later VecPlaceArray, and the row may be freed memory by then.
+ */
 static PetscErrorCode Apply(Ops *ops, PetscBool precondition, const double *in, double *out)
 {
+  PetscErrorCode ierr;
+
   PetscFunctionBeginUser;
   if (precondition && !ops->pc) {
     PetscCall(PetscArraycpy(out, in, ops->n));
     PetscFunctionReturn(PETSC_SUCCESS);
   }
   PetscCall(VecPlaceArray(ops->src, in));
-  PetscCall(VecPlaceArray(ops->dst, out));
-  if (precondition) PetscCall(PCApply(ops->pc, ops->src, ops->dst));
-  else PetscCall(MatMult(ops->A, ops->src, ops->dst));
+  ierr = VecPlaceArray(ops->dst, out);
+  if (ierr == PETSC_SUCCESS) {
+    ierr = precondition ? PCApply(ops->pc, ops->src, ops->dst) : MatMult(ops->A, ops->src, ops->dst);
+    PetscCall(VecResetArray(ops->dst));
+  }
   PetscCall(VecResetArray(ops->src));
-  PetscCall(VecResetArray(ops->dst));
+  if (ierr != PETSC_SUCCESS) {
+    PetscCall(Unlock(ops->src, ops->src_lock));
+    PetscCall(Unlock(ops->dst, ops->dst_lock));
+  }
+  PetscCall(ierr);
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
@@ -92,61 +130,52 @@ static void Subtract(Ops *ops, const double *rows, PetscBLASInt c, const double 
 
 /*
  * GCRO-DR's Arnoldi cycle on (I - C C^T) A M^{-1}, with Givens rotations on the Hessenberg
- * part; the same arithmetic as GCRODR._cycle_python (the reference implementation).
- *
- *   basis:  (kk + steps + 1) x n rows [C; V], C given, V[0] (row kk) = r / ||r|| given
- *   search: (kk + steps) x n rows [U; Z], Z[j] = M^{-1} V[j] written here
- *   G:      (kk + steps + 1) x gcols row-major, zero on entry except its identity block
- *   R:      (steps + 1) x steps row-major, zero on entry: the rotated Hessenberg matrix
- *   g:      steps + 1 entries, g[0] = ||r||: the rotated right-hand side
- *   work:   3 * (kk + steps + 2) doubles
- * Returns the steps done; the residual estimate is |g[done]|.
+ * part; the same arithmetic as GCRODR._arnoldi_python (the reference implementation). The
+ * arrays are described in krylov.h; cs, sn hold the rotations (steps entries each).
  */
-PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *basis, double *search, long kk, long steps, double *G, long gcols, double *R, double *g, double *work, double target, long its0, long *done_out)
+static PetscErrorCode ArnoldiCycle(Ops *ops, const pdegen_gcrodr_cycle_args *a, double *cs, double *sn, int64_t *done_out)
 {
-  Ops          ops;
-  PetscBLASInt inc = 1;
-  double      *h, *h2, *hcol, *cs, *sn, estimate = PETSC_MAX_REAL;
-  long         done = 0;
+  const int64_t n = a->n, kk = a->kk, steps = a->steps, gcols = a->gcols;
+  double *const basis = a->basis, *const search = a->search, *const G = a->G, *const R = a->R, *const g = a->g;
+  double       *h, *h2, *hcol, estimate = PETSC_MAX_REAL;
+  PetscBLASInt  inc = 1;
 
   PetscFunctionBeginUser;
-  PetscCall(OpsInit(&ops, A, pc, src, dst, n));
-  PetscCall(PetscMalloc2(steps, &cs, steps, &sn));
-  h    = work;
-  h2   = work + (kk + steps + 2);
-  hcol = work + 2 * (kk + steps + 2);
-  for (long j = 0; j < steps; j++) {
-    long          col = kk + j;
-    double       *w   = basis + (col + 1) * n;
-    PetscBLASInt  c   = (PetscBLASInt)(col + 1);
-    double        before, after, d, cj, sj;
-    PetscBool     breakdown;
+  h    = a->work;
+  h2   = a->work + (kk + steps + 2);
+  hcol = a->work + 2 * (kk + steps + 2);
+  for (int64_t j = 0; j < steps; j++) {
+    int64_t      col = kk + j;
+    double      *w   = basis + (col + 1) * n;
+    PetscBLASInt c   = (PetscBLASInt)(col + 1);
+    double       before, after, d, cj, sj;
+    PetscBool    breakdown;
 
-    PetscCall(Apply(&ops, PETSC_TRUE, basis + col * n, search + col * n));
-    PetscCall(Apply(&ops, PETSC_FALSE, search + col * n, w));
-    PetscCall(Project(&ops, basis, c, w, h, PETSC_TRUE));
+    PetscCall(Apply(ops, PETSC_TRUE, basis + col * n, search + col * n));
+    PetscCall(Apply(ops, PETSC_FALSE, search + col * n, w));
+    PetscCall(Project(ops, basis, c, w, h, PETSC_TRUE));
     before = PetscSqrtReal(h[c]);
-    Subtract(&ops, basis, c, h, w);
-    after = LocalDot(&ops, w, w);
-    PetscCall(AllSum(&ops, &after, 1));
+    Subtract(ops, basis, c, h, w);
+    after = LocalDot(ops, w, w);
+    PetscCall(AllSum(ops, &after, 1));
     after = PetscSqrtReal(after);
     if (after < 0.1 * before) { /* DGKS: reorthogonalise when cancellation is severe */
-      PetscCall(Project(&ops, basis, c, w, h2, PETSC_FALSE));
-      Subtract(&ops, basis, c, h2, w);
-      for (long i = 0; i < c; i++) h[i] += h2[i];
-      after = LocalDot(&ops, w, w);
-      PetscCall(AllSum(&ops, &after, 1));
+      PetscCall(Project(ops, basis, c, w, h2, PETSC_FALSE));
+      Subtract(ops, basis, c, h2, w);
+      for (int64_t i = 0; i < c; i++) h[i] += h2[i];
+      after = LocalDot(ops, w, w);
+      PetscCall(AllSum(ops, &after, 1));
       after = PetscSqrtReal(after);
     }
-    for (long i = 0; i <= col; i++) G[i * gcols + col] = h[i];
+    for (int64_t i = 0; i <= col; i++) G[i * gcols + col] = h[i];
     G[(col + 1) * gcols + col] = after;
     /* Givens rotations on the new Hessenberg column (rows kk.. of G) */
-    for (long i = 0; i <= j; i++) hcol[i] = h[kk + i];
+    for (int64_t i = 0; i <= j; i++) hcol[i] = h[kk + i];
     hcol[j + 1] = after;
-    for (long i = 0; i < j; i++) {
-      double a = hcol[i], b = hcol[i + 1];
-      hcol[i]     = cs[i] * a + sn[i] * b;
-      hcol[i + 1] = cs[i] * b - sn[i] * a;
+    for (int64_t i = 0; i < j; i++) {
+      double x = hcol[i], y = hcol[i + 1];
+      hcol[i]     = cs[i] * x + sn[i] * y;
+      hcol[i + 1] = cs[i] * y - sn[i] * x;
     }
     d = hypot(hcol[j], hcol[j + 1]);
     if (d > 0) {
@@ -160,48 +189,63 @@ PetscErrorCode pdegen_gcrodr_cycle(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long
     sn[j]       = sj;
     hcol[j]     = d;
     hcol[j + 1] = 0.0;
-    for (long i = 0; i <= j + 1; i++) R[i * steps + j] = hcol[i];
+    for (int64_t i = 0; i <= j + 1; i++) R[i * steps + j] = hcol[i];
     g[j + 1] = -sj * g[j];
     g[j] *= cj;
-    done     = j + 1;
-    estimate = PetscAbsReal(g[j + 1]);
-    PetscCall(KSPMonitor(ksp, (PetscInt)(its0 + done), estimate));
+    *done_out = j + 1;
+    estimate  = PetscAbsReal(g[j + 1]);
+    PetscCall(KSPMonitor(a->ksp, (PetscInt)(a->its0 + j + 1), estimate));
     breakdown = (PetscBool)(after <= 1e-14 * before);
     if (!breakdown) {
       double scale = 1.0 / after;
-      BLASscal_(&ops.n, &scale, w, &inc);
+      BLASscal_(&ops->n, &scale, w, &inc);
     }
-    if (estimate <= target || breakdown) break;
+    if (estimate <= a->target || breakdown) break;
   }
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args)
+{
+  Ops            ops;
+  double        *cs, *sn;
+  int64_t        done = 0;
+  PetscErrorCode ierr;
+
+  PetscFunctionBeginUser;
+  PetscCall(OpsInit(&ops, args->A, args->pc, args->src, args->dst, args->n));
+  PetscCall(PetscMalloc2(args->steps, &cs, args->steps, &sn));
+  ierr = ArnoldiCycle(&ops, args, cs, sn, &done);
   PetscCall(PetscFree2(cs, sn));
-  *done_out = done;
+  PetscCall(ierr);
+  args->done = done;
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
 /*
- * Deflated preconditioned CG iterations (the loop of RecycledCG._iterate_python): x, r are
- * updated in place from the deflated start; p, z, Ap are work rows. With k > 0 every search
- * direction is made A-orthogonal to W through Einv = (W^T A W)^{-1} (k x k, row-major).
- * The first `window` A-normalised directions and their products go to keep_p, keep_ap.
- * rnorm is ||r|| on entry; counts (out): its, kept, reason (a KSPConvergedReason).
+ * Deflated preconditioned CG iterations (the loop of RecycledCG._iterate_python); the
+ * arrays are described in krylov.h. It allocates nothing, so a failure only has to give the
+ * borrowed rows back, which Apply does.
  */
-PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long n, double *x, double *r, double *z, double *p, double *ap, long k, const double *W, const double *AW, const double *Einv, double *work, double *keep_p, double *keep_ap, long window, double rnorm, double target, double divtol, long max_it, long *counts)
+PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args)
 {
+  const int64_t      n = args->n, k = args->k, window = args->window;
+  double *const      x = args->x, *const r = args->r, *const z = args->z, *const p = args->p, *const ap = args->ap;
   Ops                ops;
   PetscBLASInt       kb, inc = 1;
-  double             rz = 0.0, *t = work, *mu = work + k;
-  long               its = 0, kept = 0;
+  double             rnorm = args->rnorm, rz = 0.0, *t = args->work, *mu = args->work + k;
+  int64_t            its = 0, kept = 0;
   PetscBool          first = PETSC_TRUE;
   KSPConvergedReason reason;
   const double       one = 1.0, zero = 0.0;
 
   PetscFunctionBeginUser;
-  PetscCall(OpsInit(&ops, A, pc, src, dst, n));
-  kb = (PetscBLASInt)k;
-  PetscCall(KSPMonitor(ksp, 0, rnorm));
+  PetscCall(OpsInit(&ops, args->A, args->pc, args->src, args->dst, n));
+  PetscCall(PetscBLASIntCast((PetscInt)k, &kb));
+  PetscCall(KSPMonitor(args->ksp, 0, rnorm));
   while (PETSC_TRUE) {
     double rz_new, pap, alpha, beta;
-    if (rnorm <= target) {
+    if (rnorm <= args->target) {
       reason = rnorm > 0 ? KSP_CONVERGED_RTOL : KSP_CONVERGED_ATOL;
       break;
     }
@@ -209,11 +253,11 @@ PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long 
       reason = KSP_DIVERGED_NANORINF;
       break;
     }
-    if (rnorm > divtol) {
+    if (rnorm > args->divtol) {
       reason = KSP_DIVERGED_DTOL;
       break;
     }
-    if (its >= max_it) {
+    if (its >= args->max_it) {
       reason = KSP_DIVERGED_ITS;
       break;
     }
@@ -226,9 +270,9 @@ PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long 
     rz    = rz_new;
     if (k > 0) { /* p = z + beta p - W Einv (AW^T z): one gemv (with beta) and one axpy */
       const double minus = -1.0;
-      PetscCall(Project(&ops, AW, kb, z, t, PETSC_FALSE));
-      BLASgemv_("T", &kb, &kb, &one, Einv, &kb, t, &inc, &zero, mu, &inc); /* row-major Einv */
-      BLASgemv_("N", &ops.n, &kb, &minus, W, &ops.n, mu, &inc, &beta, p, &inc);
+      PetscCall(Project(&ops, args->AW, kb, z, t, PETSC_FALSE));
+      BLASgemv_("T", &kb, &kb, &one, args->Einv, &kb, t, &inc, &zero, mu, &inc); /* row-major Einv */
+      BLASgemv_("N", &ops.n, &kb, &minus, args->W, &ops.n, mu, &inc, &beta, p, &inc);
       BLASaxpy_(&ops.n, &one, z, &inc, p, &inc);
     } else { /* p = z + beta p in one pass, as PETSc's CG does (VecAYPX) */
       for (PetscBLASInt i = 0; i < ops.n; i++) p[i] = z[i] + beta * p[i];
@@ -248,18 +292,53 @@ PetscErrorCode pdegen_deflated_cg(KSP ksp, Mat A, PC pc, Vec src, Vec dst, long 
     if (kept < window) { /* store A-normalised directions */
       double scale = 1.0 / PetscSqrtReal(pap);
       for (PetscBLASInt i = 0; i < ops.n; i++) {
-        keep_p[kept * n + i]  = scale * p[i];
-        keep_ap[kept * n + i] = scale * ap[i];
+        args->keep_p[kept * n + i]  = scale * p[i];
+        args->keep_ap[kept * n + i] = scale * ap[i];
       }
       kept++;
     }
     rnorm = LocalDot(&ops, r, r);
     PetscCall(AllSum(&ops, &rnorm, 1));
     rnorm = PetscSqrtReal(rnorm);
-    PetscCall(KSPMonitor(ksp, (PetscInt)its, rnorm));
+    PetscCall(KSPMonitor(args->ksp, (PetscInt)its, rnorm));
   }
-  counts[0] = its;
-  counts[1] = kept;
-  counts[2] = (long)reason;
+  args->its    = its;
+  args->kept   = kept;
+  args->reason = (int64_t)reason;
   PetscFunctionReturn(PETSC_SUCCESS);
+}
+
+/* snprintf at text + used, never past size; returns the length the text needs so far. */
+static size_t Append(char *text, size_t size, size_t used, const char *format, ...)
+{
+  va_list ap;
+  int     length;
+
+  va_start(ap, format);
+  length = vsnprintf(used < size ? text + used : NULL, used < size ? size - used : 0, format, ap);
+  va_end(ap);
+  return used + (length > 0 ? (size_t)length : 0);
+}
+
+#define PDEGEN_STRING_(x) #x
+#define PDEGEN_STRING(x)  PDEGEN_STRING_(x)
+/* One line per field of the struct named by RECORD, from the same list that declared it. */
+#define PDEGEN_LAYOUT_FIELD(type, name) \
+  used = Append(text, size, used, "field %s %zu %zu %s\n", #name, offsetof(RECORD, name), sizeof(((RECORD *)0)->name), #type);
+#define PDEGEN_LAYOUT_STRUCT() used = Append(text, size, used, "struct %s %zu\n", PDEGEN_STRING(RECORD), sizeof(RECORD))
+
+size_t pdegen_layout(char *text, size_t size)
+{
+  size_t used = 0;
+
+  used = Append(text, size, used, "abi %d\n", PDEGEN_ABI_VERSION);
+#define RECORD pdegen_gcrodr_cycle_args
+  PDEGEN_LAYOUT_STRUCT();
+  PDEGEN_GCRODR_CYCLE_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
+#undef RECORD
+#define RECORD pdegen_deflated_cg_args
+  PDEGEN_LAYOUT_STRUCT();
+  PDEGEN_DEFLATED_CG_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
+#undef RECORD
+  return used;
 }
