@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdegen.engines import DEFAULT_ENGINE, ENGINES
 from pdegen.errors import PdegenError
 
 
@@ -99,10 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="override the recipe's seed")
     gen.add_argument(
         "--engine",
-        choices=("dask", "mpi", "serial"),
-        default="dask",
-        help="where batches run: a Dask cluster (default), MPI ranks under "
-        "mpirun/srun, or this process",
+        choices=tuple(ENGINES),
+        default=DEFAULT_ENGINE,
+        help="where batches run: " + "; ".join(f"{k}: {e.summary}" for k, e in ENGINES.items()),
     )
     gen.add_argument("--workers", type=int, help="Dask worker processes (default: cores)")
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")

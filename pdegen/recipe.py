@@ -21,22 +21,12 @@ import yaml
 from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES
 from pdegen.specs import GridSpec, rule
+from solvers import registry as solver_registry
 
-PRECONDITIONERS = (
-    "auto",
-    "none",
-    "jacobi",
-    "sor",
-    "bjacobi",
-    "asm",
-    "ilu",
-    "icc",
-    "gamg",
-    "lu",
-    "cholesky",
-)
-METHODS = ("auto", "gcrodr", "rcg", "gmres", "cg", "direct")
-ORDERINGS = ("none", "greedy", "fast")
+# The solver's names come from `solvers.registry`; "auto" lets the family choose.
+METHODS = ("auto", *solver_registry.METHODS)
+PRECONDITIONERS = ("auto", *solver_registry.PRECONDITIONERS)
+ORDERINGS = tuple(solver_registry.ORDERINGS)
 _field = rule
 
 
