@@ -64,9 +64,13 @@ def _inspect(args: argparse.Namespace) -> None:
             f"samples: {len(ds)} in {len(ds.index['shards'])} shards "
             f"({bad} flagged as not converged)"
         )
+        axes = ds.axes  # the family's declared axes, as the shards label them
         for name, value in first.items():
-            if np.ndim(value) > 0:
-                print(f"  {name}: shape {tuple(value.shape)} per sample, {value.dtype}")
+            if name in axes:
+                print(
+                    f"  {name}: shape {tuple(value.shape)} per sample, axes "
+                    f"({', '.join(axes[name])}), {value.dtype}"
+                )
         if recipe:
             s = recipe["solver"]
             print(f"problem: {json.dumps(recipe['problem'])}")
