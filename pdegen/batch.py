@@ -35,25 +35,17 @@ def package_versions() -> dict[str, str]:
 
 
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
-    """(method, preconditioner) to run.
+    """(method, preconditioner) to run: the family's rule (`Family.resolve_solver`)."""
+    return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim)
 
-    `method: auto` runs the family's fastest measured pair for its dimension (and its
-    preconditioner too when `pc: auto`); `pc: auto` with a named iterative method means the
-    family's usual preconditioner for it; a direct solve factorises with Cholesky for positive
-    definite families and LU otherwise, unless the recipe names one of the two.
-    """
-    method, pc = recipe.solver.method, recipe.solver.pc
-    auto_method, auto_pc = family.auto_solvers[family.dim]
-    if method == "auto":
-        method = auto_method
-        if pc == "auto":
-            pc = auto_pc
-    if method == "direct":
-        if pc not in ("lu", "cholesky"):
-            pc = "cholesky" if family.positive_definite else "lu"
-    elif pc == "auto":
-        pc = family.iterative_pc
-    return method, pc
+
+def _declared(family: Family, kind: str, names: tuple[str, ...], got: dict) -> None:
+    """A family must produce exactly the fields it declares: they are what the shard's
+    layout, the loader and `inspect` are told (a family bug otherwise, not a user error)."""
+    if set(got) != set(names):
+        raise ValueError(
+            f"family {family.name} produced {kind} {sorted(got)}, but declares {sorted(names)}"
+        )
 
 
 def solve_batch(
@@ -80,17 +72,20 @@ def solve_batch(
     samples, outputs, outcomes = [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)
+        _declared(family, "inputs", family.input_names, sample.inputs)
+        _declared(family, "parameters", family.params, sample.params)
         fields, results = family.solve_sample(sample, chain)
+        _declared(family, "outputs", family.output_names, fields)
         outcome = SampleOutcome.from_results(results)
         samples.append(sample)
         outputs.append(fields)
         outcomes.append(outcome)
         if on_result is not None:
             on_result(position, outcome)
-    inputs = {name: np.stack([smp.inputs[name] for smp in samples]) for name in samples[0].inputs}
+    inputs = {name: np.stack([smp.inputs[name] for smp in samples]) for name in family.input_names}
     params = {"index": np.asarray(indices, dtype=np.int64)}
-    for name in samples[0].params:
-        params[name] = np.asarray([smp.params[name] for smp in samples])
+    for name in family.params:
+        params[name] = np.asarray([smp.params[name] for smp in samples], dtype=np.float64)
     stats = {
         "iterations": np.asarray([o.iterations for o in outcomes], dtype=np.int32),
         "residual": np.asarray([o.residual for o in outcomes]),
@@ -109,8 +104,9 @@ def solve_batch(
         "pc": pc,
         "versions": json.dumps(package_versions(), sort_keys=True),
     }
-    out = {name: np.stack([o[name] for o in outputs]) for name in outputs[0]}
-    return ShardContent(batch, inputs, out, params, stats, family.coordinates, attrs)
+    out = {name: np.stack([o[name] for o in outputs]) for name in family.output_names}
+    axes = {name: ("sample", *names) for name, names in family.field_axes().items()}
+    return ShardContent(batch, inputs, out, params, stats, family.coordinates, attrs, axes)
 
 
 @dataclass

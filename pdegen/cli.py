@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pdegen.engines import DEFAULT_ENGINE, ENGINES
 from pdegen.errors import PdegenError
 
 
@@ -64,9 +65,13 @@ def _inspect(args: argparse.Namespace) -> None:
             f"samples: {len(ds)} in {len(ds.index['shards'])} shards "
             f"({bad} flagged as not converged)"
         )
+        axes = ds.axes  # the family's declared axes, as the shards label them
         for name, value in first.items():
-            if np.ndim(value) > 0:
-                print(f"  {name}: shape {tuple(value.shape)} per sample, {value.dtype}")
+            if name in axes:
+                print(
+                    f"  {name}: shape {tuple(value.shape)} per sample, axes "
+                    f"({', '.join(axes[name])}), {value.dtype}"
+                )
         if recipe:
             s = recipe["solver"]
             print(f"problem: {json.dumps(recipe['problem'])}")
@@ -100,10 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=int, help="override the recipe's seed")
     gen.add_argument(
         "--engine",
-        choices=("dask", "mpi", "serial"),
-        default="dask",
-        help="where batches run: a Dask cluster (default), MPI ranks under "
-        "mpirun/srun, or this process",
+        choices=tuple(ENGINES),
+        default=DEFAULT_ENGINE,
+        help="where batches run: " + "; ".join(f"{k}: {e.summary}" for k, e in ENGINES.items()),
     )
     gen.add_argument("--workers", type=int, help="Dask worker processes (default: cores)")
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")

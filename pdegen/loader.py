@@ -35,8 +35,8 @@ class ShardDataset:
     """`len()` samples; `ds[i]` is a dict of arrays for the i-th sample by generation index.
 
     Samples whose solve did not converge are left out unless `include_unconverged=True`.
-    Keys: the family's input and output fields (for Darcy "coefficient" and "solution") and
-    "index" (the sample's generation index).
+    Keys: the family's input and output fields (for Darcy "coefficient" and "solution"; their
+    axes in `axes`), its scalar parameters, and "index" (the sample's generation index).
     """
 
     def __init__(self, path: str | Path, include_unconverged: bool = False):
@@ -115,6 +115,24 @@ class ShardDataset:
                 columns[name][here] = values[rows[here]]
         return columns
 
+    @property
+    def axes(self) -> dict[str, tuple[str, ...]]:
+        """Axis names of each input and output field of one sample, e.g. ("x", "y") for a
+        coefficient and ("t", "x", "y") for a heat trajectory: which keys have a time axis.
+
+        Read from the shards' HDF5 dimension labels, which the writer takes from the family's
+        declarations; shards written before the labels existed fall back to the declarations.
+        """
+        if not self._files:
+            return {}
+        f = self._file(0)
+        axes: dict[str, tuple[str, ...]] = {}
+        for group in ("inputs", "outputs"):
+            for name, ds in f[group].items():
+                labels = tuple(d.label for d in ds.dims)
+                axes[name] = labels[1:] if all(labels) else _declared_axes(f, group, name)
+        return axes
+
     def stats(self) -> dict[str, np.ndarray]:
         """Per-sample solver statistics, aligned with `ds[i]`."""
         return self._columns("stats")
@@ -151,6 +169,17 @@ class ShardDataset:
                 self.close()
         except Exception:  # interpreter shutdown: nothing useful left to do
             pass
+
+
+def _declared_axes(f: h5py.File, group: str, name: str) -> tuple[str, ...]:
+    """Axes of a field in an unlabelled shard, from its family's declaration."""
+    from pdegen.families import FAMILIES
+
+    family = FAMILIES.get(str(f.attrs.get("family", "")))
+    declared = {"inputs": family.inputs, "outputs": family.outputs}[group] if family else {}
+    if name not in declared:
+        raise PdegenError(f"{f.filename}: {group}/{name}: axes unknown (no labels, no family)")
+    return declared[name].names(sum(axis in f["grid"] for axis in "xyz"))
 
 
 def open_dataset(path: str | Path, include_unconverged: bool = False) -> ShardDataset:

@@ -21,22 +21,13 @@ import yaml
 from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES
 from pdegen.specs import GridSpec, rule
+from solvers import registry as solver_registry
 
-PRECONDITIONERS = (
-    "auto",
-    "none",
-    "jacobi",
-    "sor",
-    "bjacobi",
-    "asm",
-    "ilu",
-    "icc",
-    "gamg",
-    "lu",
-    "cholesky",
-)
-METHODS = ("auto", "gcrodr", "rcg", "gmres", "cg", "direct")
-ORDERINGS = ("none", "greedy", "fast")
+# The solver's names come from `solvers.registry`; "auto" lets the family choose
+# (`Family.resolve_solver`, `Family.resolve_ordering`).
+METHODS = ("auto", *solver_registry.METHODS)
+PRECONDITIONERS = ("auto", *solver_registry.PRECONDITIONERS)
+ORDERINGS = ("auto", *solver_registry.ORDERINGS)
 _field = rule
 
 
@@ -49,7 +40,7 @@ class SolverSpec:
     restart: int = _field(40, ge=2)
     recycle: int = _field(20, ge=0)
     warm_start: bool = False
-    ordering: str = _field("greedy", choices=ORDERINGS)
+    ordering: str = _field("auto", choices=ORDERINGS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -186,6 +177,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
             raise RecipeError(f"problem: expected a mapping, got {type(problem).__name__}")
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
         family.check(recipe)
+        recipe = dataclasses.replace(
+            recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim)
+        )
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None
     if not all(c.isalnum() or c in "-_." for c in recipe.name) or recipe.name.startswith("."):

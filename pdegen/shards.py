@@ -14,7 +14,7 @@ import json
 import os
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,9 @@ class ShardContent:
     stats: dict[str, np.ndarray]
     grid: dict[str, np.ndarray]
     attrs: dict[str, Any]
+    #: axis names of the input and output arrays ("sample", then the family's declared axes),
+    #: written as HDF5 dimension labels so that a shard says which axis is time
+    axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
@@ -103,7 +106,10 @@ def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
                     array = np.asarray(array)
                     per_sample = group in ("inputs", "outputs") and array.ndim > 1
                     chunks = (1, *array.shape[1:]) if per_sample and array.shape[0] else None
-                    g.create_dataset(name, data=array, chunks=chunks)
+                    dataset = g.create_dataset(name, data=array, chunks=chunks)
+                    labels = content.axes.get(name, ()) if group in ("inputs", "outputs") else ()
+                    for dim, label in zip(dataset.dims, labels, strict=bool(labels)):
+                        dim.label = label
             for key, value in content.attrs.items():
                 f.attrs[key] = value
             f.attrs["format_version"] = FORMAT_VERSION

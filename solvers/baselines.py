@@ -16,8 +16,8 @@ from petsc4py import PETSc
 from solvers.gcrodr import GCRODR
 from solvers.petsc import configure_pc
 from solvers.rcg import RecycledCG
+from solvers.registry import METHODS, PRECONDITIONERS, unknown
 
-KSP_METHODS = ("gcrodr", "rcg", "gmres", "cg", "direct")
 GUESSES = (None, "fischer", "pod")
 _prefixes = itertools.count()
 
@@ -34,8 +34,8 @@ def make_ksp(
     comm=PETSc.COMM_SELF,
 ) -> PETSc.KSP:
     """A configured KSP; `options` (without prefix) go through PETSc's options database."""
-    if method not in KSP_METHODS:
-        raise ValueError(f"unknown method {method!r} (allowed: {', '.join(KSP_METHODS)})")
+    if not (method in METHODS and METHODS[method].ksp):
+        raise unknown("KSP method", method, {m: i for m, i in METHODS.items() if i.ksp})
     if guess not in GUESSES:
         raise ValueError(f"unknown guess {guess!r} (allowed: fischer, pod)")
     ksp = PETSc.KSP().create(comm)
@@ -52,7 +52,7 @@ def make_ksp(
         ksp.setNormType(unprec)
     elif method == "direct":
         ksp.setType("preonly")
-        pc = pc if pc in ("lu", "cholesky") else "lu"
+        pc = pc if pc in PRECONDITIONERS and PRECONDITIONERS[pc].factorisation else "lu"
     elif method == "gcrodr":
         ksp.setType("python")
         ksp.setPythonContext(GCRODR(restart=restart, recycle=recycle))

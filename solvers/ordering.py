@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.spatial import cKDTree
 
-ORDERING_METHODS = ("none", "greedy", "fast")
+from solvers.registry import ORDERINGS, unknown
 
 
 def chain_length(features: np.ndarray, order: np.ndarray) -> float:
@@ -117,8 +117,8 @@ def order_systems(features: np.ndarray, method: str = "greedy", components: int 
     if features.ndim != 2:
         raise ValueError(f"features must be a 2D (N, d) array, got shape {features.shape}")
     n = features.shape[0]
-    if method not in ORDERING_METHODS:
-        raise ValueError(f"unknown ordering {method!r} (allowed: {', '.join(ORDERING_METHODS)})")
+    if method not in ORDERINGS:
+        raise unknown("ordering", method, ORDERINGS)
     if method == "none" or n <= 2:
         return np.arange(n)
     if method == "greedy":

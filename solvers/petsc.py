@@ -10,18 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from petsc4py import PETSc
 
-PC_TYPES = {
-    "none": "none",
-    "jacobi": "jacobi",
-    "sor": "sor",
-    "bjacobi": "bjacobi",
-    "asm": "asm",
-    "ilu": "ilu",
-    "icc": "icc",
-    "gamg": "gamg",
-    "lu": "lu",
-    "cholesky": "cholesky",
-}
+from solvers.registry import PRECONDITIONERS, unknown
 
 
 class MatrixSlot:
@@ -79,9 +68,12 @@ def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:
 
 
 def configure_pc(pc: PETSc.PC, name: str) -> None:
-    """Set a preconditioner by its pdegen name (the PETSc type names, 'none' for identity)."""
-    pc.setType(PC_TYPES[name])
-    if name in ("lu", "cholesky"):
+    """Set a preconditioner by its pdegen name (`solvers.registry.PRECONDITIONERS`)."""
+    if name not in PRECONDITIONERS:
+        raise unknown("preconditioner", name, PRECONDITIONERS)
+    entry = PRECONDITIONERS[name]
+    pc.setType(entry.petsc_type)
+    if entry.factorisation:
         pc.setFactorOrdering("nd")
 
 

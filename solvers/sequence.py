@@ -15,11 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 from petsc4py import PETSc
 
-from solvers.baselines import KSP_METHODS, make_ksp
+from solvers.baselines import make_ksp
 from solvers.kernels import single_threaded_blas
 from solvers.petsc import MatrixSlot, true_relative_residual, vec_from_array
+from solvers.registry import METHODS, unknown
 
-METHODS = (*KSP_METHODS, "gcrotmk")
 _REASONS = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if k.isupper()}
 
 
@@ -167,8 +167,8 @@ class ChainSolver:
         options: dict[str, str] | None = None,
     ):
         if method not in METHODS:
-            raise ValueError(f"unknown method {method!r} (allowed: {', '.join(METHODS)})")
-        if method == "gcrotmk":
+            raise unknown("method", method, METHODS)
+        if method == "gcrotmk":  # the one method outside PETSc's KSP (METHODS[...].ksp)
             self._runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
         else:
             ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options)

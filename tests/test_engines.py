@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from pdegen import open_dataset
+from pdegen.engines import ENGINES
 from pdegen.errors import PdegenError
 from pdegen.generate import generate
 from pdegen.recipe import recipe_from_dict
@@ -165,7 +166,7 @@ def test_kill_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path):
     assert len(open_dataset(tmp_path / "k")) == 48
 
 
-@pytest.mark.parametrize("engine", ["serial", "dask", "mpi"])
+@pytest.mark.parametrize("engine", list(ENGINES))
 def test_a_failing_batch_is_retried_then_reported_by_batch_and_sample(tmp_path, engine):
     if engine == "mpi" and MPIRUN is None:
         pytest.skip("mpirun is installed by make install")

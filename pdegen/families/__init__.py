@@ -1,6 +1,6 @@
 """PDE families: each knows its grid, samples its inputs and assembles its linear systems."""
 
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.heat import Heat
@@ -22,6 +22,7 @@ __all__ = [
     "ConvectionDiffusion",
     "Darcy",
     "Family",
+    "FieldAxes",
     "Heat",
     "Helmholtz",
     "Poisson",

@@ -1,25 +1,70 @@
-"""The interface every PDE family implements, and the grid they share."""
+"""The interface every PDE family implements, the grid they share, and the family contract.
+
+A family declares, as class attributes, what the rest of pdegen must know without a list of
+families of its own: the fields it stores and their axes (`inputs`, `outputs`, `params`), the
+properties of its operator (`symmetric`, `positive_definite`, `shared_operator`) and the
+solvers `auto` picks. The declarations are checked when the class is defined
+(`__init_subclass__`), so a family that contradicts itself fails on import, not in a worker;
+recipe validation reads them to reject a solver the operator cannot take
+(`Family.settle_solver`), the shard writer labels each stored array's axes from them, and the
+loader and `pdegen inspect` read those labels back.
+"""
 
 from __future__ import annotations
 
 import abc
+import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.errors import RecipeError
 from pdegen.fields import gaussian_random_field
 from pdegen.specs import CoefficientSpec, FieldSpec
+from solvers.registry import (
+    METHODS,
+    POSITIVE_DEFINITE,
+    PRECONDITIONERS,
+    SYMMETRIC,
+    Method,
+    Preconditioner,
+    describe_operator,
+)
+
+if TYPE_CHECKING:
+    from pdegen.recipe import SolverSpec
 
 FEATURE_POINTS = 32  # ordering compares fields on at most this many nodes per axis
+SPACE_AXES = ("x", "y", "z")
+TIME_AXIS = "t"
+#: keys the loader adds to every item itself, which no field or parameter may take
+RESERVED_NAMES = frozenset({"index"})
+
+
+@dataclass(frozen=True)
+class FieldAxes:
+    """The axes of one stored field of one sample: an optional leading time axis, then space.
+
+    A field exists on the node grid of every dimension in `dims` (a 3D-only component such as
+    a velocity's z part says `dims=(3,)`).
+    """
+
+    time: bool = False
+    dims: tuple[int, ...] = (2, 3)
+
+    def names(self, dim: int) -> tuple[str, ...]:
+        """Axis names in array order: ("t",) when the field is a trajectory, then x, y (, z)."""
+        return ((TIME_AXIS,) if self.time else ()) + SPACE_AXES[:dim]
 
 
 @dataclass
 class Sample:
     """One sample's inputs on the node grid, plus its scalar parameters.
 
-    `inputs` are stored in a shard's /inputs group, `params` (scalars) in /params.
+    `inputs` are stored in a shard's /inputs group, `params` (scalars) in /params; their names
+    are the family's declared `inputs` and `params`.
     """
 
     index: int
@@ -32,15 +77,30 @@ class Family(abc.ABC):
 
     name: ClassVar[str]
     Problem: ClassVar[type]  # the dataclass of the recipe's `problem:` section
+    #: the input fields a sample draws (/inputs), with their axes
+    inputs: ClassVar[dict[str, FieldAxes]]
+    #: the fields a solve produces (/outputs), with their axes
+    outputs: ClassVar[dict[str, FieldAxes]] = {"solution": FieldAxes()}
+    #: the scalar parameters a sample draws (/params, besides the generation index)
+    params: ClassVar[tuple[str, ...]] = ()
     #: the fastest (method, preconditioner) measured per dimension, which `method: auto`
     #: runs (docs/benchmarks.md)
     auto_solvers: ClassVar[dict[int, tuple[str, str]]] = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
     #: the preconditioner `pc: auto` means for an iterative method named explicitly
     iterative_pc: ClassVar[str] = "ilu"
-    #: True when every sample has the same matrix (a many-right-hand-sides problem)
+    #: every sample has the same matrix (many right-hand sides), and `system` returns the very
+    #: same matrix object each time, so the solve keeps one factorisation or preconditioner;
+    #: ordering the chain then gains a recycling method nothing (`resolve_ordering`)
     shared_operator: ClassVar[bool] = False
+    #: properties of the operator, which methods and preconditioners require
+    #: (`solvers.registry`: CG and Cholesky need both): checked at recipe load
     symmetric: ClassVar[bool] = False
     positive_definite: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if getattr(cls, "name", None) is not None:  # a concrete family, not a shared base
+            _check_declarations(cls)
 
     def __init__(self, n: int, dim: int, problem: Any):
         self.n, self.dim, self.problem = n, dim, problem
@@ -56,10 +116,107 @@ class Family(abc.ABC):
         """Cross-field recipe checks; raise RecipeError naming the field."""
         return None  # most families need none beyond the schema
 
+    # -- the operator and the solver ----------------------------------------------------
+
+    @classmethod
+    def operator_properties(cls) -> frozenset[str]:
+        """What the operator is, in `solvers.registry` terms (symmetric, positive_definite)."""
+        flags = ((SYMMETRIC, cls.symmetric), (POSITIVE_DEFINITE, cls.positive_definite))
+        return frozenset(name for name, on in flags if on)
+
+    @classmethod
+    def supports(cls, entry: Method | Preconditioner) -> bool:
+        """Whether a registered method or preconditioner can take this family's operator."""
+        return entry.requires <= cls.operator_properties()
+
+    @classmethod
+    def resolve_solver(cls, method: str, pc: str, dim: int) -> tuple[str, str]:
+        """(method, preconditioner) to run for the recipe's names.
+
+        `method: auto` runs the family's fastest measured pair for its dimension (and its
+        preconditioner too when `pc: auto`); `pc: auto` with a named iterative method means
+        the family's usual preconditioner for it; a direct solve factorises with Cholesky when
+        the operator allows it and LU otherwise, unless the recipe names a factorisation.
+        """
+        auto_method, auto_pc = cls.auto_solvers[dim]
+        if method == "auto":
+            method = auto_method
+            if pc == "auto":
+                pc = auto_pc
+        if METHODS[method].direct:
+            if pc not in PRECONDITIONERS or not PRECONDITIONERS[pc].factorisation:
+                pc = "cholesky" if cls.supports(PRECONDITIONERS["cholesky"]) else "lu"
+        elif pc == "auto":
+            pc = cls.iterative_pc
+        return method, pc
+
+    @classmethod
+    def resolve_ordering(cls, solver: SolverSpec, dim: int) -> str:
+        """The ordering `auto` means: sort the chain only when something carries from one
+        solve to the next and depends on which system came before. A recycling method's space
+        does when the operators differ (not when every sample shares one matrix: the space
+        then belongs to that matrix whatever the order); a warm start always does."""
+        if solver.ordering != "auto":
+            return solver.ordering
+        method, _ = cls.resolve_solver(solver.method, solver.pc, dim)
+        carries = METHODS[method].recycles and not cls.shared_operator
+        return "greedy" if carries or solver.warm_start else "none"
+
+    @classmethod
+    def settle_solver(cls, solver: SolverSpec, dim: int) -> SolverSpec:
+        """The recipe's solver section checked against the operator, its ordering resolved.
+
+        A method or preconditioner whose requirements the operator does not meet (CG,
+        recycling CG, ICC or Cholesky on an indefinite or nonsymmetric operator) is rejected
+        here, in one line naming the field, instead of failing sample by sample at solve time.
+        """
+        for where, name, table in (
+            ("method", solver.method, METHODS),
+            ("pc", solver.pc, PRECONDITIONERS),
+        ):
+            if name == "auto" or cls.supports(table[name]):
+                continue
+            allowed = ["auto", *(n for n, e in table.items() if cls.supports(e))]
+            raise RecipeError(
+                f"solver.{where}: {name!r} needs a {describe_operator(table[name].requires)} "
+                f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
+                f"(allowed: {', '.join(allowed)})"
+            )
+        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim))
+
+    # -- the grid and the stored fields -------------------------------------------------
+
+    @property
+    def times(self) -> np.ndarray:
+        """The times of a trajectory's frames; families with a time axis define it."""
+        raise NotImplementedError(f"{type(self).__name__} declares no time axis")
+
     @property
     def coordinates(self) -> dict[str, np.ndarray]:
-        """1D node coordinates per axis (boundary included), in the arrays' axis order."""
-        return {name: self.x for name in "xyz"[: self.dim]}
+        """1D coordinates of every axis a stored field has (boundary nodes included): the
+        time of each frame when a field is a trajectory, then x, y (, z)."""
+        axes = {a for names in self.field_axes().values() for a in names}
+        times = {TIME_AXIS: self.times} if TIME_AXIS in axes else {}
+        return {**times, **{name: self.x for name in SPACE_AXES[: self.dim]}}
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The declared inputs that exist at this grid dimension."""
+        return tuple(k for k, v in self.inputs.items() if self.dim in v.dims)
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(k for k, v in self.outputs.items() if self.dim in v.dims)
+
+    def field_axes(self) -> dict[str, tuple[str, ...]]:
+        """Per-sample axis names of every stored field at this dimension, inputs then outputs."""
+        fields = {**self.inputs, **self.outputs}
+        return {k: fields[k].names(self.dim) for k in (*self.input_names, *self.output_names)}
+
+    def field_shape(self, name: str) -> tuple[int, ...]:
+        """The shape of one sample's field `name` (its axes' coordinate counts)."""
+        coordinates = self.coordinates
+        return tuple(coordinates[axis].size for axis in self.field_axes()[name])
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
@@ -124,3 +281,54 @@ class Family(abc.ABC):
     def features(self, sample: Sample) -> np.ndarray:
         """What ordering compares: nearby vectors should mean nearby operators."""
         return np.concatenate([self.downsample(v).ravel() for v in sample.inputs.values()])
+
+
+def _check_declarations(cls: type[Family]) -> None:
+    """Reject a family whose declarations contradict themselves, when the class is defined.
+
+    The loader merges a sample's inputs, outputs and parameters into one dict, so a name used
+    twice would silently overwrite one of them; an `auto` solver the family's own operator
+    cannot take would fail every sample. Both are programming errors: TypeError on import.
+    """
+    where = f"family {cls.__name__}"
+    if not isinstance(cls.name, str) or not cls.name:
+        raise TypeError(f"{where}: name must be a non-empty string")
+    if not dataclasses.is_dataclass(getattr(cls, "Problem", None)):
+        raise TypeError(f"{where}: Problem must be the dataclass of its recipe section")
+    for flag in ("symmetric", "positive_definite", "shared_operator"):
+        if not isinstance(getattr(cls, flag), bool):
+            raise TypeError(f"{where}: {flag} must be True or False")
+    if not isinstance(getattr(cls, "inputs", None), dict):
+        raise TypeError(f"{where}: inputs must map each input field to its FieldAxes")
+    if not isinstance(cls.outputs, dict) or not cls.outputs:
+        raise TypeError(f"{where}: outputs must map at least one output field to its FieldAxes")
+    if not isinstance(cls.params, tuple) or not all(isinstance(p, str) for p in cls.params):
+        raise TypeError(f"{where}: params must be a tuple of parameter names")
+    seen: dict[str, str] = {name: "reserved by the loader" for name in RESERVED_NAMES}
+    declared = [("input", k) for k in cls.inputs] + [("output", k) for k in cls.outputs]
+    for kind, name in [*declared, *(("parameter", p) for p in cls.params)]:
+        if not (isinstance(name, str) and name.isidentifier()):
+            raise TypeError(f"{where}: {kind} name {name!r} must be an identifier")
+        if name in seen:
+            raise TypeError(
+                f"{where}: {name!r} is declared as {kind} but is already {seen[name]} "
+                "(the loader merges inputs, outputs and parameters into one item)"
+            )
+        seen[name] = f"an {kind}" if kind[0] in "io" else f"a {kind}"
+    for kind, fields in (("input", cls.inputs), ("output", cls.outputs)):
+        for name, axes in fields.items():
+            if not isinstance(axes, FieldAxes) or not set(axes.dims) <= {2, 3} or not axes.dims:
+                raise TypeError(f"{where}: {kind} {name!r} must be a FieldAxes for dims 2, 3")
+    times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
+    if times and cls.times is Family.times:
+        raise TypeError(f"{where}: a field has a time axis, so the family must define `times`")
+    if set(cls.auto_solvers) != {2, 3}:
+        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
+    choices = [(f"auto_solvers[{d}]", m, pc) for d, (m, pc) in cls.auto_solvers.items()]
+    for label, method, pc in [*choices, ("iterative_pc", None, cls.iterative_pc)]:
+        if method is not None and (method not in METHODS or not cls.supports(METHODS[method])):
+            raise TypeError(f"{where}: {label}: method {method!r} is not usable here")
+        if pc not in PRECONDITIONERS or not cls.supports(PRECONDITIONERS[pc]):
+            raise TypeError(f"{where}: {label}: preconditioner {pc!r} is not usable here")
+        if method is not None and METHODS[method].direct != PRECONDITIONERS[pc].factorisation:
+            raise TypeError(f"{where}: {label}: {method!r} cannot run with pc {pc!r}")

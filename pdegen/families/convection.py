@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.errors import RecipeError
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.fields import sample_rng
 from pdegen.operators import boundary_lift, convection_lift, convection_operator, diffusion_operator
 from pdegen.specs import FieldSpec, nested, rule
@@ -34,6 +34,11 @@ class ConvectionProblem:
 class ConvectionDiffusion(Family):
     name = "convection-diffusion"
     Problem = ConvectionProblem
+    inputs = {
+        "velocity_x": FieldAxes(),
+        "velocity_y": FieldAxes(),
+        "velocity_z": FieldAxes(dims=(3,)),
+    }
     auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}  # docs/benchmarks.md
     iterative_pc = "ilu"
 

@@ -12,7 +12,7 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.fields import sample_rng
 from pdegen.operators import boundary_lift, diffusion_operator
 from pdegen.specs import CoefficientSpec, nested
@@ -27,6 +27,7 @@ class DarcyProblem:
 class Darcy(Family):
     name = "darcy"
     Problem = DarcyProblem
+    inputs = {"coefficient": FieldAxes()}
     auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
     iterative_pc = "jacobi"
     symmetric = True

@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.fields import sample_rng
 from pdegen.operators import diffusion_operator
 from pdegen.specs import CoefficientSpec, FieldSpec, nested, rule
@@ -37,6 +37,8 @@ class HeatProblem:
 class Heat(Family):
     name = "heat"
     Problem = HeatProblem
+    inputs = {"coefficient": FieldAxes(), "initial": FieldAxes()}
+    outputs = {"solution": FieldAxes(time=True)}  # the trajectory, u[t] at time t * dt
     auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
     iterative_pc = "jacobi"
     symmetric = True
@@ -49,10 +51,6 @@ class Heat(Family):
     @property
     def times(self) -> np.ndarray:
         return self.problem.dt * np.arange(self.problem.steps + 1)
-
-    @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        return {"t": self.times, **super().coordinates}
 
     def stepping_matrices(self, a: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(I + theta dt A, I - (1 - theta) dt A) for the coefficient a."""

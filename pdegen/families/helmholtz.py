@@ -18,7 +18,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.errors import RecipeError
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.fields import grf_pointwise_std_bound, sample_rng
 from pdegen.operators import diffusion_operator
 from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec, nested, rule
@@ -43,6 +43,8 @@ def coefficient_bounds(spec: CoefficientSpec, dim: int) -> tuple[float, float]:
 class Helmholtz(Family):
     name = "helmholtz"
     Problem = HelmholtzProblem
+    inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
+    params = ("wavenumber",)
     auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
     iterative_pc = "ilu"
     symmetric = True  # symmetric but indefinite: CG does not apply

@@ -14,7 +14,7 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 
-from pdegen.families.base import Family, Sample
+from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.fields import sample_rng
 from pdegen.operators import boundary_lift, diffusion_operator
 from pdegen.specs import FieldSpec, nested
@@ -29,6 +29,7 @@ class PoissonProblem:
 class Poisson(Family):
     name = "poisson"
     Problem = PoissonProblem
+    inputs = {"source": FieldAxes(), "boundary": FieldAxes()}
     auto_solvers = {2: ("direct", "cholesky"), 3: ("direct", "cholesky")}  # docs/benchmarks.md
     iterative_pc = "gamg"
     shared_operator = True

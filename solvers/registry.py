@@ -1,0 +1,113 @@
+"""The solver choices a user can name (methods, preconditioners, orderings), declared once.
+
+Recipe validation (`pdegen.recipe`, which adds "auto"), the solve harness
+(`solvers.sequence`, `solvers.baselines`, `solvers.petsc`), ordering (`solvers.ordering`), the
+family contract (`pdegen.families.base`) and the tests all read these tables, so a new method,
+preconditioner or ordering is one entry here plus the code that runs it. Each entry carries
+what its readers need to decide without a list of names of their own: which operators it is
+valid for, whether it carries information from one system to the next, whether it is a
+factorisation. Nothing here imports PETSc, so a recipe is validated without starting it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Properties of an operator that a method or preconditioner can rely on; families declare
+#: theirs (`Family.symmetric`, `Family.positive_definite`).
+SYMMETRIC = "symmetric"
+POSITIVE_DEFINITE = "positive_definite"
+SPD = frozenset({SYMMETRIC, POSITIVE_DEFINITE})
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the solve harness (`solvers.sequence.ChainSolver`)."""
+
+    summary: str
+    #: the operator properties it relies on (CG's recurrences need symmetry and positivity)
+    requires: frozenset[str] = frozenset()
+    #: built by `solvers.baselines.make_ksp` as a PETSc KSP (False: runs outside PETSc's KSP)
+    ksp: bool = True
+    #: carries information (a recycled space) from one system to the next, so the order of
+    #: the chain matters to it
+    recycles: bool = False
+    #: a factorisation: its preconditioner must be one (`Preconditioner.factorisation`)
+    direct: bool = False
+
+
+@dataclass(frozen=True)
+class Preconditioner:
+    """A preconditioner, by its pdegen name."""
+
+    petsc_type: str  # PCType
+    summary: str
+    requires: frozenset[str] = frozenset()
+    #: an exact factorisation, which is what `method: direct` runs
+    factorisation: bool = False
+
+
+@dataclass(frozen=True)
+class Ordering:
+    """A way of ordering the systems into a chain (`solvers.ordering.order_systems`)."""
+
+    summary: str
+
+
+METHODS: dict[str, Method] = {
+    "gcrodr": Method("GCRO-DR, GMRES with deflated restarting and recycling", recycles=True),
+    "rcg": Method("recycling (deflated) conjugate gradients", requires=SPD, recycles=True),
+    "gmres": Method("PETSc's restarted GMRES, right-preconditioned"),
+    "cg": Method("PETSc's conjugate gradients", requires=SPD),
+    "direct": Method("a sparse factorisation (PETSc LU or Cholesky)", direct=True),
+    "gcrotmk": Method("scipy's GCROT(m, k), carrying its recycle space", ksp=False, recycles=True),
+}
+
+PRECONDITIONERS: dict[str, Preconditioner] = {
+    "none": Preconditioner("none", "no preconditioning"),
+    "jacobi": Preconditioner("jacobi", "diagonal scaling"),
+    "sor": Preconditioner("sor", "symmetric successive over-relaxation"),
+    "bjacobi": Preconditioner("bjacobi", "block Jacobi"),
+    "asm": Preconditioner("asm", "additive Schwarz"),
+    "ilu": Preconditioner("ilu", "incomplete LU, ILU(0)"),
+    "icc": Preconditioner("icc", "incomplete Cholesky, ICC(0)", requires=SPD),
+    "gamg": Preconditioner("gamg", "PETSc's algebraic multigrid"),
+    "lu": Preconditioner("lu", "sparse LU (nested dissection)", factorisation=True),
+    "cholesky": Preconditioner(
+        "cholesky", "sparse Cholesky (nested dissection)", requires=SPD, factorisation=True
+    ),
+}
+
+ORDERINGS: dict[str, Ordering] = {
+    "none": Ordering("generation order"),
+    "greedy": Ordering("nearest-neighbour chain on exact distances, O(N^2 d)"),
+    "fast": Ordering("nearest-neighbour chain through a KD-tree on 8 principal components"),
+}
+
+
+def describe_operator(properties: frozenset[str] | set[str]) -> str:
+    """Words for an operator with these properties, for error messages."""
+    definite = POSITIVE_DEFINITE in properties
+    if SYMMETRIC in properties:
+        return "symmetric positive definite" if definite else "symmetric but not positive definite"
+    return "nonsymmetric" + (" (positive definite)" if definite else "")
+
+
+def unknown(kind: str, name: object, table: dict) -> ValueError:
+    """The error for a name that is not registered, listing the ones that are."""
+    return ValueError(f"unknown {kind} {name!r} (allowed: {', '.join(table)})")
+
+
+__all__ = [
+    "METHODS",
+    "ORDERINGS",
+    "POSITIVE_DEFINITE",
+    "PRECONDITIONERS",
+    "SPD",
+    "SYMMETRIC",
+    "Method",
+    "Ordering",
+    "Preconditioner",
+    "describe_operator",
+    "unknown",
+]

@@ -1,0 +1,214 @@
+"""Docs match code: the defaults, choices and ranges docs/format.md documents are the
+dataclasses' (read from its tables), the documented sigma formula is what the fields draw, the
+families' declarations are what the docs say, and every CLI flag the README shows exists."""
+
+import dataclasses
+import re
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from pdegen.engines import DEFAULT_ENGINE, ENGINES
+from pdegen.families import FAMILIES
+from pdegen.fields import gaussian_random_field, sample_rng
+from pdegen.recipe import Recipe
+from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec
+
+ROOT = Path(__file__).parent.parent
+FORMAT = (ROOT / "docs" / "format.md").read_text()
+README = (ROOT / "README.md").read_text()
+SPECS = {cls.__name__: cls for cls in (FieldSpec, CoefficientSpec, RangeSpec)}
+RULES = {"≥": "ge", ">": "gt", "≤": "le", "<": "lt"}
+
+
+def tables(text: str) -> list[list[list[str]]]:
+    """Every markdown table in `text`: its rows of stripped cells, header first."""
+    found, rows = [], []
+    for line in [*text.splitlines(), ""]:
+        if line.startswith("|"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            if not all(set(c) <= set("-: ") for c in cells):  # not the |---| row
+                rows.append(cells)
+        elif rows:
+            found.append(rows)
+            rows = []
+    return found
+
+
+def table(text: str, *header: str) -> list[dict[str, str]]:
+    """The rows (as header -> cell) of the one table whose header starts with `header`."""
+    matches = [t for t in tables(text) if tuple(t[0][: len(header)]) == header]
+    assert len(matches) == 1, f"expected one table headed {header}, found {len(matches)}"
+    head, *rows = matches[0]
+    return [dict(zip(head, row, strict=True)) for row in rows]
+
+
+def code(cell: str) -> list[str]:
+    return re.findall(r"`([^`]*)`", cell)
+
+
+def documented_rules(cell: str) -> dict[str, float]:
+    number = r"(-?\d+(?:\.\d+)?(?:e-?\d+)?)"
+    return {RULES[s]: float(v) for s, v in re.findall(rf"(≥|≤|>|<)\s*{number}", cell)}
+
+
+def default_of(field: dataclasses.Field):
+    if field.default is not dataclasses.MISSING:
+        return field.default
+    if field.default_factory is not dataclasses.MISSING:
+        return field.default_factory()
+    return dataclasses.MISSING
+
+
+def choices_of(cls, field: dataclasses.Field) -> set[str] | None:
+    hint = typing.get_type_hints(cls)[field.name]
+    if "choices" in field.metadata:
+        return set(field.metadata["choices"])
+    if typing.get_origin(hint) is typing.Literal:
+        return set(typing.get_args(hint))
+    if hint is bool:
+        return {"true", "false"}
+    return None
+
+
+def evaluate(expression: str, **names: float) -> float:
+    """A documented formula (Python syntax, in a code span) at the given values."""
+    return eval(expression, {"__builtins__": {}}, names)
+
+
+def check_row(cls, name: str, row: dict[str, str], where: str) -> None:
+    """One documented field against the dataclass: default, choices and range."""
+    field = {f.name: f for f in dataclasses.fields(cls)}[name]
+    actual, cell = default_of(field), row["default"]
+    spans = code(cell)
+    if (cls, name) in COMPUTED:
+        assert actual is None, f"{where}: the code has a fixed default {actual!r}"
+        COMPUTED[cls, name](spans[0])
+    elif cell == "required":
+        assert actual is dataclasses.MISSING, f"{where}: documented required, code {actual!r}"
+    elif len(spans) == 2:  # a spec type and the values that differ from its defaults
+        spec = SPECS[spans[0]]
+        assert type(actual) is spec, f"{where}: documented {spans[0]}, code {type(actual)}"
+        assert actual == spec(**yaml.safe_load(spans[1])), f"{where}: {actual} vs {cell}"
+    else:
+        assert len(spans) == 1, f"{where}: default {cell!r} is not one code span"
+        assert yaml.safe_load(spans[0]) == actual, f"{where}: documented {cell}, code {actual!r}"
+    code_rules = {k: float(v) for k, v in field.metadata.items() if k in RULES.values()}
+    assert documented_rules(row["allowed"]) == code_rules, f"{where}: range {row['allowed']!r}"
+    choices = choices_of(cls, field)
+    if choices is not None:
+        assert set(code(row["allowed"])) == choices, f"{where}: choices {row['allowed']!r}"
+
+
+def check_sigma(expression: str) -> None:
+    """The documented default sigma is the one the field is drawn with (2D and 3D)."""
+    for dim in (2, 3):
+        points = [np.linspace(0.0, 1.0, 9)] * dim
+        for alpha, tau in ((2.0, 3.0), (2.5, 5.0)):
+            sigma = evaluate(expression, alpha=alpha, tau=tau, dim=dim)
+            default = gaussian_random_field(sample_rng(1, 2), points, alpha, tau)
+            documented = gaussian_random_field(sample_rng(1, 2), points, alpha, tau, sigma)
+            np.testing.assert_array_equal(default, documented, err_msg=f"{expression}, {dim}D")
+
+
+def check_modes(expression: str) -> None:
+    for n, dim in ((7, 2), (5, 3)):
+        points = [np.linspace(0.0, 1.0, n + 2)] * dim
+        modes = evaluate(expression, n=n)
+        default = gaussian_random_field(sample_rng(0, 0), points, 2.0, 3.0)
+        documented = gaussian_random_field(sample_rng(0, 0), points, 2.0, 3.0, modes=modes)
+        np.testing.assert_array_equal(default, documented)
+
+
+COMPUTED = {(FieldSpec, "sigma"): check_sigma, (FieldSpec, "modes"): check_modes}
+
+
+def test_documented_recipe_fields_are_the_code_defaults():
+    rows = {code(r["field"])[0]: r for r in table(FORMAT, "field", "default", "allowed")}
+    expected = []
+    for field in dataclasses.fields(Recipe):
+        hint = typing.get_type_hints(Recipe)[field.name]
+        if dataclasses.is_dataclass(hint):
+            expected += [(hint, f"{field.name}.{f.name}", f.name) for f in dataclasses.fields(hint)]
+        else:
+            expected.append((Recipe, field.name, field.name))
+    assert set(rows) == {path for _, path, _ in expected}
+    for cls, path, name in expected:
+        if path != "problem":  # the family's section: its own table
+            check_row(cls, name, rows[path], path)
+
+
+@pytest.mark.parametrize("spec", list(SPECS.values()), ids=list(SPECS))
+def test_documented_spec_fields_are_the_code_defaults(spec):
+    header = f"`{spec.__name__}` field"
+    rows = {code(r[header])[0]: r for r in table(FORMAT, header)}
+    inherited = (
+        {f.name for f in dataclasses.fields(FieldSpec)} if spec is CoefficientSpec else set()
+    )
+    assert set(rows) == {f.name for f in dataclasses.fields(spec)} - inherited
+    for name, row in rows.items():
+        check_row(spec, name, row, f"{spec.__name__}.{name}")
+
+
+def test_documented_problem_sections_are_each_familys_defaults():
+    rows = table(FORMAT, "family", "`problem` field")
+    documented = {(code(r["family"])[0], code(r["`problem` field"])[0]): r for r in rows}
+    expected = {
+        (name, f.name) for name, cls in FAMILIES.items() for f in dataclasses.fields(cls.Problem)
+    }
+    assert set(documented) == expected
+    for (family, name), row in documented.items():
+        check_row(FAMILIES[family].Problem, name, row, f"{family}: problem.{name}")
+
+
+def test_documented_sigma_formula_is_the_one_the_fields_use():
+    prose = re.search(r"σ = τ\^\(([^)]*)\) by default", FORMAT)
+    assert prose, "docs/format.md no longer states the default sigma"
+    expression = re.sub(r"\bd\b", "dim", prose.group(1).replace("α", "alpha").replace("−", "-"))
+    check_sigma(f"tau ** ({expression})")
+
+
+def test_documented_fields_axes_and_operators_are_the_families_declarations():
+    rows = table(FORMAT, "family", "`/inputs`")
+    assert {code(r["family"])[0] for r in rows} == set(FAMILIES)
+    for row in rows:
+        cls = FAMILIES[code(row["family"])[0]]
+        assert set(code(row["`/inputs`"])) == set(cls.inputs)
+        assert set(code(row["`/outputs` (axes)"])) == set(cls.outputs)
+        assert set(code(row["`/params`"])) == set(cls.params)
+        timed = any(axes.time for axes in cls.outputs.values())
+        assert ("(t, " in row["`/outputs` (axes)"]) == timed, row
+        words = row["operator"]
+        assert ("nonsymmetric" not in words) == cls.symmetric, row
+        assert ("positive definite" in words) == cls.positive_definite, row
+        assert ("one matrix for every sample" in words) == cls.shared_operator, row
+
+
+def test_readme_auto_solver_table_is_the_families_declaration():
+    rows = table(README, "family", "`method: auto` in 2D")
+    assert {code(r["family"])[0] for r in rows} == set(FAMILIES)
+    for row in rows:
+        cls = FAMILIES[code(row["family"])[0]]
+        assert tuple(code(row["`method: auto` in 2D"])) == cls.auto_solvers[2], row
+        assert tuple(code(row["`method: auto` in 3D"])) == cls.auto_solvers[3], row
+        assert code(row["`pc: auto` for a named iterative method"]) == [cls.iterative_pc], row
+
+
+def test_every_cli_flag_the_readme_shows_exists_and_every_flag_is_shown():
+    help_text = subprocess.run(
+        [sys.executable, "-m", "pdegen.cli", "generate", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
+    shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))
+    assert shown == flags, f"README only: {shown - flags}; --help only: {flags - shown}"
+    engines = set(re.findall(r"--engine (\w+)", README))
+    assert engines | {DEFAULT_ENGINE} == set(ENGINES)
