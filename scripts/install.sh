@@ -68,9 +68,13 @@ if ! have_wheel "petsc-$PETSC_VERSION"; then
 fi
 if ! have_wheel "petsc4py-$PETSC_VERSION"; then
   ensure_build_tools
-  log "building petsc4py $PETSC_VERSION (about 5 minutes)"
-  step petsc4py "${PIP[@]}" wheel --no-deps --find-links "$WHEELHOUSE" -w "$WHEELHOUSE" \
-    "petsc4py==$PETSC_VERSION"
+  # petsc4py is one 35 MB generated C file, compiled on one core after PETSc: the serial tail
+  # of the cold install. Python's default flags (-g -O3) spend most of that on debug info;
+  # CFLAGS=-g0 (which leaves PETSc's -O2) cut its compile from 289 to 169 CPU seconds, and
+  # petsc4py's call overhead measured the same (1.42-1.53 us per 5 calls, both builds).
+  log "building petsc4py $PETSC_VERSION (about 3 minutes)"
+  CFLAGS="-g0" step petsc4py "${PIP[@]}" wheel --no-deps --find-links "$WHEELHOUSE" \
+    -w "$WHEELHOUSE" "petsc4py==$PETSC_VERSION"
 fi
 if [ -n "$mpi4py_pid" ]; then
   if ! wait "$mpi4py_pid"; then cat "$mpi4py_log" >&2; log "mpi4py build failed"; exit 1; fi
