@@ -106,7 +106,18 @@ def solve_batch(
     }
     out = {name: np.stack([o[name] for o in outputs]) for name in family.output_names}
     axes = {name: ("sample", *names) for name, names in family.field_axes().items()}
-    return ShardContent(batch, inputs, out, params, stats, family.coordinates, attrs, axes)
+    return ShardContent(
+        batch,
+        inputs,
+        out,
+        params,
+        stats,
+        family.coordinates,
+        attrs,
+        axes,
+        dtype=recipe.output.dtype,
+        compression=recipe.output.compression,
+    )
 
 
 @dataclass

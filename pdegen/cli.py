@@ -22,7 +22,7 @@ def _generate(args: argparse.Namespace) -> None:
     from pdegen.generate import generate
     from pdegen.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, samples=args.samples, seed=args.seed)
+    recipe = load_recipe(args.recipe, settings=args.set, samples=args.samples, seed=args.seed)
     if args.shard_size is not None:
         from pdegen.recipe import recipe_from_dict
 
@@ -81,6 +81,18 @@ def _inspect(args: argparse.Namespace) -> None:
                 f"solver: {attrs.get('method')} (recipe: {s['method']}), pc {pc}, "
                 f"rtol {s['rtol']:g}, ordering {s['ordering']}"
             )
+        if ds.splits:
+            counts = ", ".join(f"{k} {len(v)}" for k, v in ds.splits.items())
+            print(f"splits: {counts} (of all {ds.index.get('samples', '?')} samples)")
+        if recipe:
+            out = recipe["output"]
+            print(f"storage: {out['dtype']}, compression {out['compression']}")
+        for name, st in ds.index.get("field_stats", {}).items():
+            if st.get("count"):
+                print(
+                    f"field {name} (train): mean {st['mean']:.6g}, std {st['std']:.6g}, "
+                    f"min {st['min']:.6g}, max {st['max']:.6g}"
+                )
         for name, values in ds.params().items() if len(ds) else ():
             if name != "index":
                 print(
@@ -114,6 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--shard-size", type=int, help="samples per batch (and per shard)")
     gen.add_argument("--retries", type=int, default=2, help="retries of a failed batch")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
+    gen.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="override any recipe field by its dotted path (e.g. grid.n=255), repeatable",
+    )
     gen.set_defaults(run=_generate)
     ins = sub.add_parser("inspect", help="summarise a generated dataset")
     ins.add_argument("path", help="dataset directory")

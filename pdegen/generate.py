@@ -14,6 +14,7 @@ import numpy as np
 from pdegen.engines import BatchFailure, Job, make_engine
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
+from pdegen.fieldstats import finish, merge_all
 from pdegen.lock import DatasetLock
 from pdegen.plan import PLAN_NAME, Plan, load_or_make_plan, read_plan, recipe_sha256
 from pdegen.progress import Progress
@@ -27,6 +28,7 @@ from pdegen.shards import (
     verified_entry,
     write_index,
 )
+from pdegen.splits import assign_splits
 
 FAILURES_NAME = "failures.log"
 
@@ -223,6 +225,7 @@ def generate(
                 f"finished shards are kept, rerun to retry the rest (tracebacks in {report})"
             )
         entries = [complete[b] for b in range(len(job.plan.batches))]
+        fractions = recipe.output.splits.fractions()
         write_index(
             directory,
             {
@@ -232,6 +235,13 @@ def generate(
                 "samples": recipe.samples,
                 "ordering_seconds": job.plan.ordering_seconds,
                 "chain_length": job.plan.chain_length,
+                "split_fractions": fractions,
+                "splits": assign_splits(recipe.seed, range(recipe.samples), fractions),
+                # merged in batch order: the same numbers from every engine and on resume
+                "field_stats": {
+                    name: finish(moments)
+                    for name, moments in merge_all(e["field_stats"] for e in entries).items()
+                },
                 "shards": entries,
             },
         )

@@ -8,6 +8,7 @@ provenance. Validation walks the dataclass fields and reports the first bad fiel
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -44,9 +45,27 @@ class SolverSpec:
 
 
 @dataclasses.dataclass(frozen=True)
+class SplitSpec:
+    """The share of samples in each split (they must sum to 1); `pdegen.splits` says how a
+    sample's split is drawn from its own seed, so that adding samples never moves one."""
+
+    train: float = _field(0.8, ge=0.0, le=1.0)
+    valid: float = _field(0.1, ge=0.0, le=1.0)
+    test: float = _field(0.1, ge=0.0, le=1.0)
+
+    def fractions(self) -> dict[str, float]:
+        return dataclasses.asdict(self)
+
+
+@dataclasses.dataclass(frozen=True)
 class OutputSpec:
     dir: str = "data"
     shard_size: int = _field(32, ge=1)
+    splits: SplitSpec = dataclasses.field(default_factory=SplitSpec)
+    #: what the stored inputs and outputs are converted to (solves are always float64)
+    dtype: Literal["float64", "float32"] = "float64"
+    #: an HDF5 filter of h5py's own (with the byte-shuffle filter before it)
+    compression: Literal["none", "gzip", "lzf"] = "none"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +199,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         recipe = dataclasses.replace(
             recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim)
         )
+        total = sum(recipe.output.splits.fractions().values())
+        if abs(total - 1.0) > 1e-9:
+            raise RecipeError(f"output.splits: the fractions sum to {total:g} (they must sum to 1)")
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None
     if not all(c.isalnum() or c in "-_." for c in recipe.name) or recipe.name.startswith("."):
@@ -190,8 +212,38 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
     return recipe
 
 
-def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
-    """Read and validate a recipe file; `overrides` (samples, seed) replace top-level fields."""
+def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:
+    """`data` with each "dotted.path=value" of `settings` applied (value parsed as a YAML
+    scalar), for `pdegen generate --set`; the result is validated like the file itself, and
+    the values end up in the resolved recipe stored with every shard."""
+    data = copy.deepcopy(data)
+    for setting in settings:
+        path, sep, text = setting.partition("=")
+        keys = path.strip().split(".")
+        if not sep or not all(keys):
+            raise RecipeError(f"--set {setting}: expected dotted.path=value (e.g. grid.n=255)")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            raise RecipeError(f"--set {setting}: {text!r} is not a YAML value") from None
+        if isinstance(value, dict | list):
+            raise RecipeError(
+                f"--set {setting}: expected a single value, not a {type(value).__name__}"
+            )
+        node = data
+        for depth, key in enumerate(keys[:-1]):
+            child = node.setdefault(key, {})
+            if not isinstance(child, dict):
+                where = ".".join(keys[: depth + 1])
+                raise RecipeError(f"--set {setting}: {where} is a value, not a section")
+            node = child
+        node[keys[-1]] = value
+    return data
+
+
+def load_recipe(path: str | Path, settings: list[str] | None = None, **overrides: Any) -> Recipe:
+    """Read and validate a recipe file; `overrides` (samples, seed) replace top-level fields,
+    `settings` ("dotted.path=value", `--set`) any field."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"{path}: recipe file not found")
@@ -205,4 +257,6 @@ def load_recipe(path: str | Path, **overrides: Any) -> Recipe:
         raise RecipeError(f"{path}: cannot read recipe ({err})") from None
     if isinstance(data, dict):
         data = {**data, **{k: v for k, v in overrides.items() if v is not None}}
+        if settings:
+            data = apply_settings(data, settings)
     return recipe_from_dict(data, str(path))

@@ -87,11 +87,17 @@ class ShardContent:
     #: axis names of the input and output arrays ("sample", then the family's declared axes),
     #: written as HDF5 dimension labels so that a shard says which axis is time
     axes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    #: storage of the input and output fields (recipe `output.dtype`, `output.compression`)
+    dtype: str = "float64"
+    compression: str = "none"
 
 
 def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
     """Write one shard atomically and return its index entry."""
     path = directory / shard_name(content.batch)
+    filters = {}
+    if content.compression != "none":  # shuffling bytes first lets floats compress
+        filters = {"compression": content.compression, "shuffle": True}
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for group, arrays in (
@@ -104,23 +110,62 @@ def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
                 g = f.create_group(group)
                 for name, array in arrays.items():
                     array = np.asarray(array)
-                    per_sample = group in ("inputs", "outputs") and array.ndim > 1
-                    chunks = (1, *array.shape[1:]) if per_sample and array.shape[0] else None
-                    dataset = g.create_dataset(name, data=array, chunks=chunks)
-                    labels = content.axes.get(name, ()) if group in ("inputs", "outputs") else ()
+                    field = group in ("inputs", "outputs")
+                    if field:
+                        array = array.astype(content.dtype, copy=False)
+                    per_sample = field and array.ndim > 1 and array.shape[0] > 0
+                    chunks = (1, *array.shape[1:]) if per_sample else None
+                    dataset = g.create_dataset(
+                        name, data=array, chunks=chunks, **(filters if per_sample else {})
+                    )
+                    labels = content.axes.get(name, ()) if field else ()
                     for dim, label in zip(dataset.dims, labels, strict=bool(labels)):
                         dim.label = label
             for key, value in content.attrs.items():
                 f.attrs[key] = value
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["batch"] = content.batch
-        entry = {
-            "file": path.name,
-            "batch": content.batch,
-            "indices": [int(i) for i in content.params["index"]],
-            "sha256": file_sha256(tmp),
-        }
+        entry = describe_shard(tmp, path.name, content.batch)
     return entry
+
+
+def describe_shard(path: Path, name: str, batch: int) -> dict[str, Any]:
+    """A shard's index entry, read from the file alone: its samples, checksum and the partial
+    moments of every field over its training samples that converged (`pdegen.fieldstats`).
+    The one way an entry is made, for a shard just written and for one kept on resume, so both
+    give the same numbers."""
+    from pdegen.fieldstats import merge, partial_moments
+    from pdegen.splits import split_of
+
+    with h5py.File(path, "r") as f:
+        indices = [int(i) for i in f["params/index"][()]]
+        recipe = json.loads(f.attrs["recipe"])
+        fractions = recipe["output"]["splits"]
+        converged = f["stats/converged"][()]
+        train = np.asarray(
+            [
+                ok and split_of(recipe["seed"], i, fractions) == "train"
+                for i, ok in zip(indices, converged, strict=True)
+            ],
+            dtype=bool,
+        )
+        rows = np.flatnonzero(train)
+        moments = {}
+        for group in ("inputs", "outputs"):
+            for field_name, dataset in f[group].items():
+                time_axis = dataset.ndim > 1 and dataset.dims[1].label == "t"
+                # one sample at a time (memory: one field of one sample), merged in row order
+                part = partial_moments(dataset[:0], time_axis)
+                for row in rows:
+                    part = merge(part, partial_moments(dataset[row : row + 1], time_axis))
+                moments[field_name] = part
+    return {
+        "file": name,
+        "batch": batch,
+        "indices": indices,
+        "sha256": file_sha256(path),
+        "field_stats": moments,
+    }
 
 
 def read_index(directory: Path) -> dict[str, Any]:
@@ -139,9 +184,7 @@ def write_index(directory: Path, index: dict[str, Any]) -> Path:
 def shard_entry(directory: Path, batch: int) -> dict[str, Any]:
     """The index entry of a finished shard, read from the file itself."""
     path = Path(directory) / shard_name(batch)
-    with h5py.File(path, "r") as f:
-        indices = [int(i) for i in f["params/index"][()]]
-    return {"file": path.name, "batch": batch, "indices": indices, "sha256": file_sha256(path)}
+    return describe_shard(path, path.name, batch)
 
 
 def verified_entry(

@@ -1,0 +1,113 @@
+"""Normalisation statistics of stored fields: per-shard partial moments, merged exactly.
+
+Each shard's training samples give partial moments per field (count, mean, sum of squared
+deviations M2, min, max; for a field with a time axis also per frame). Partials are merged with
+the pairwise update of Chan, Golub and LeVeque (1979), in batch order, so the result depends
+only on the stored data: every engine, worker count and resumed run gives the same numbers, to
+the bit. Moments are taken in float64 over the values as stored (after any float32 conversion),
+over every grid point of every training sample that converged; `std` is the population
+standard deviation (ddof 0), which is what normalising a field by (u - mean) / std uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+Partial = dict[str, Any]  # JSON-ready: floats round-trip exactly through json (repr)
+KEYS = ("count", "mean", "m2", "min", "max")
+
+
+def _columns(per: list[Partial], keys: tuple[str, ...] = KEYS) -> dict[str, list]:
+    return {key: [p[key] for p in per] for key in keys}
+
+
+def _row(frames: Mapping[str, list], t: int) -> Partial:
+    return {key: frames[key][t] for key in frames}
+
+
+def partial_moments(values: np.ndarray, time_axis: bool) -> Partial:
+    """Moments of `values` (samples on axis 0; then the time axis if `time_axis`)."""
+    values = np.asarray(values, dtype=np.float64)
+    out = _moments(values)
+    if time_axis:
+        frames = np.moveaxis(values, 1, 0).reshape(values.shape[1], -1)
+        out["frames"] = _columns([_moments(frame) for frame in frames])
+    return out
+
+
+def _moments(values: np.ndarray) -> Partial:
+    count = int(values.size)
+    if count == 0:
+        return {"count": 0, "mean": 0.0, "m2": 0.0, "min": None, "max": None}  # strict JSON
+    mean = float(values.mean())
+    return {
+        "count": count,
+        "mean": mean,
+        "m2": float(np.square(values - mean).sum()),
+        "min": float(values.min()),
+        "max": float(values.max()),
+    }
+
+
+def _merge_one(a: Partial, b: Partial) -> Partial:
+    n = a["count"] + b["count"]
+    if a["count"] == 0 or b["count"] == 0:
+        return dict(b if a["count"] == 0 else a)
+    delta = b["mean"] - a["mean"]
+    return {
+        "count": n,
+        "mean": a["mean"] + delta * b["count"] / n,
+        "m2": a["m2"] + b["m2"] + delta * delta * a["count"] * b["count"] / n,
+        "min": min(a["min"], b["min"]),
+        "max": max(a["max"], b["max"]),
+    }
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """The moments of the union of two disjoint sets of samples."""
+    out = _merge_one(a, b)
+    if "frames" in a or "frames" in b:
+        fa, fb = a.get("frames"), b.get("frames")
+        if fa is None or fb is None:
+            out["frames"] = dict(fa or fb)
+        else:
+            per = [_merge_one(_row(fa, t), _row(fb, t)) for t in range(len(fa["count"]))]
+            out["frames"] = _columns(per)
+    return out
+
+
+def merge_all(partials: Iterable[Mapping[str, Partial]]) -> dict[str, Partial]:
+    """Merge per-shard {field: partial} maps in the order given (batch order)."""
+    total: dict[str, Partial] = {}
+    for shard in partials:
+        for name, part in shard.items():
+            total[name] = merge(total[name], part) if name in total else dict(part)
+    return total
+
+
+def _finish(p: Partial) -> dict[str, Any]:
+    if p["count"] == 0:
+        return {"count": 0, "mean": None, "std": None, "min": None, "max": None}  # no samples
+    return {
+        "count": p["count"],
+        "mean": p["mean"],
+        "std": float(np.sqrt(p["m2"] / p["count"])),
+        "min": p["min"],
+        "max": p["max"],
+    }
+
+
+def finish(p: Partial) -> dict[str, Any]:
+    """mean, std (population), min, max and count; `per_frame` lists for time-axis fields."""
+    out = _finish(p)
+    if "frames" in p:
+        f = p["frames"]
+        per = [_finish(_row(f, t)) for t in range(len(f["count"]))]
+        out["per_frame"] = _columns(per, ("mean", "std", "min", "max"))
+    return out
+
+
+__all__ = ["Partial", "finish", "merge", "merge_all", "partial_moments"]
