@@ -348,6 +348,12 @@ class XYView:
         y = [self._channels(item, name) for name in self.y]
         return {"x": np.concatenate(x), "y": np.concatenate(y)}
 
+    def batch(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """Stacked {"x": (B, C_in, *grid), "y": (B, C_out, *grid)} for `indices`: one call per
+        batch for array libraries without a data loader of their own (JAX, numpy)."""
+        items = [self[int(i)] for i in indices]
+        return {key: np.stack([item[key] for item in items]) for key in ("x", "y")}
+
 
 def open_dataset(
     path: str | Path,
