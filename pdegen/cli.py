@@ -1,4 +1,4 @@
-"""`pdegen generate RECIPE` and `pdegen inspect PATH`.
+"""`pdegen generate RECIPE`, `pdegen inspect PATH` and `pdegen show PATH`.
 
 User mistakes (PdegenError) become one line on stderr and exit status 2; anything else is a
 bug and keeps its traceback.
@@ -107,6 +107,12 @@ def _inspect(args: argparse.Namespace) -> None:
         print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
 
 
+def _show(args: argparse.Namespace) -> None:
+    from pdegen.show import show_command  # matplotlib only for this subcommand
+
+    show_command(args.path, args.out, args.samples)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdegen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -137,6 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     ins = sub.add_parser("inspect", help="summarise a generated dataset")
     ins.add_argument("path", help="dataset directory")
     ins.set_defaults(run=_inspect)
+    show = sub.add_parser("show", help="PNG figures of a dataset: samples, solver statistics")
+    show.add_argument("path", help="dataset directory")
+    show.add_argument("--out", help="directory for the PNGs (default: <dataset>/figures)")
+    show.add_argument("--samples", type=int, default=4, help="samples to draw (default 4)")
+    show.set_defaults(run=_show)
     return parser
 
 
