@@ -39,6 +39,7 @@ def _generate(args: argparse.Namespace) -> None:
         workers=args.workers,
         scheduler=args.scheduler,
         retries=args.retries,
+        figures=not args.no_figures,
     )
     if summary is not None:  # None on MPI ranks other than 0
         print("\n".join(summary.lines()))
@@ -132,6 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--shard-size", type=int, help="samples per batch (and per shard)")
     gen.add_argument("--retries", type=int, default=2, help="retries of a failed batch")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
+    gen.add_argument(
+        "--no-figures",
+        action="store_true",
+        help="write the dataset card without the figures of `pdegen show` (saves seconds)",
+    )
     gen.add_argument(
         "--set",
         action="append",

@@ -146,6 +146,18 @@ def _plan_job(
     return Job(recipe, directory, plan, todo, sha, retries), complete
 
 
+def write_dataset_card(directory: Path, figures: bool) -> Path:
+    """README.md for the finished dataset, embedding `pdegen show`'s figures when asked."""
+    from pdegen.card import write_card
+
+    drawn: list[Path] = []
+    if figures:
+        from pdegen.show import write_figures
+
+        drawn = write_figures(directory, directory / "figures")
+    return write_card(directory, drawn)
+
+
 @dataclass
 class RootFailure:
     """What the root sends the other MPI ranks instead of a plan when planning failed, so that
@@ -180,8 +192,14 @@ def generate(
     workers: int | None = None,
     scheduler: str | None = None,
     retries: int = 2,
+    card: bool = True,
+    figures: bool = False,
 ) -> Summary | None:
     """Generate (or finish) the dataset a recipe describes.
+
+    A finished dataset gets its card (README.md, `pdegen.card`) unless `card` is False, with
+    the figures of `pdegen show` in `figures/` when `figures` is True (as `pdegen generate`
+    does unless told --no-figures: drawing takes seconds, which library callers may not want).
 
     Returns the summary on the root process (None on other MPI ranks). Raises PdegenError
     naming every batch that failed after its retries; the finished shards are kept and a rerun
@@ -246,8 +264,11 @@ def generate(
             },
         )
         (directory / FAILURES_NAME).unlink(missing_ok=True)  # an earlier run's report is moot
+        seconds = time.perf_counter() - start  # the card is not part of the generation rate
+        if card:
+            write_dataset_card(directory, figures)
     peak = max((o.peak_rss_mib for o in done), default=0.0)
-    return _summarise(directory, resumed, time.perf_counter() - start, job.plan, runner, peak)
+    return _summarise(directory, resumed, seconds, job.plan, runner, peak)
 
 
 def _summarise(
