@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES
+from pdegen.limits import check_limits
 from pdegen.messages import field_key, number_hint, show
 from pdegen.recipe_file import read_recipe_file
 from pdegen.specs import GridSpec, rule
@@ -206,6 +207,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(problem, dict):
             raise RecipeError(f"problem: expected a mapping, got {show(problem)}")
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
+        check_limits(recipe)  # what the per-field rules cannot say: sizes, memory, overflow
         family.check(recipe)
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None
