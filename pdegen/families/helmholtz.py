@@ -59,14 +59,16 @@ class Helmholtz(Family):
         h = 1.0 / (n + 1)
         ppw = 2 * math.pi * math.sqrt(a_low) / (k.max * h)
         if ppw < p.min_points_per_wavelength:
-            need = math.ceil(k.max * p.min_points_per_wavelength / (2 * math.pi * math.sqrt(a_low)))
+            need = k.max * p.min_points_per_wavelength / (2 * math.pi * math.sqrt(a_low))
+            # an infinite need (k.max near 1e308) has no ceiling: ceil() would raise
+            raise_n = f", or raise grid.n to at least {math.ceil(need)}" if need < 1e9 else ""
             raise RecipeError(
                 f"problem.wavenumber.max: {k.max:g} leaves {ppw:.1f} points per wavelength "
-                f"on this grid (need at least {p.min_points_per_wavelength:g}: lower it, or "
-                f"raise grid.n to at least {need})"
+                f"on this grid (need at least {p.min_points_per_wavelength:g}: lower it"
+                f"{raise_n})"
             )
         lowest = a_high * dim * math.pi**2  # >= the smallest eigenvalue of -div(a grad)
-        if k.min**2 <= lowest:
+        if k.min <= math.sqrt(lowest):  # k^2 <= lowest, without overflowing k^2
             raise RecipeError(
                 f"problem.wavenumber.min: {k.min:g} does not make the operator indefinite "
                 f"(k^2 must exceed {lowest:.1f}, so k > {math.sqrt(lowest):.2f})"
