@@ -18,6 +18,8 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
+
 from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES
 from pdegen.limits import check_limits
@@ -224,7 +226,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         )
         total = sum(recipe.output.splits.fractions().values())
         if abs(total - 1.0) > 1e-9:
-            raise RecipeError(f"output.splits: the fractions sum to {total:g} (they must sum to 1)")
+            terms = " + ".join(f"output.splits.{k}" for k in recipe.output.splits.fractions())
+            raise RecipeError(f"{terms} = {total:g} (the fractions must sum to 1)")
     except RecipeError as err:
         raise RecipeError(f"{source}: {err}") from None
     if not all(c.isalnum() or c in "-_." for c in recipe.name) or recipe.name.startswith("."):
@@ -245,6 +248,8 @@ def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:
         keys = path.strip().split(".")
         if not sep or not all(keys):
             raise RecipeError(f"--set {setting}: expected dotted.path=value (e.g. grid.n=255)")
+        if len(text) > 1000:
+            raise RecipeError(f"--set {path}: the value is longer than 1000 characters")
         try:
             value = yaml.safe_load(text)
         except yaml.YAMLError:

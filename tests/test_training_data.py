@@ -97,7 +97,9 @@ def test_open_dataset_by_split_returns_that_split_only(darcy):
 def test_bad_split_inputs_are_one_line_errors(darcy, tmp_path):
     with pytest.raises(PdegenError, match=r"split: 'training' is not a split .*allowed: train"):
         open_dataset(darcy, split="training")
-    with pytest.raises(RecipeError, match=r"output.splits: the fractions sum to 1.1"):
+    with pytest.raises(
+        RecipeError, match=r"output.splits.train \+ output.splits.valid \+ output.splits.test = 1.1"
+    ):
         recipe(output={"splits": {"train": 0.9, "valid": 0.1, "test": 0.1}})
     with pytest.raises(RecipeError, match=r"output.splits.holdout: unknown field"):
         recipe(output={"splits": {"holdout": 0.1}})
