@@ -1,4 +1,4 @@
-"""`pdegen generate RECIPE`, `pdegen inspect PATH` and `pdegen show PATH`.
+"""`pdegen generate RECIPE`, `pdegen inspect PATH`, `pdegen show PATH` and `pdegen check PATH`.
 
 User mistakes (PdegenError) become one line on stderr and exit status 2; anything else is a
 bug and keeps its traceback.
@@ -114,6 +114,12 @@ def _show(args: argparse.Namespace) -> None:
     show_command(args.path, args.out, args.samples)
 
 
+def _check(args: argparse.Namespace) -> int:
+    from pdegen.check import run_check
+
+    return run_check(args.path, deep=args.deep, seed=args.seed)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdegen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -154,6 +160,19 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--out", help="directory for the PNGs (default: <dataset>/figures)")
     show.add_argument("--samples", type=int, default=4, help="samples to draw (default 4)")
     show.set_defaults(run=_show)
+    chk = sub.add_parser(
+        "check", help="verify a dataset without trusting it (exit 1 and one line per problem)"
+    )
+    chk.add_argument("path", help="dataset directory")
+    chk.add_argument(
+        "--deep",
+        type=int,
+        metavar="K",
+        help="also re-assemble K random converged samples from their stored inputs and check "
+        "the stored solution's residual (docs/format.md: the float32 bound)",
+    )
+    chk.add_argument("--seed", type=int, default=0, help="seed of the --deep choice (default 0)")
+    chk.set_defaults(run=_check)
     return parser
 
 
@@ -168,7 +187,7 @@ def _is_secondary_mpi_rank(args: argparse.Namespace) -> bool:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)  # None, or the exit status of a command that judges (check)
     except PdegenError as err:
         if not _is_secondary_mpi_rank(args):  # every rank sees the same error: say it once
             print(f"pdegen: error: {err}", file=sys.stderr)
@@ -183,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         _abort_other_mpi_ranks(args, 1)
         return 1
-    return 0
+    return status or 0
 
 
 def _abort_other_mpi_ranks(args: argparse.Namespace, code: int) -> None:
