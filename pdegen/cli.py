@@ -1,4 +1,4 @@
-"""`pdegen generate RECIPE`, `pdegen inspect PATH`, `pdegen show PATH` and `pdegen check PATH`.
+"""`pdegen generate RECIPE`, `inspect PATH`, `show PATH`, `check PATH` and `export PATH`.
 
 User mistakes (PdegenError) become one line on stderr and exit status 2; anything else is a
 bug and keeps its traceback.
@@ -120,6 +120,16 @@ def _check(args: argparse.Namespace) -> int:
     return run_check(args.path, deep=args.deep, seed=args.seed)
 
 
+def _export(args: argparse.Namespace) -> None:
+    from pdegen.export import check_format, export_dataset
+
+    check_format(args.format, "--format")
+    if args.out is None:
+        raise PdegenError("--out: missing (the new directory to write; it must not exist)")
+    summary = export_dataset(args.path, args.out, args.format)
+    print("\n".join(summary.lines()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="pdegen", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -173,6 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("--seed", type=int, default=0, help="seed of the --deep choice (default 0)")
     chk.set_defaults(run=_check)
+    exp = sub.add_parser("export", help="write a dataset in another library's layout")
+    exp.add_argument("path", help="dataset directory")
+    exp.add_argument("--format", help="the layout: the-well (The Well's WellDataset)")
+    exp.add_argument("--out", help="the directory to write (must not exist yet)")
+    exp.set_defaults(run=_export)
     return parser
 
 
@@ -193,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"pdegen: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("pdegen: interrupted (finished shards are kept; rerun to resume)", file=sys.stderr)
+        kept = "finished shards are kept; rerun to resume"
+        if args.command == "export":
+            kept = "nothing was exported"  # the export's temporary directory is removed
+        print(f"pdegen: interrupted ({kept})", file=sys.stderr)
         _abort_other_mpi_ranks(args, 130)
         return 130
     except Exception:

@@ -200,14 +200,16 @@ def test_readme_auto_solver_table_is_the_families_declaration():
 
 
 def test_every_cli_flag_the_readme_shows_exists_and_every_flag_is_shown():
-    help_text = subprocess.run(
-        [sys.executable, "-m", "pdegen.cli", "generate", "--help"],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    flags = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
+    flags = set()
+    for command in ("generate", "export"):
+        help_text = subprocess.run(
+            [sys.executable, "-m", "pdegen.cli", command, "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        flags |= set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", help_text)) - {"--help"}
     shown = set(re.findall(r"(?<![\w-])--[a-z][a-z-]*", README))
     assert shown == flags, f"README only: {shown - flags}; --help only: {flags - shown}"
     engines = set(re.findall(r"--engine (\w+)", README))
