@@ -82,7 +82,7 @@ INDEX_KEYS: dict[str, tuple[type, ...]] = {
     "recipe_sha256": (str,),
     "samples": (int,),
     "ordering_seconds": (int, float),
-    "chain_length": (int, float),
+    "chain_length": (int, float, type(None)),
     "shards": (list,),
 }
 SPLIT_KEYS: dict[str, tuple[type, ...]] = {
