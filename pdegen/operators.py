@@ -15,6 +15,8 @@ irreducibly diagonally dominant M-matrix: symmetric positive definite.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -52,23 +54,52 @@ def _couplings(ndim: int, n: int, axis: int) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
-def stencil_matrix(
-    diagonal: np.ndarray, lower: list[np.ndarray], upper: list[np.ndarray]
-) -> sp.csr_matrix:
-    """Assemble a nearest-neighbour stencil: per axis, `upper[ax]` couples I to I+1 and
-    `lower[ax]` couples I+1 to I (arrays shaped like the interior minus one along ax)."""
-    ndim, n = diagonal.ndim, diagonal.shape[0]
-    rows, cols, vals = [np.arange(n**ndim)], [np.arange(n**ndim)], [diagonal.ravel()]
+@functools.lru_cache(maxsize=16)
+def stencil_pattern(ndim: int, n: int) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The CSR structure of every (2 ndim + 1)-point stencil matrix on n^ndim interior nodes:
+    (indptr, indices, places), where places[k] says where the k-th block of values (the
+    diagonal, then per axis the upper and the lower couplings) goes in the CSR data.
+
+    Why cached: the pattern never changes from sample to sample, and building it through
+    scipy's COO-to-CSR conversion (a sort of every entry) was most of the assembly time (28 ms
+    of a 421 x 421 Darcy sample; the values take about 5). The arrays are read-only: they are
+    shared by every matrix of that size.
+    """
+    size = n**ndim
+    rows, cols = [np.arange(size)], [np.arange(size)]
     for ax in range(ndim):
         lo, hi = _couplings(ndim, n, ax)
         rows += [lo, hi]
         cols += [hi, lo]
-        vals += [upper[ax].ravel(), lower[ax].ravel()]
-    A = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(n**ndim, n**ndim),
-    )
-    A.sort_indices()
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((c, r))
+    indptr = np.zeros(size + 1, dtype=np.int32)
+    np.cumsum(np.bincount(r, minlength=size), out=indptr[1:])
+    indices = c[order].astype(np.int32)
+    where = np.empty_like(order)
+    where[order] = np.arange(order.size)  # value i of the concatenation lands at where[i]
+    places = np.split(where, np.cumsum([len(x) for x in rows])[:-1])
+    for array in (indptr, indices, *places):
+        array.setflags(write=False)
+    return indptr, indices, places
+
+
+def stencil_matrix(
+    diagonal: np.ndarray, lower: list[np.ndarray], upper: list[np.ndarray]
+) -> sp.csr_matrix:
+    """Assemble a nearest-neighbour stencil: per axis, `upper[ax]` couples I to I+1 and
+    `lower[ax]` couples I+1 to I (arrays shaped like the interior minus one along ax).
+    Every coupling is stored, zero or not, so all matrices of one size share one pattern."""
+    ndim, n = diagonal.ndim, diagonal.shape[0]
+    blocks = [diagonal]
+    for ax in range(ndim):
+        blocks += [upper[ax], lower[ax]]
+    indptr, indices, places = stencil_pattern(ndim, n)
+    data = np.empty(indices.size)
+    for block, place in zip(blocks, places, strict=True):
+        data[place] = block.ravel()
+    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
+    A.has_sorted_indices = True
     return A
 
 

@@ -22,7 +22,8 @@ other; under Dask the root plans and each worker solves. With N = n^d unknowns, 
 nodes, nnz = (2d+1) N stencil entries, T frames per output (steps + 1 for a trajectory, else
 1), b = min(shard_size, samples), S = samples and 8-byte floats:
 
-    batch = MATRIX_BYTES_PER_NNZ nnz        the scipy matrix, its assembly and PETSc's copy
+    batch = MATRIX_BYTES_PER_NNZ nnz        the scipy matrix (its pattern is shared), its
+                                           values' assembly and PETSc's copy
           + VECTORS_PER_UNKNOWN 8 N         right-hand side, solution, PETSc work vectors
           + preconditioner                 ILU/ICC(0): 12 nnz; ASM 24 nnz; GAMG 40 nnz
           + factor                         direct solve / lu, cholesky: 12 bytes per factor
@@ -77,7 +78,7 @@ from pdegen.messages import show
 
 GIB = 1024**3
 BASE_BYTES = 150 * 1024**2
-MATRIX_BYTES_PER_NNZ = 64
+MATRIX_BYTES_PER_NNZ = 32  # CSR values and indices, the value arrays of assembly, PETSc's copy
 VECTORS_PER_UNKNOWN = 16
 FILL_2D = 1.8
 FILL_3D = 6.0

@@ -81,3 +81,32 @@ def test_harmonic_face_mean_is_exact_for_layered_media_in_1d():
     A, b = family.assemble(a, 0.0, g)
     u = spla.spsolve(A.tocsc(), b).reshape(n, n)
     np.testing.assert_allclose(u, g[1:-1, 1:-1], atol=1e-12)
+
+
+@pytest.mark.parametrize(("ndim", "n"), [(2, 7), (3, 5), (2, 64)])
+def test_cached_stencil_pattern_assembles_what_scipys_coo_conversion_does(ndim, n):
+    """The shared CSR pattern is an optimisation only: the same indptr, indices and values as
+    building every matrix through COO, entry for entry."""
+    import scipy.sparse as sp
+
+    from pdegen.operators import _couplings, stencil_matrix
+
+    rng = np.random.default_rng(ndim * 100 + n)
+    diagonal = rng.random((n,) * ndim)
+    shapes = [tuple(n - 1 if k == ax else n for k in range(ndim)) for ax in range(ndim)]
+    lower = [rng.random(shape) for shape in shapes]
+    upper = [rng.random(shape) for shape in shapes]
+    A = stencil_matrix(diagonal, lower, upper)
+    rows, cols, vals = [np.arange(n**ndim)], [np.arange(n**ndim)], [diagonal.ravel()]
+    for ax in range(ndim):
+        lo, hi = _couplings(ndim, n, ax)
+        rows += [lo, hi]
+        cols += [hi, lo]
+        vals += [upper[ax].ravel(), lower[ax].ravel()]
+    B = sp.csr_matrix(
+        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=A.shape
+    )
+    B.sort_indices()
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(A, name), getattr(B, name), err_msg=name)
+    assert not A.indices.flags.writeable  # shared by every matrix of this size

@@ -1,0 +1,113 @@
+"""Where one batch's wall time goes: draw, assembly, copy into PETSc, solve, residual check,
+packaging and shard write, measured on the real batch path (`pdegen.engines.base.run_batch`).
+
+Each phase is timed by wrapping the function that does it (the family's `sample` and
+`system`, `MatrixSlot.load` and the right-hand side copy, the KSP runner's solve, whose own
+`seconds` is the solve proper and the rest its true-residual check, `write_shard`); "other" is
+the remainder of the batch's wall time. The issue-14 target: everything but the solve under 10%.
+
+    .venv/bin/python benchmarks/breakdown.py [--recipe recipes/darcy421.yaml] [--samples 8]
+        [--set grid.n=62 --set grid.dim=3 ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from tables import save
+
+import pdegen.batch
+import pdegen.engines.base as engine_base
+import solvers.sequence
+from pdegen.families import family_from_recipe
+from pdegen.plan import make_plan, recipe_sha256
+from pdegen.recipe import load_recipe
+from solvers.petsc import MatrixSlot
+
+ROOT = Path(__file__).resolve().parents[1]
+spent: dict[str, float] = defaultdict(float)
+
+
+def timed(phase: str, function):
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        start = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[phase] += time.perf_counter() - start
+
+    return run
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default=str(ROOT / "recipes/darcy421.yaml"))
+    parser.add_argument("--samples", type=int, default=8)
+    parser.add_argument("--set", action="append", default=[])
+    parser.add_argument("--name", default="breakdown")
+    args = parser.parse_args()
+    settings = [*args.set, f"output.shard_size={args.samples}"]
+    recipe = load_recipe(args.recipe, settings=settings, samples=args.samples)
+    family_cls = type(family_from_recipe(recipe))
+    family_cls.sample = timed("draw inputs", family_cls.sample)
+    family_cls.system = timed("assemble", family_cls.system)
+    MatrixSlot.load = timed("copy into PETSc", MatrixSlot.load)
+    solvers.sequence.vec_from_array = timed("copy into PETSc", solvers.sequence.vec_from_array)
+    runner = solvers.sequence._KSPRunner
+    results: list = []
+
+    def solve(self, *a, _inner=runner.solve):
+        result = _inner(self, *a)
+        results.append(result)
+        return result
+
+    runner.solve = timed("solve + residual check", solve)
+    engine_base.write_shard = timed("write shard", engine_base.write_shard)
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        plan = make_plan(recipe, family_from_recipe(recipe))
+        job = engine_base.Job(recipe, Path(tmp), plan, [0], recipe_sha256(recipe))
+        start = time.perf_counter()
+        engine_base.run_batch(job, 0)
+        wall = time.perf_counter() - start
+    solve_only = sum(r.seconds for r in results)
+    spent["residual check"] = spent.pop("solve + residual check") - solve_only
+    spent["solve"] = solve_only
+    spent["other (packaging, checks, statistics)"] = wall - sum(spent.values())
+    n = args.samples
+    method = pdegen.batch.resolve_method(recipe, family_from_recipe(recipe))
+    grid = "x".join([str(recipe.grid.n + 2)] * recipe.grid.dim)
+    lines = [
+        f"{recipe.name}: {recipe.family} {grid} nodes, {n} samples in one batch, "
+        f"method {' + '.join(method)}",
+        "",
+        "| phase | ms per sample | share of wall time |",
+        "|---|---|---|",
+    ]
+    order = [
+        "draw inputs",
+        "assemble",
+        "copy into PETSc",
+        "solve",
+        "residual check",
+        "write shard",
+        "other (packaging, checks, statistics)",
+    ]
+    for phase in order:
+        lines.append(f"| {phase} | {spent[phase] / n * 1e3:.1f} | {spent[phase] / wall:.1%} |")
+    lines.append(
+        f"| **all but the solve** | {(wall - solve_only) / n * 1e3:.1f} | "
+        f"**{(wall - solve_only) / wall:.1%}** |"
+    )
+    lines.append(f"| wall | {wall / n * 1e3:.1f} | 100% |")
+    save(args.name, "\n".join(lines), {"spent": dict(spent), "wall": wall, "samples": n})
+
+
+if __name__ == "__main__":
+    main()
