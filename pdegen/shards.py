@@ -125,47 +125,74 @@ def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
                 f.attrs[key] = value
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["batch"] = content.batch
-        entry = describe_shard(tmp, path.name, content.batch)
+        stored = {  # the values as written: what a resumed run's re-read sees, bit for bit
+            name: (np.asarray(array).astype(content.dtype, copy=False), labels)
+            for arrays in (content.inputs, content.outputs)
+            for name, array in arrays.items()
+            for labels in [content.axes.get(name, ())]
+        }
+        moments = field_moments(
+            stored, content.params["index"], content.stats["converged"], content.attrs["recipe"]
+        )
+        entry = shard_entry_of(tmp, path.name, content.batch, content.params["index"], moments)
     return entry
 
 
-def describe_shard(path: Path, name: str, batch: int) -> dict[str, Any]:
-    """A shard's index entry, read from the file alone: its samples, checksum and the partial
-    moments of every field over its training samples that converged (`pdegen.fieldstats`).
-    The one way an entry is made, for a shard just written and for one kept on resume, so both
-    give the same numbers."""
+def field_moments(
+    fields: dict[str, tuple[Any, tuple[str, ...]]],
+    indices: Any,
+    converged: Any,
+    recipe_json: str,
+) -> dict[str, Any]:
+    """Partial moments of every field over the shard's training samples that converged
+    (`pdegen.fieldstats`), one sample at a time (memory: one field of one sample) and merged in
+    row order. `fields` maps a name to (array or h5py dataset with samples on axis 0, axis
+    labels): called on the arrays a writer holds and on a finished file's datasets alike, so a
+    shard kept on resume gives the numbers it gave when written."""
     from pdegen.fieldstats import merge, partial_moments
     from pdegen.splits import split_of
 
-    with h5py.File(path, "r") as f:
-        indices = [int(i) for i in f["params/index"][()]]
-        recipe = json.loads(f.attrs["recipe"])
-        fractions = recipe["output"]["splits"]
-        converged = f["stats/converged"][()]
-        train = np.asarray(
-            [
-                ok and split_of(recipe["seed"], i, fractions) == "train"
-                for i, ok in zip(indices, converged, strict=True)
-            ],
-            dtype=bool,
-        )
-        rows = np.flatnonzero(train)
-        moments = {}
-        for group in ("inputs", "outputs"):
-            for field_name, dataset in f[group].items():
-                time_axis = dataset.ndim > 1 and dataset.dims[1].label == "t"
-                # one sample at a time (memory: one field of one sample), merged in row order
-                part = partial_moments(dataset[:0], time_axis)
-                for row in rows:
-                    part = merge(part, partial_moments(dataset[row : row + 1], time_axis))
-                moments[field_name] = part
+    recipe = json.loads(recipe_json)
+    fractions = recipe["output"]["splits"]
+    rows = [
+        row
+        for row, (i, ok) in enumerate(zip(indices, converged, strict=True))
+        if ok and split_of(recipe["seed"], int(i), fractions) == "train"
+    ]
+    moments = {}
+    for name, (values, labels) in fields.items():
+        time_axis = len(labels) > 1 and labels[1] == "t"
+        part = partial_moments(values[:0], time_axis)
+        for row in rows:
+            part = merge(part, partial_moments(values[row : row + 1], time_axis))
+        moments[name] = part
+    return moments
+
+
+def shard_entry_of(
+    path: Path, name: str, batch: int, indices: Any, moments: dict[str, Any]
+) -> dict[str, Any]:
     return {
         "file": name,
         "batch": batch,
-        "indices": indices,
+        "indices": [int(i) for i in indices],
         "sha256": file_sha256(path),
         "field_stats": moments,
     }
+
+
+def describe_shard(path: Path, name: str, batch: int) -> dict[str, Any]:
+    """A finished shard's index entry, read from the file alone: its samples, checksum and
+    the partial moments of its fields (`field_moments`), as its writer computed them."""
+    with h5py.File(path, "r") as f:
+        indices = f["params/index"][()]
+        fields = {
+            field_name: (dataset, tuple(d.label for d in dataset.dims))
+            for group in ("inputs", "outputs")
+            for field_name, dataset in f[group].items()
+        }
+        moments = field_moments(fields, indices, f["stats/converged"][()], f.attrs["recipe"])
+    return shard_entry_of(path, name, batch, indices, moments)
 
 
 def read_index(directory: Path) -> dict[str, Any]:
