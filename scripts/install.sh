@@ -39,6 +39,15 @@ PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
 # 3. Source-built wheels, cached.
 mkdir -p "$WHEELHOUSE"
 have_wheel() { compgen -G "$WHEELHOUSE/$1-*.whl" >/dev/null; }
+# A wheel's file name does not say how PETSc was configured: record it, and rebuild PETSc and
+# petsc4py when the configuration changes (a wheelhouse from before this record is taken to
+# match, as its options never changed until it existed).
+options_file="$WHEELHOUSE/petsc-configure-options"
+if [ -f "$options_file" ] && [ "$(cat "$options_file")" != "$PETSC_CONFIGURE_OPTIONS" ]; then
+  log "PETSc's configuration changed: rebuilding petsc and petsc4py"
+  rm -f "$WHEELHOUSE"/petsc-*.whl "$WHEELHOUSE"/petsc4py-*.whl
+fi
+printf '%s' "$PETSC_CONFIGURE_OPTIONS" > "$options_file"
 tools_ready=0
 ensure_build_tools() {  # only needed when something is compiled or downloaded
   [ "$tools_ready" = 1 ] || "${PIP[@]}" install -U pip wheel setuptools >/dev/null
