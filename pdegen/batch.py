@@ -16,6 +16,8 @@ import numpy as np
 from pdegen.families import Family, family_from_recipe
 from pdegen.recipe import Recipe
 from pdegen.shards import ShardContent
+from solvers.grids import coarsen
+from solvers.registry import METHODS, PRECONDITIONERS
 from solvers.sequence import ChainSolver, SolveResult
 
 
@@ -37,6 +39,17 @@ def package_versions() -> dict[str, str]:
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
     """(method, preconditioner) to run: the family's rule (`Family.resolve_solver`)."""
     return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim)
+
+
+def solver_note(recipe: Recipe, family: Family | None = None) -> str | None:
+    """One line when the recipe's solver cannot run as named on its grid (`pc: mg` on a
+    grid that coarsens too little runs `gamg`: `solvers.grids`), else None."""
+    family = family or family_from_recipe(recipe)
+    method, pc = resolve_method(recipe, family)
+    entry = PRECONDITIONERS[pc]
+    if not entry.geometric or METHODS[method].direct:
+        return None
+    return coarsen(family.interior_shape).note
 
 
 def _declared(family: Family, kind: str, names: tuple[str, ...], got: dict) -> None:
@@ -68,7 +81,9 @@ def solve_batch(
         recycle=s.recycle,
         warm_start=s.warm_start,
         max_iterations=s.max_iterations,
+        grid=family.interior_shape,
     )
+    pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     samples, outputs, outcomes = [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from pdegen.batch import solver_note
 from pdegen.engines import BatchFailure, Job, make_engine
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
@@ -46,6 +48,8 @@ class Summary:
     engine: str = "serial"
     workers: int = 1
     peak_rss_mib: float = 0.0
+    #: one line each where the solver ran otherwise than named (`pdegen.batch.solver_note`)
+    notes: tuple[str, ...] = ()
 
     @property
     def samples_per_second(self) -> float:
@@ -65,6 +69,7 @@ class Summary:
             out.append(f"memory: peak RSS {self.peak_rss_mib:.0f} MiB in the busiest worker")
         if self.resumed_samples:
             out.append(f"resumed: {self.resumed_samples} samples were already complete")
+        out += [f"note: {note}" for note in self.notes]
         return out
 
 
@@ -268,7 +273,9 @@ def generate(
         if card:
             write_dataset_card(directory, figures)
     peak = max((o.peak_rss_mib for o in done), default=0.0)
-    return _summarise(directory, resumed, seconds, job.plan, runner, peak)
+    summary = _summarise(directory, resumed, seconds, job.plan, runner, peak)
+    note = solver_note(recipe)
+    return dataclasses.replace(summary, notes=(note,) if note else ())
 
 
 def _summarise(

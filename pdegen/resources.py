@@ -83,7 +83,9 @@ VECTORS_PER_UNKNOWN = 16
 FILL_2D = 1.8
 FILL_3D = 6.0
 GREEDY_GRAM_LIMIT = 20000  # solvers.ordering._greedy forms the Gram matrix up to this many
-PC_BYTES_PER_NNZ = {"ilu": 12, "icc": 12, "bjacobi": 12, "asm": 24, "gamg": 40}
+# mg: interpolations, Galerkin operators (9- or 27-point on 1/4 or 1/8 of the unknowns per
+# level), their PtAP work and the coarse LU, about what gamg holds
+PC_BYTES_PER_NNZ = {"ilu": 12, "icc": 12, "bjacobi": 12, "asm": 24, "gamg": 40, "mg": 40}
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,11 @@ def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:
 
 
 def configure_pc(pc: PETSc.PC, name: str) -> None:
-    """Set a preconditioner by its pdegen name (`solvers.registry.PRECONDITIONERS`)."""
+    """Set a preconditioner by its pdegen name (`solvers.registry.PRECONDITIONERS`).
+
+    A geometric one (`mg`) is then a one-level PCMG: it gets its hierarchy from
+    `solvers.multigrid.configure_multigrid` once the grid is known (`ChainSolver` does that
+    when it is built with the grid, or at its first solve from the matrix)."""
     if name not in PRECONDITIONERS:
         raise unknown("preconditioner", name, PRECONDITIONERS)
     entry = PRECONDITIONERS[name]

@@ -45,6 +45,12 @@ class Preconditioner:
     requires: frozenset[str] = frozenset()
     #: an exact factorisation, which is what `method: direct` runs
     factorisation: bool = False
+    #: built on the node grid (geometric multigrid): the harness needs the grid's shape,
+    #: which pdegen passes (`ChainSolver(grid=...)`) and bare matrices let it infer
+    geometric: bool = False
+    #: built on the family's preconditioning matrix where it has one
+    #: (`Family.preconditioner_operator`: Helmholtz's shifted Laplacian), not on A itself
+    own_operator: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,12 @@ PRECONDITIONERS: dict[str, Preconditioner] = {
     "ilu": Preconditioner("ilu", "incomplete LU, ILU(0)"),
     "icc": Preconditioner("icc", "incomplete Cholesky, ICC(0)", requires=SPD),
     "gamg": Preconditioner("gamg", "PETSc's algebraic multigrid"),
+    "mg": Preconditioner(
+        "mg",
+        "geometric multigrid on the node grid (Galerkin PCMG; Helmholtz: on the shifted Laplacian)",
+        geometric=True,
+        own_operator=True,
+    ),
     "lu": Preconditioner("lu", "sparse LU (nested dissection)", factorisation=True),
     "cholesky": Preconditioner(
         "cholesky", "sparse Cholesky (nested dissection)", requires=SPD, factorisation=True

@@ -7,19 +7,26 @@ recomputing the true residual afterwards are excluded, and identical for all met
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 from petsc4py import PETSc
 
 from solvers.baselines import make_ksp
+from solvers.grids import FALLBACK_PC, infer_grid
 from solvers.kernels import single_threaded_blas
 from solvers.petsc import MatrixSlot, true_relative_residual, vec_from_array
-from solvers.registry import METHODS, unknown
+from solvers.registry import METHODS, PRECONDITIONERS, unknown
 
+if TYPE_CHECKING:
+    from solvers.multigrid import GridHierarchy, MGSettings
+
+_prefixes = itertools.count()
 _REASONS = {v: k for k, v in vars(PETSc.KSP.ConvergedReason).items() if k.isupper()}
 
 
@@ -45,7 +52,11 @@ class _KSPRunner:
         self.x: PETSc.Vec | None = None
         self.r: PETSc.Vec | None = None  # work vector of the residual check
 
-    def solve(self, A: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
+    @property
+    def pc(self) -> PETSc.PC:
+        return self.ksp.getPC()
+
+    def solve(self, A: PETSc.Mat, P: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
         if self.x is None or self.x.getSize() != b.getSize():
             self.x, self.r = b.duplicate(), b.duplicate()
         x = self.x
@@ -57,7 +68,7 @@ class _KSPRunner:
             x.setArray(x0)
         self.ksp.setInitialGuessNonzero(x0 is not None)
         start = time.perf_counter()
-        self.ksp.setOperators(A)
+        self.ksp.setOperators(A, P)
         self.ksp.solve(b, x)
         seconds = time.perf_counter() - start
         its = self.ksp.getIterationNumber()
@@ -92,9 +103,11 @@ class _GcrotmkRunner:
         self.restart, self.recycle = restart, recycle
         self.CU: list = []
         self.pc = PETSc.PC().create(PETSc.COMM_SELF)
+        # its own prefix: options set for it (multigrid's) must reach nothing else
+        self.pc.setOptionsPrefix(f"pdegengcrot{next(_prefixes)}_")
         configure_pc(self.pc, pc)
 
-    def solve(self, A: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
+    def solve(self, A: PETSc.Mat, P: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
         from scipy.sparse.linalg import LinearOperator, gcrotmk
 
         n = b.getSize()
@@ -114,7 +127,7 @@ class _GcrotmkRunner:
             return apply(self.pc.apply)(v)
 
         start = time.perf_counter()
-        self.pc.setOperators(A)
+        self.pc.setOperators(A, P)
         self.pc.setUp()
         op = LinearOperator((n, n), matvec=apply(A.mult), dtype=float)
         M = LinearOperator((n, n), matvec=precondition, dtype=float)
@@ -142,7 +155,9 @@ class _GcrotmkRunner:
         return SolveResult(x, count[0], residual, converged, reason, seconds)
 
 
-System = tuple[sp.spmatrix | PETSc.Mat, np.ndarray]
+Matrix = sp.spmatrix | PETSc.Mat
+#: (A, b), or (A, b, P) with P the matrix the preconditioner is built on
+System = tuple[Matrix, np.ndarray] | tuple[Matrix, np.ndarray, Matrix]
 
 
 class ChainSolver:
@@ -152,6 +167,14 @@ class ChainSolver:
     on the previous solution): call `solve(A, b)` per system. `solve_sequence` is a loop over
     this. Passing the same matrix object again tells PETSc the operator is unchanged, so
     factorisations, preconditioners and GCRO-DR's C = A U are kept.
+
+    `grid` is the shape of the unknowns as an array (the interior nodes of the families' node
+    grid, C order), which a geometric preconditioner (`pc: mg`) is built on; without it the
+    grid is inferred from the first matrix's stencil (`solvers.grids.infer_grid`). The
+    multigrid hierarchy is built once, here or at the first solve, and reused by every solve
+    of the chain. On a grid that coarsens too little `mg` runs `gamg` instead: `pc` then
+    names what runs and `note` says why. `multigrid` (`solvers.multigrid.MGSettings`)
+    overrides the measured smoother and cycle.
     """
 
     def __init__(
@@ -165,6 +188,8 @@ class ChainSolver:
         max_iterations: int = 10000,
         guess: str | None = None,
         options: dict[str, str] | None = None,
+        grid: tuple[int, ...] | None = None,
+        multigrid: MGSettings | None = None,
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
@@ -173,9 +198,47 @@ class ChainSolver:
         else:
             ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options)
             self._runner = _KSPRunner(ksp, rtol)
+        # a direct solve factorises whatever `pc` says; an iterative one has a known `pc` here
+        entry = PRECONDITIONERS.get(pc) if not METHODS[method].direct else None
+        #: the preconditioner that runs (`gamg` where `mg`'s grid coarsens too little)
+        self.pc = pc
+        #: why `pc` is not what was asked for, in one line (None when it is)
+        self.note: str | None = None
+        #: the multigrid hierarchy of `pc: mg` (None before the first solve without `grid`)
+        self.hierarchy: GridHierarchy | None = None
+        self._wants_operator = entry is not None and entry.own_operator
+        self._needs_grid = entry is not None and entry.geometric
+        self._multigrid = multigrid
         self.warm_start = warm_start
         self._slot = MatrixSlot()
+        self._pslot = MatrixSlot()
         self._previous: np.ndarray | None = None
+        if self._needs_grid and grid is not None:
+            self._build_hierarchy(tuple(grid))
+
+    @property
+    def wants_preconditioner_operator(self) -> bool:
+        """Whether the preconditioner is built on a family's preconditioning matrix where it
+        has one (`Preconditioner.own_operator`): pass it as `solve(..., P=...)`."""
+        return self._wants_operator
+
+    def _build_hierarchy(self, grid: tuple[int, ...]) -> None:
+        from solvers.multigrid import configure_multigrid
+
+        self.hierarchy, self.note = configure_multigrid(self._runner.pc, grid, self._multigrid)
+        if self.note is not None:
+            self.pc = FALLBACK_PC
+        self._needs_grid = False
+
+    def _infer_grid(self, mat: PETSc.Mat) -> None:
+        cols, _ = mat.getRow(0)
+        grid = infer_grid(mat.getSize()[0], cols.tolist())
+        if grid is None:
+            raise ValueError(
+                f"pc {self.pc}: the grid of this {mat.getSize()[0]}-unknown matrix cannot be "
+                "read from its stencil; pass ChainSolver(grid=<shape of the unknowns>)"
+            )
+        self._build_hierarchy(grid)
 
     @property
     def context(self) -> object | None:
@@ -185,17 +248,26 @@ class ChainSolver:
         return ksp.getPythonContext() if ksp is not None and ksp.getType() == "python" else None
 
     def solve(
-        self, A: sp.spmatrix | PETSc.Mat, b: np.ndarray | PETSc.Vec, x0: np.ndarray | None = None
+        self,
+        A: Matrix,
+        b: np.ndarray | PETSc.Vec,
+        x0: np.ndarray | None = None,
+        P: Matrix | None = None,
     ) -> SolveResult:
-        """Solve A x = b; `x0` (or, with warm starts, the last solution) is the first guess."""
+        """Solve A x = b; `x0` (or, with warm starts, the last solution) is the first guess.
+        `P` (same sparsity from system to system, like A) is the matrix the preconditioner is
+        built on, A when None; the residual and convergence are always those of A."""
         mat = self._slot.load(A)
+        pmat = mat if P is None else self._pslot.load(P)
+        if self._needs_grid:
+            self._infer_grid(mat)
         bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))
         if x0 is None and self.warm_start:
             x0 = self._previous
         # One BLAS thread for every method (PETSc's vector kernels call the system BLAS too):
         # the same sums in the same order on every engine, and no method gets extra threads.
         with single_threaded_blas():
-            result = self._runner.solve(mat, bvec, x0)
+            result = self._runner.solve(mat, pmat, bvec, x0)
         if result.converged:
             self._previous = result.x
         return result
@@ -213,6 +285,8 @@ def solve_sequence(
     guess: str | None = None,
     options: dict[str, str] | None = None,
     on_result: Callable[[int, SolveResult], None] | None = None,
+    grid: tuple[int, ...] | None = None,
+    multigrid: MGSettings | None = None,
 ) -> list[SolveResult]:
     """Solve the systems in the order given, carrying recycled information between them.
 
@@ -220,13 +294,25 @@ def solve_sequence(
     `warm_start` starts each solve from the previous converged solution (off by default so
     that recycling is measured on its own). `guess` selects PETSc's initial-guess builders
     ("fischer", "pod") for the PETSc methods. `options` go to PETSc's options database.
+    A system (A, b, P) builds the preconditioner on P; `grid` and `multigrid` are those of
+    `ChainSolver`.
     """
     chain = ChainSolver(
-        method, pc, rtol, restart, recycle, warm_start, max_iterations, guess, options
+        method,
+        pc,
+        rtol,
+        restart,
+        recycle,
+        warm_start,
+        max_iterations,
+        guess,
+        options,
+        grid=grid,
+        multigrid=multigrid,
     )
     results: list[SolveResult] = []
-    for i, (A, b) in enumerate(systems):
-        results.append(chain.solve(A, b))
+    for i, (A, b, *P) in enumerate(systems):
+        results.append(chain.solve(A, b, P=P[0] if P else None))
         if on_result is not None:
             on_result(i, results[-1])
     return results

@@ -223,6 +223,11 @@ class Family(abc.ABC):
         return (self.n + 2,) * self.dim
 
     @property
+    def interior_shape(self) -> tuple[int, ...]:
+        """The unknowns as an array: the interior nodes, C order (what `pc: mg` coarsens)."""
+        return (self.n,) * self.dim
+
+    @property
     def unknowns(self) -> int:
         return self.n**self.dim
 
@@ -258,6 +263,12 @@ class Family(abc.ABC):
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
         """A x = b for one sample (CSR with the family's fixed sparsity pattern)."""
 
+    def preconditioner_operator(self, sample: Sample, A: sp.csr_matrix) -> sp.csr_matrix | None:
+        """The matrix a preconditioner that asks for one (`Preconditioner.own_operator`:
+        `pc: mg`) is built on instead of A, with A's sparsity; None (the default): A itself.
+        Helmholtz returns its shifted Laplacian here."""
+        return None
+
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0
 
@@ -271,7 +282,8 @@ class Family(abc.ABC):
         """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the
         results of every solve it took (one here; a trajectory takes one per step)."""
         A, b = self.system(sample)
-        result = chain.solve(A, b)
+        P = self.preconditioner_operator(sample, A) if chain.wants_preconditioner_operator else None
+        result = chain.solve(A, b, P=P)
         return {"solution": self.solution_field(sample, result.x)}, [result]
 
     def downsample(self, array: np.ndarray) -> np.ndarray:

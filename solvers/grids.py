@@ -1,0 +1,125 @@
+"""Which node grids geometric multigrid (`pc: mg`) can coarsen, decided without PETSc.
+
+The families' unknowns are the interior nodes of a vertex grid of the unit square or cube:
+n interior nodes per axis, n + 1 cells of width h = 1/(n + 1), Dirichlet values on the
+boundary nodes, numbered in C order (last axis fastest). `solvers.multigrid` builds the
+hierarchy as PETSc DMDAs of the whole node grid (boundary nodes included), coarsened by 2.
+
+**The levels rule.** A DMDA vertex grid of M nodes coarsens by 2 only when its M - 1 cells
+are even (PETSc's Q1 interpolation needs an integer ratio (M_fine - 1) / (M_coarse - 1)), so
+a level of n interior nodes has a coarser one when n + 1 is even, and the coarser one has
+(n + 1) / 2 - 1 interior nodes: the fine nodes of even index, which keeps the coarse grid's
+boundary on the fine grid's boundary. Grids with n + 1 = 2^k m cells therefore have k + 1
+levels down to m - 1 interior nodes per axis:
+
+- FNO's 421 x 421 nodes (n = 419, 420 = 2^2 * 105 cells): 419 -> 209 -> 104, three levels,
+  a coarsest grid of 104^2 = 10 816 unknowns, factorised by LU;
+- 2^k + 1 nodes (n = 2^k - 1: 31, 63, 127, 255): down to one unknown;
+- 64^3 nodes (n = 62, 63 cells) and n = 64 (65 cells) do not coarsen at all; 64^3 unknowns
+  in the dyadic sense is n = 63 (64 cells): 63 -> 31 -> 15 -> 7 -> 3 -> 1.
+
+The coarsest level is solved by LU, so it must be small: at most `MAX_COARSEST` unknowns
+(16 384 = 128^2 in 2D, where the factorisation of a 9-point operator is a few ms; 4 096 =
+16^3 in 3D, where the fill of a 27-point operator grows like N^(4/3)). A grid with fewer
+than two levels, or whose coarsest level is larger than that, "coarsens too little": `pc: mg`
+then runs PETSc's algebraic multigrid (`gamg`) on the same operator instead, with a one-line
+note (`Coarsening.note`), so a recipe never fails for its grid size.
+
+(The other choice, a DMDA of the interior nodes alone coarsened n -> (n + 1) / 2 by PETSc's
+rule, keeps the outermost interior nodes on every level: it needs n odd at each level, which
+FNO's n = 419 meets once (419 -> 210), against twice here.)
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+#: the largest coarsest level (unknowns) that is factorised, per dimension
+MAX_COARSEST: dict[int, int] = {1: 65536, 2: 16384, 3: 4096}
+#: what `pc: mg` runs on a grid that coarsens too little
+FALLBACK_PC = "gamg"
+
+
+@dataclass(frozen=True)
+class Coarsening:
+    """The interior-node shapes of a multigrid hierarchy, finest first."""
+
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def levels(self) -> int:
+        return len(self.shapes)
+
+    @property
+    def coarsest_unknowns(self) -> int:
+        return math.prod(self.shapes[-1])
+
+    @property
+    def usable(self) -> bool:
+        """At least two levels and a coarsest level small enough to factorise."""
+        dim = len(self.shapes[0])
+        return self.levels >= 2 and self.coarsest_unknowns <= MAX_COARSEST[dim]
+
+    @property
+    def note(self) -> str | None:
+        """One line saying why `pc: mg` falls back to `FALLBACK_PC`, or None if it does not."""
+        if self.usable:
+            return None
+        fine = self.shapes[0]
+        if self.levels < 2:
+            why = f"{_text(tuple(n + 1 for n in fine), 'x')} cells per axis do not halve"
+        else:
+            why = (
+                f"its coarsest level, {_text(self.shapes[-1])} = {self.coarsest_unknowns} "
+                f"unknowns, is larger than the {MAX_COARSEST[len(fine)]} factorised"
+            )
+        return (
+            f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
+            f"multigrid needs n + 1 = 2^k m cells per axis, m small): running {FALLBACK_PC}"
+        )
+
+
+def _text(shape: tuple[int, ...], power: str = "^") -> str:
+    """30^2 for a square grid (or "30" per axis with power="x"), 7x15 for another one."""
+    if len(set(shape)) == 1:
+        return f"{shape[0]}^{len(shape)}" if power == "^" else str(shape[0])
+    return "x".join(map(str, shape))
+
+
+def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening:
+    """The hierarchy of an interior grid `shape` by the levels rule (module docstring):
+    halve the cells while every axis has an even number of them and a coarse interior node
+    remains, at most `max_levels` levels."""
+    shape = tuple(int(n) for n in shape)
+    if not shape or min(shape) < 1:
+        raise ValueError(f"a grid needs at least one interior node per axis, got {shape}")
+    shapes = [shape]
+    while max_levels is None or len(shapes) < max_levels:
+        cells = [n + 1 for n in shapes[-1]]
+        if any(c % 2 for c in cells) or min(cells) < 4:
+            break
+        shapes.append(tuple(c // 2 - 1 for c in cells))
+    return Coarsening(tuple(shapes))
+
+
+def infer_grid(size: int, first_row: list[int] | tuple[int, ...]) -> tuple[int, ...] | None:
+    """The interior grid of a nearest-neighbour stencil matrix, read from its size and the
+    columns of its first row, or None if they are not those of such a stencil.
+
+    In C order the first unknown couples to itself and to its neighbour along each axis,
+    at columns 0, 1, n, n^2, ... (last axis first): d + 1 columns on an n^d grid. This lets
+    `solve_sequence(systems, pc="mg")` run on bare matrices; pdegen passes the grid itself.
+    """
+    cols = sorted(int(c) for c in first_row)
+    dim = len(cols) - 1
+    if dim < 1 or dim > 3 or cols[0] != 0:
+        return None
+    n = size if dim == 1 else cols[2]
+    expected = [0, *(n**k for k in range(dim))]
+    if n < 2 or cols != expected or n**dim != size:
+        return None
+    return (n,) * dim
+
+
+__all__ = ["FALLBACK_PC", "MAX_COARSEST", "Coarsening", "coarsen", "infer_grid"]

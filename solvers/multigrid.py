@@ -1,0 +1,205 @@
+"""Geometric multigrid (`pc: mg`): PETSc's PCMG on DMDAs of the families' node grid.
+
+**The grid as DMDAs.** The finest DMDA is the families' node grid itself, boundary nodes
+included (n + 2 vertices per axis); its coarsenings by `DMCoarsenHierarchy` halve the cells
+(`solvers.grids` states the levels rule). PETSc's Q1 interpolation between two of them
+(`DMCreateInterpolation`) is restricted to the interior nodes, rows and columns
+(`MatCreateSubMatrix`): dropping the coarse boundary columns is exact because the unknowns
+vanish there (Dirichlet values are lifted into b), and what is left is the classical
+bilinear (trilinear) interpolation of the vertex-centred Dirichlet problem.
+
+**Ordering.** A single-process DMDA numbers its nodes naturally with its FIRST dimension
+fastest; our unknowns are in C order with the LAST array axis fastest. So the DMDA is created
+with the sizes reversed (DMDA x = our last axis) and the interior index sets are read in C
+order: no permutation, and `tests/test_multigrid.py` checks the mapping on a rectangular grid.
+
+**Galerkin.** Only the finest operator is ours (the assembled matrix, or the family's
+preconditioning matrix, e.g. Helmholtz's shifted Laplacian); every coarser one is
+R A P with R = P^T (`-pc_mg_galerkin both`). Rediscretising a jumping coefficient (Darcy's
+12 / 3 threshold) on a coarse grid would average it wrongly, while the Galerkin product is
+the coarse operator that is exact in energy for the interpolated space, so it follows the
+jumps wherever P lets it. PCMG applies the hierarchy to the preconditioning matrix (PETSc's
+default `PCSetUseAmat(false)`), so with A != P the V-cycle approximates P^{-1}.
+
+**Reuse.** The DMDAs, the interpolations and the PCMG levels are built once per chain (one
+`ChainSolver`), and the MatrixSlot refills the same fine Mat in place sample after sample, so
+PETSc sees a new matrix state with the same nonzero state: PCMG then redoes only the numeric
+PtAP of each level (MAT_REUSE_MATRIX), the smoothers' eigenvalue estimates and the coarse LU's
+numeric factorisation; the symbolic PtAP and the coarse symbolic factorisation happen once.
+
+**Smoother and cycle** (`MGSettings`, defaults chosen by measurement: docs/benchmarks.md,
+"Multigrid smoothers", `benchmarks/mg_smoothers.py`): one symmetric Gauss-Seidel sweep
+(Richardson + PETSc's SSOR, omega = 1) before and after the coarse correction, a V-cycle.
+It beat Chebyshev(2)/Jacobi, whose eigenvalue estimates (10 GMRES steps per level) are
+redone for every sample, in time per sample on 2D and 3D Darcy 12 / 3, and a W-cycle saved
+no iterations worth its cost. The V-cycle with a symmetric smoother is a symmetric positive
+definite preconditioner for an SPD operator, so CG and recycling CG can use it. The
+coarsest level is factorised (LU, nested dissection).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from petsc4py import PETSc
+
+from solvers.grids import FALLBACK_PC, Coarsening, coarsen
+
+#: smoother name -> (KSP type, PC type) of every level but the coarsest
+SMOOTHERS: dict[str, tuple[str, str]] = {
+    "chebyshev": ("chebyshev", "jacobi"),  # Chebyshev polynomial in D^{-1} A
+    "sor": ("richardson", "sor"),  # symmetric Gauss-Seidel (SSOR, omega = 1) sweeps
+    "chebyshev-sor": ("chebyshev", "sor"),  # PETSc's own default
+}
+CYCLES = {"v": PETSc.PC.MGCycleType.V, "w": PETSc.PC.MGCycleType.W}
+
+
+@dataclass(frozen=True)
+class MGSettings:
+    """How the PCMG cycle smooths: `sweeps` smoother iterations before and after each coarse
+    correction, a V or W cycle, and at most `max_levels` levels (None: as many as the levels
+    rule gives)."""
+
+    smoother: str = "sor"
+    sweeps: int = 1
+    cycle: str = "v"
+    max_levels: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.smoother not in SMOOTHERS:
+            allowed = ", ".join(SMOOTHERS)
+            raise ValueError(f"unknown smoother {self.smoother!r} (allowed: {allowed})")
+        if self.cycle not in CYCLES:
+            raise ValueError(f"unknown cycle {self.cycle!r} (allowed: {', '.join(CYCLES)})")
+        if self.sweeps < 1 or (self.max_levels is not None and self.max_levels < 1):
+            raise ValueError("sweeps and max_levels must be at least 1")
+
+
+def _interior(sizes: tuple[int, ...]) -> PETSc.IS:
+    """The interior nodes of a node grid of `sizes` (our axis order), as natural indices of
+    the DMDA created with those sizes reversed, in C order of the interior array."""
+    index = np.arange(math.prod(sizes), dtype=PETSc.IntType).reshape(sizes)
+    inner = index[(slice(1, -1),) * len(sizes)].ravel()
+    return PETSc.IS().createGeneral(inner, comm=PETSc.COMM_SELF)
+
+
+def node_grid(shape: tuple[int, ...], comm=PETSc.COMM_SELF) -> PETSc.DMDA:
+    """The DMDA of the node grid whose interior is `shape` (our axis order): one vertex per
+    node, boundary nodes included, sizes reversed so that DMDA x is our last (fastest) axis."""
+    if comm.getSize() != 1:
+        raise ValueError("the multigrid hierarchy is built per process (COMM_SELF)")
+    da = PETSc.DMDA().create(
+        dim=len(shape),
+        dof=1,
+        sizes=tuple(n + 2 for n in reversed(shape)),
+        stencil_width=1,
+        stencil_type=PETSc.DMDA.StencilType.STAR,
+        comm=comm,
+    )
+    da.setUp()
+    return da
+
+
+class GridHierarchy:
+    """DMDAs of the node grid and its coarsenings, with the interior interpolations.
+
+    `interpolations[l - 1]` maps level l - 1 to level l in PCMG's numbering (0 the coarsest),
+    as `PCMGSetInterpolation(pc, l, P)` takes it. Built once and shared by every solve of a
+    chain: PCMG keeps references to the same Mats, which is what lets it reuse the symbolic
+    Galerkin products.
+    """
+
+    def __init__(self, shape: tuple[int, ...], max_levels: int | None = None):
+        self.coarsening: Coarsening = coarsen(shape, max_levels)
+        if self.coarsening.levels < 2:
+            raise ValueError(self.coarsening.note or f"the {shape} grid does not coarsen")
+        fine = node_grid(self.coarsening.shapes[0])
+        # finest first, as DMCoarsenHierarchy returns them
+        self.dms: list[PETSc.DMDA] = [fine, *fine.coarsenHierarchy(self.levels - 1)]
+        for dm, interior in zip(self.dms, self.coarsening.shapes, strict=True):
+            expected = tuple(n + 2 for n in reversed(interior))
+            if tuple(dm.getSizes()) != expected:  # PETSc's rule and ours disagree
+                raise RuntimeError(f"DMDA coarsened to {dm.getSizes()}, expected {expected}")
+        interpolations = []
+        for fine_dm, coarse_dm in zip(self.dms[:-1], self.dms[1:], strict=True):
+            full, _ = coarse_dm.createInterpolation(fine_dm)
+            rows = _interior(tuple(reversed(fine_dm.getSizes())))
+            cols = _interior(tuple(reversed(coarse_dm.getSizes())))
+            interpolations.append(full.createSubMatrix(rows, cols))
+            full.destroy()
+        self.interpolations: list[PETSc.Mat] = interpolations[::-1]  # coarsest first
+
+    @property
+    def levels(self) -> int:
+        return self.coarsening.levels
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return self.coarsening.shapes
+
+
+def _set_options(obj, values: dict[str, str]) -> None:
+    """Apply PETSc options to one object through the options database (for settings that
+    petsc4py has no method for), removing them again so they reach nothing else."""
+    prefix = obj.getOptionsPrefix() or ""
+    db = PETSc.Options()
+    for key, value in values.items():
+        db.setValue(prefix + key, value)
+    try:
+        obj.setFromOptions()
+    finally:
+        for key in values:
+            db.delValue(prefix + key)
+
+
+def attach_multigrid(
+    pc: PETSc.PC, hierarchy: GridHierarchy, settings: MGSettings | None = None
+) -> None:
+    """Make `pc` a Galerkin PCMG on `hierarchy` with the smoother and cycle of `settings`."""
+    settings = settings or MGSettings()
+    levels = hierarchy.levels
+    pc.setType("mg")
+    pc.setMGLevels(levels)
+    pc.setMGType(PETSc.PC.MGType.MULTIPLICATIVE)
+    pc.setMGCycleType(CYCLES[settings.cycle])
+    for level, interpolation in enumerate(hierarchy.interpolations, start=1):
+        pc.setMGInterpolation(level, interpolation)  # restriction defaults to its transpose
+    _set_options(pc, {"pc_mg_galerkin": "both"})
+    ksp_type, pc_type = SMOOTHERS[settings.smoother]
+    for level in range(1, levels):
+        smoother = pc.getMGSmoother(level)
+        smoother.setType(ksp_type)
+        smoother.getPC().setType(pc_type)
+        smoother.setTolerances(max_it=settings.sweeps)
+    coarse = pc.getMGCoarseSolve()
+    coarse.setType("preonly")
+    coarse.getPC().setType("lu")
+    coarse.getPC().setFactorOrdering("nd")
+
+
+def configure_multigrid(
+    pc: PETSc.PC, shape: tuple[int, ...], settings: MGSettings | None = None
+) -> tuple[GridHierarchy | None, str | None]:
+    """`pc: mg` for the interior grid `shape`: (hierarchy, None), or, when the grid coarsens
+    too little (`solvers.grids`), `FALLBACK_PC` on the same operator and (None, the note)."""
+    settings = settings or MGSettings()
+    plan = coarsen(shape, settings.max_levels)
+    if not plan.usable:
+        pc.setType(FALLBACK_PC)
+        return None, plan.note
+    hierarchy = GridHierarchy(shape, settings.max_levels)
+    attach_multigrid(pc, hierarchy, settings)
+    return hierarchy, None
+
+
+__all__ = [
+    "CYCLES",
+    "SMOOTHERS",
+    "GridHierarchy",
+    "MGSettings",
+    "attach_multigrid",
+    "configure_multigrid",
+    "node_grid",
+]

@@ -1,0 +1,327 @@
+"""Geometric multigrid (`pc: mg`): the DMDA mapping, the levels rule, every method against a
+direct solve on Darcy and Helmholtz, reuse of the hierarchy across a chain, mesh-independent
+iteration counts, the fallback of a grid that cannot coarsen, and recipes end to end."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+from petsc4py import PETSc
+
+from pdegen.families import Darcy, Helmholtz
+from pdegen.families.darcy import DarcyProblem
+from pdegen.families.helmholtz import HelmholtzProblem
+from pdegen.generate import generate
+from pdegen.loader import open_dataset
+from pdegen.recipe import recipe_from_dict
+from pdegen.specs import CoefficientSpec, RangeSpec
+from solvers import ChainSolver, solve_sequence
+from solvers.grids import MAX_COARSEST, coarsen, infer_grid
+from solvers.multigrid import GridHierarchy, MGSettings, node_grid
+from solvers.registry import METHODS, PRECONDITIONERS
+from tests.conftest import small_recipe_dict
+
+ITERATIVE = [m for m, e in METHODS.items() if not e.direct]
+THRESHOLD = CoefficientSpec(kind="threshold", alpha=2.0, tau=3.0, high=12.0, low=3.0)
+
+
+def darcy(n: int, dim: int) -> Darcy:
+    return Darcy(n, dim, DarcyProblem(THRESHOLD))
+
+
+def helmholtz(n: int, dim: int) -> Helmholtz:
+    k = RangeSpec(8.0, 12.0) if dim == 2 else RangeSpec(9.0, 11.0)
+    return Helmholtz(n, dim, HelmholtzProblem(wavenumber=k))
+
+
+def to_scipy(mat: PETSc.Mat) -> sp.csr_matrix:
+    indptr, indices, data = mat.getValuesCSR()
+    return sp.csr_matrix((data, indices, indptr), shape=mat.getSize())
+
+
+def linear_interpolation_1d(n: int) -> sp.csr_matrix:
+    """Coarse interior nodes j = 1..m at x = j / (m + 1) to fine ones i = 1..n (n + 1 =
+    2 (m + 1)), zero Dirichlet values: the classical vertex-centred interpolation."""
+    m = (n + 1) // 2 - 1
+    P = sp.lil_matrix((n, m))
+    for j in range(m):  # coarse node j (0-based) sits on fine node 2 j + 1
+        P[2 * j + 1, j] = 1.0
+        P[2 * j, j] = 0.5
+        P[2 * j + 2, j] = 0.5
+    return P.tocsr()
+
+
+# -- the DMDA mapping and the levels rule ----------------------------------------------------
+
+
+@pytest.mark.parametrize("shape", [(5, 9), (3, 5, 9)])
+def test_the_dmda_x_axis_is_our_last_axis(shape):
+    """A DMDA node (i_x, i_y[, i_z]) is our array element [..., i_y, i_x]: the DMDA's own
+    coordinates (natural ordering, x fastest, components interlaced), read in C order, run
+    along our axes with DMDA x on the last one; so no permutation is needed."""
+    da = node_grid(shape)
+    nodes = tuple(n + 2 for n in shape)
+    assert tuple(da.getSizes()) == nodes[::-1]
+    lengths = [float(k + 1) for k in range(len(shape))]  # DMDA x in [0, 1], y in [0, 2], ...
+    bounds = [v for length in lengths for v in (0.0, length)]
+    da.setUniformCoordinates(*bounds)
+    coords = da.getCoordinates().getArray().reshape(*nodes, len(shape))
+    for component, length in enumerate(lengths):
+        axis = len(shape) - 1 - component  # DMDA dimension `component` is our axis `axis`
+        line = np.linspace(0.0, length, nodes[axis])
+        shape_1d = [1] * len(shape)
+        shape_1d[axis] = nodes[axis]
+        assert np.allclose(coords[..., component], line.reshape(shape_1d))
+
+
+@pytest.mark.parametrize("shape", [(7, 15), (3, 7, 15)])
+def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape):
+    """The interior part of DMCreateInterpolation between the node-grid DMDAs is the tensor
+    product of 1D linear interpolation in our C order (a rectangular grid, so a swapped axis
+    would show), and reproduces a smooth function to O(h^2)."""
+    hierarchy = GridHierarchy(shape)
+    P = to_scipy(hierarchy.interpolations[-1])  # coarser level -> finest
+    expected = linear_interpolation_1d(shape[0])
+    for n in shape[1:]:
+        expected = sp.kron(expected, linear_interpolation_1d(n), format="csr")
+    assert P.shape == expected.shape
+    assert abs(P - expected).max() < 1e-14
+    coarse = hierarchy.shapes[1]
+
+    def f(grid_shape):
+        axes = [np.arange(1, n + 1) / (n + 1) for n in grid_shape]
+        x = np.meshgrid(*axes, indexing="ij")
+        return np.prod([np.sin(np.pi * (k + 1) * xi) for k, xi in enumerate(x)], axis=0).ravel()
+
+    error = np.abs(P @ f(coarse) - f(shape)).max()
+    h = 1.0 / (min(coarse) + 1)
+    assert error < (np.pi * len(shape)) ** 2 * h**2 / 8  # the linear interpolation bound
+
+
+def test_the_levels_rule():
+    assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104))
+    cube = coarsen((63, 63, 63))
+    assert [s[0] for s in cube.shapes] == [63, 31, 15, 7, 3, 1] and cube.usable
+    assert coarsen((63, 63, 63), max_levels=3).levels == 3
+    for shape in [(46, 46, 46), (62, 62, 62), (64, 64, 64), (30, 30)]:  # odd cell counts
+        assert coarsen(shape).levels == 1 and not coarsen(shape).usable
+        assert "do not halve" in coarsen(shape).note
+    too_big = coarsen((93, 93, 93))  # one halving, to 46^3 > MAX_COARSEST[3]
+    assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
+    assert not too_big.usable and "larger than" in too_big.note
+    assert coarsen((419, 419)).note is None
+
+
+def test_the_grid_is_inferred_from_a_stencil_and_only_from_one():
+    for family in (darcy(9, 2), darcy(6, 3), helmholtz(7, 2)):
+        A, _ = family.system(family.sample(0, 0))
+        assert infer_grid(A.shape[0], A[0].indices.tolist()) == family.interior_shape
+    assert infer_grid(16, [0]) is None  # diagonal
+    assert infer_grid(16, [0, 1, 4]) == (4, 4)
+    assert infer_grid(20, [0, 1, 4]) is None  # a 4^2 stencil has 16 rows
+    assert infer_grid(16, [0, 1, 5]) is None
+    assert infer_grid(64, [0, 1, 4, 16]) == (4, 4, 4)
+
+
+# -- every method agrees with a direct solve -------------------------------------------------
+
+CASES = {
+    "darcy2d": lambda: darcy(31, 2),
+    "darcy3d": lambda: darcy(15, 3),
+    "helmholtz2d": lambda: helmholtz(31, 2),
+    "helmholtz3d": lambda: helmholtz(15, 3),
+}
+
+
+# CG and recycling CG need an SPD operator: Darcy's, not Helmholtz's (the recipe rejects them)
+PAIRS = [
+    (case, method)
+    for case in CASES
+    for method in ITERATIVE
+    if case.startswith("darcy") or not METHODS[method].requires
+]
+
+
+@pytest.mark.parametrize("case,method", PAIRS)
+def test_every_method_with_mg_agrees_with_a_direct_solve(case, method):
+    family = CASES[case]()
+    rtol = 1e-8
+    chain = ChainSolver(method, "mg", rtol=rtol, grid=family.interior_shape, max_iterations=3000)
+    assert chain.wants_preconditioner_operator and chain.pc == "mg" and chain.note is None
+    assert chain.hierarchy.levels == (5 if family.dim == 2 else 4)  # down to one unknown
+    for index in range(3):
+        sample = family.sample(1, index)
+        A, b = family.system(sample)
+        if case.startswith("helmholtz") and index == 0:
+            assert spla.eigsh(A, k=1, which="SA", return_eigenvectors=False)[0] < 0
+        _, (result,) = family.solve_sample(sample, chain)
+        assert result.converged, result.reason
+        exact = spla.spsolve(A.tocsc(), b)
+        assert np.linalg.norm(b - A @ result.x) <= rtol * np.linalg.norm(b) * 1.000001
+        assert np.linalg.norm(result.x - exact) <= 1e4 * rtol * np.linalg.norm(exact)
+
+
+def test_helmholtz_mg_is_built_on_the_shifted_laplacian():
+    """The family hands `pc: mg` the SPD operator -div(a grad) + beta k^2 I; other
+    preconditioners (ILU) are built on A itself."""
+    family = helmholtz(15, 2)
+    sample = family.sample(0, 0)
+    A, _ = family.system(sample)
+    P = family.preconditioner_operator(sample, A)
+    k2 = sample.params["wavenumber"] ** 2
+    shift = (P - A).tocsr()
+    assert np.allclose(shift.diagonal(), (1.0 + Helmholtz.shift) * k2)
+    assert shift.nnz == A.shape[0] and (P != P.T).nnz == 0
+    assert spla.eigsh(P, k=1, which="SA", return_eigenvectors=False)[0] > 0
+    assert P.indptr.tolist() == A.indptr.tolist() and P.indices.tolist() == A.indices.tolist()
+    chain = ChainSolver("gcrodr", "mg", grid=family.interior_shape)
+    _, (result,) = family.solve_sample(sample, chain)
+    amat, pmat = chain._runner.ksp.getOperators()  # the solve's operator, and the PC's
+    assert result.converged and amat.handle != pmat.handle
+    assert abs(to_scipy(pmat) - P).max() < 1e-9 and abs(to_scipy(amat) - A).max() < 1e-9
+    assert not ChainSolver("gcrodr", "ilu").wants_preconditioner_operator
+    assert PRECONDITIONERS["mg"].own_operator and not PRECONDITIONERS["gamg"].own_operator
+
+
+def test_gcrodr_with_shifted_mg_beats_ilu_on_indefinite_helmholtz():
+    """What the shifted Laplacian is for: far fewer iterations than ILU on the same chain."""
+    family = helmholtz(63, 2)
+    samples = [family.sample(0, i) for i in range(4)]
+    iterations = {}
+    for pc in ("mg", "ilu"):
+        chain = ChainSolver("gcrodr", pc, grid=family.interior_shape, max_iterations=5000)
+        results = [family.solve_sample(s, chain)[1][0] for s in samples]
+        assert all(r.converged for r in results)
+        iterations[pc] = sum(r.iterations for r in results)
+    assert iterations["mg"] * 2 < iterations["ilu"]
+
+
+# -- reuse, mesh independence, fallback ------------------------------------------------------
+
+
+def event_count(name: str) -> int:
+    return PETSc.Log.Event(name).getPerfInfo()["count"]
+
+
+def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone():
+    PETSc.Log.begin()
+    family = darcy(31, 2)
+    chain = ChainSolver("cg", "mg", grid=family.interior_shape)
+    levels = chain.hierarchy.levels
+    pc = chain._runner.pc
+    before = {e: event_count(e) for e in ("MatPtAPSymbolic", "MatPtAPNumeric", "MatLUFactorSym")}
+    handles = None
+    for index in range(4):  # four different matrices, one sparsity pattern
+        A, b = family.system(family.sample(0, index))
+        assert chain.solve(A, b).converged
+        now = (
+            [pc.getMGInterpolation(level).handle for level in range(1, levels)],
+            [pc.getMGSmoother(level).getOperators()[0].handle for level in range(levels)],
+        )
+        handles = handles or now
+        assert now == handles  # the same interpolation and coarse-operator Mats every time
+        assert event_count("MatPtAPSymbolic") - before["MatPtAPSymbolic"] == levels - 1
+        assert event_count("MatPtAPNumeric") - before["MatPtAPNumeric"] == (levels - 1) * (
+            index + 1
+        )
+        assert event_count("MatLUFactorSym") - before["MatLUFactorSym"] == 1  # coarse LU
+
+
+def test_cg_mg_iterations_do_not_grow_with_the_grid():
+    counts = []
+    for n in (31, 63, 127):
+        family = darcy(n, 2)
+        systems = [family.system(family.sample(0, i)) for i in range(2)]
+        results = solve_sequence(systems, method="cg", pc="mg", grid=family.interior_shape)
+        assert all(r.converged for r in results)
+        counts.append(max(r.iterations for r in results))
+    assert max(counts) <= 1.5 * min(counts), counts
+
+
+def test_a_grid_that_cannot_coarsen_runs_gamg_with_a_note():
+    family = darcy(30, 2)  # 31 cells per axis
+    systems = [family.system(family.sample(0, i)) for i in range(2)]
+    for grid in (family.interior_shape, None):  # given, or inferred from the matrix
+        chain = ChainSolver("cg", "mg", grid=grid)
+        results = [chain.solve(A, b) for A, b in systems]
+        assert chain.pc == "gamg" and chain.hierarchy is None
+        assert chain._runner.pc.getType() == "gamg"
+        assert chain.note.startswith("pc mg: the 30^2 interior grid coarsens too little")
+        assert all(r.converged for r in results)
+    with pytest.raises(ValueError, match="cannot be read from its stencil"):
+        ChainSolver("cg", "mg").solve(sp.identity(16, format="csr") * 2.0, np.ones(16))
+
+
+def test_smoother_settings_are_checked_and_all_converge():
+    family = darcy(31, 2)
+    systems = [family.system(family.sample(0, i)) for i in range(2)]
+    for smoother in ("chebyshev", "sor", "chebyshev-sor"):
+        for cycle in ("v", "w"):
+            settings = MGSettings(smoother=smoother, sweeps=2, cycle=cycle)
+            results = solve_sequence(
+                systems, method="cg", pc="mg", grid=family.interior_shape, multigrid=settings
+            )
+            assert all(r.converged and r.iterations < 20 for r in results)
+    with pytest.raises(ValueError, match="unknown smoother"):
+        MGSettings(smoother="ilu")
+    with pytest.raises(ValueError, match="unknown cycle"):
+        MGSettings(cycle="f")
+
+
+# -- recipes end to end ----------------------------------------------------------------------
+
+
+def test_pdegen_generate_accepts_pc_mg(tmp_path, write_recipe):
+    path = write_recipe(small_recipe_dict(samples=6, grid={"n": 31}))
+    run = [sys.executable, "-m", "pdegen.cli", "generate", str(path), "--engine", "serial"]
+    result = subprocess.run(
+        [*run, "--quiet", "--no-figures", "--set", "solver.pc=mg", "--set", "solver.method=cg"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "note:" not in result.stdout
+    with open_dataset(tmp_path / "data" / "tiny") as ds:
+        assert ds.attrs()["pc"] == "mg" and ds.attrs()["method"] == "cg"
+        assert ds.stats()["converged"].all() and ds.stats()["iterations"].max() < 20
+
+
+def test_a_recipe_whose_grid_cannot_coarsen_says_so_and_runs_gamg(tmp_path):
+    data = small_recipe_dict(samples=4, grid={"n": 30}, solver={"method": "gmres", "pc": "mg"})
+    summary = generate(recipe_from_dict(data), out=tmp_path / "d", progress=False, card=False)
+    assert [line for line in summary.lines() if line.startswith("note: pc mg: the 30^2")]
+    with open_dataset(tmp_path / "d") as ds:
+        assert ds.attrs()["pc"] == "gamg" and ds.stats()["converged"].all()
+
+
+def test_a_helmholtz_recipe_runs_gcrodr_on_the_shifted_multigrid(tmp_path):
+    data = small_recipe_dict(
+        family="helmholtz", samples=4, grid={"n": 31}, solver={"method": "gcrodr", "pc": "mg"}
+    )
+    data["problem"] = {"wavenumber": {"min": 8, "max": 12}}
+    summary = generate(recipe_from_dict(data), out=tmp_path / "h", progress=False, card=False)
+    assert summary.unconverged == 0 and not summary.notes
+    with open_dataset(tmp_path / "h") as ds:
+        assert ds.attrs()["pc"] == "mg"
+        assert ds.stats()["iterations"].max() < 60
+
+
+@pytest.mark.parametrize(
+    "family", ["darcy", "poisson", "helmholtz", "heat", "convection-diffusion"]
+)
+def test_every_family_generates_with_pc_mg(family, tmp_path):
+    """Heat's trajectory (one matrix per sample), Poisson's shared matrix and the
+    nonsymmetric convection-diffusion operator take the hierarchy too."""
+    from tests.test_family_contract import family_recipe
+
+    data = family_recipe(family, pc="mg")
+    data["samples"] = 3
+    summary = generate(recipe_from_dict(data), out=tmp_path / "d", progress=False, card=False)
+    assert summary.unconverged == 0 and not summary.notes
+    with open_dataset(tmp_path / "d") as ds:
+        assert ds.attrs()["pc"] == "mg" and ds.stats()["iterations"].max() < 100
