@@ -38,7 +38,7 @@ def package_versions() -> dict[str, str]:
 
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
     """(method, preconditioner) to run: the family's rule (`Family.resolve_solver`)."""
-    return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim)
+    return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim, family.n)
 
 
 def solver_note(recipe: Recipe, family: Family | None = None) -> str | None:

@@ -222,7 +222,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         check_limits(recipe)  # what the per-field rules cannot say: sizes, memory, overflow
         family.check(recipe)
         recipe = dataclasses.replace(
-            recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim)
+            recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim, recipe.grid.n)
         )
         total = sum(recipe.output.splits.fractions().values())
         if abs(total - 1.0) > 1e-9:

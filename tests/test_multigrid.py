@@ -325,3 +325,27 @@ def test_every_family_generates_with_pc_mg(family, tmp_path):
     assert summary.unconverged == 0 and not summary.notes
     with open_dataset(tmp_path / "d") as ds:
         assert ds.attrs()["pc"] == "mg" and ds.stats()["iterations"].max() < 100
+
+
+@pytest.mark.parametrize(
+    ("family", "dim", "n", "expected"),
+    [
+        ("darcy", 2, 419, ("cg", "mg")),  # FNO's 421^2 nodes: above the crossover, coarsens
+        ("darcy", 2, 127, ("cg", "mg")),
+        ("darcy", 2, 63, ("direct", "cholesky")),  # below the measured crossover
+        ("darcy", 2, 126, ("direct", "cholesky")),  # 127 cells: multigrid cannot coarsen
+        ("darcy", 3, 63, ("cg", "mg")),
+        ("darcy", 3, 46, ("cg", "ilu")),  # 47 cells per axis do not halve
+        ("darcy", 3, 15, ("cg", "ilu")),
+        ("helmholtz", 3, 47, ("gcrodr", "mg")),
+        ("helmholtz", 2, 255, ("direct", "lu")),  # 2D Helmholtz: LU stays far ahead
+        ("heat", 2, 255, ("direct", "cholesky")),  # one factorisation serves every step
+    ],
+)
+def test_auto_picks_multigrid_by_size_where_it_was_measured_faster(family, dim, n, expected):
+    from pdegen.families import FAMILIES
+
+    assert FAMILIES[family].resolve_solver("auto", "auto", dim, n) == expected
+    assert (
+        FAMILIES[family].resolve_solver("auto", "auto", dim) == FAMILIES[family].auto_solvers[dim]
+    )

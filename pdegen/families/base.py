@@ -86,6 +86,11 @@ class Family(abc.ABC):
     #: the fastest (method, preconditioner) measured per dimension, which `method: auto`
     #: runs (docs/benchmarks.md)
     auto_solvers: ClassVar[dict[int, tuple[str, str]]] = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
+    #: per dimension, (n, (method, preconditioner)): what `method: auto` runs instead of
+    #: `auto_solvers` on grids of at least n interior nodes per axis that geometric multigrid
+    #: coarsens (`solvers.grids.coarsen(...).usable`): the crossovers measured in
+    #: docs/benchmarks.md, "auto by size"
+    auto_multigrid: ClassVar[dict[int, tuple[int, tuple[str, str]]]] = {}
     #: the preconditioner `pc: auto` means for an iterative method named explicitly
     iterative_pc: ClassVar[str] = "ilu"
     #: every sample has the same matrix (many right-hand sides), and `system` returns the very
@@ -130,15 +135,25 @@ class Family(abc.ABC):
         return entry.requires <= cls.operator_properties()
 
     @classmethod
-    def resolve_solver(cls, method: str, pc: str, dim: int) -> tuple[str, str]:
+    def resolve_solver(
+        cls, method: str, pc: str, dim: int, n: int | None = None
+    ) -> tuple[str, str]:
         """(method, preconditioner) to run for the recipe's names.
 
-        `method: auto` runs the family's fastest measured pair for its dimension (and its
-        preconditioner too when `pc: auto`); `pc: auto` with a named iterative method means
-        the family's usual preconditioner for it; a direct solve factorises with Cholesky when
-        the operator allows it and LU otherwise, unless the recipe names a factorisation.
+        `method: auto` runs the family's fastest measured pair for its dimension and grid
+        size `n` (and its preconditioner too when `pc: auto`): multigrid-preconditioned
+        Krylov above the measured crossover on grids multigrid coarsens (`auto_multigrid`),
+        else `auto_solvers`; `pc: auto` with a named iterative method means the family's usual
+        preconditioner for it; a direct solve factorises with Cholesky when the operator
+        allows it and LU otherwise, unless the recipe names a factorisation.
         """
         auto_method, auto_pc = cls.auto_solvers[dim]
+        if n is not None and dim in cls.auto_multigrid:
+            from solvers.grids import coarsen
+
+            smallest, pair = cls.auto_multigrid[dim]
+            if n >= smallest and coarsen((n,) * dim).usable:
+                auto_method, auto_pc = pair
         if method == "auto":
             method = auto_method
             if pc == "auto":
@@ -151,19 +166,19 @@ class Family(abc.ABC):
         return method, pc
 
     @classmethod
-    def resolve_ordering(cls, solver: SolverSpec, dim: int) -> str:
+    def resolve_ordering(cls, solver: SolverSpec, dim: int, n: int | None = None) -> str:
         """The ordering `auto` means: sort the chain only when something carries from one
         solve to the next and depends on which system came before. A recycling method's space
         does when the operators differ (not when every sample shares one matrix: the space
         then belongs to that matrix whatever the order); a warm start always does."""
         if solver.ordering != "auto":
             return solver.ordering
-        method, _ = cls.resolve_solver(solver.method, solver.pc, dim)
+        method, _ = cls.resolve_solver(solver.method, solver.pc, dim, n)
         carries = METHODS[method].recycles and not cls.shared_operator
         return "greedy" if carries or solver.warm_start else "none"
 
     @classmethod
-    def settle_solver(cls, solver: SolverSpec, dim: int) -> SolverSpec:
+    def settle_solver(cls, solver: SolverSpec, dim: int, n: int | None = None) -> SolverSpec:
         """The recipe's solver section checked against the operator, its ordering resolved.
 
         A method or preconditioner whose requirements the operator does not meet (CG,
@@ -182,7 +197,7 @@ class Family(abc.ABC):
                 f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
                 f"(allowed: {', '.join(allowed)})"
             )
-        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim))
+        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n))
 
     # -- the grid and the stored fields -------------------------------------------------
 

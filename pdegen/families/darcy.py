@@ -29,6 +29,7 @@ class Darcy(Family):
     Problem = DarcyProblem
     inputs = {"coefficient": FieldAxes()}
     auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
+    auto_multigrid = {2: (127, ("cg", "mg")), 3: (31, ("cg", "mg"))}  # "auto by size"
     iterative_pc = "jacobi"
     symmetric = True
     positive_definite = True

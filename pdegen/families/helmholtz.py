@@ -67,6 +67,7 @@ class Helmholtz(Family):
     inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
     params = ("wavenumber",)
     auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
+    auto_multigrid = {3: (31, ("gcrodr", "mg"))}  # the shifted Laplacian: "auto by size"
     iterative_pc = "ilu"
     symmetric = True  # symmetric but indefinite: CG does not apply
     #: beta of the shifted Laplacian -div(a grad) + beta k^2 I that `pc: mg` approximates
