@@ -224,11 +224,14 @@ def test_a_dask_worker_killed_mid_run_loses_nothing(tmp_path):
     )
 
     def dask_workers():
-        return [
-            p
-            for p in psutil.Process(proc.pid).children(recursive=True)
-            if "spawn_main" in " ".join(p.cmdline())
-        ]
+        found = []
+        for p in psutil.Process(proc.pid).children(recursive=True):
+            try:  # a short-lived child (a compiler, a resource tracker) may be gone already
+                if "spawn_main" in " ".join(p.cmdline()):
+                    found.append(p)
+            except (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied):
+                continue
+        return found
 
     deadline = time.time() + 120
     workers = []
