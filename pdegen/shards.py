@@ -98,6 +98,7 @@ def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
     filters = {}
     if content.compression != "none":  # shuffling bytes first lets floats compress
         filters = {"compression": content.compression, "shuffle": True}
+    stored = {}  # the fields as written (converted once): their moments are taken from these
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             for group, arrays in (
@@ -121,16 +122,13 @@ def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
                     labels = content.axes.get(name, ()) if field else ()
                     for dim, label in zip(dataset.dims, labels, strict=bool(labels)):
                         dim.label = label
+                    if field:
+                        stored[name] = (array, labels)
             for key, value in content.attrs.items():
                 f.attrs[key] = value
             f.attrs["format_version"] = FORMAT_VERSION
             f.attrs["batch"] = content.batch
-        stored = {  # the values as written: what a resumed run's re-read sees, bit for bit
-            name: (np.asarray(array).astype(content.dtype, copy=False), labels)
-            for arrays in (content.inputs, content.outputs)
-            for name, array in arrays.items()
-            for labels in [content.axes.get(name, ())]
-        }
+        # the values as written: what a resumed run's re-read of the file sees, bit for bit
         moments = field_moments(
             stored, content.params["index"], content.stats["converged"], content.attrs["recipe"]
         )

@@ -193,7 +193,7 @@ class ChainSolver:
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
-        if method == "gcrotmk":  # the one method outside PETSc's KSP (METHODS[...].ksp)
+        if not METHODS[method].ksp:  # scipy's gcrotmk, with a PETSc preconditioner
             self._runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
         else:
             ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options)
