@@ -33,6 +33,7 @@ import h5py
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.card import CARD_NAME
 from pdegen.errors import PdegenError
 from pdegen.families import Family, Sample, family_from_recipe
 from pdegen.families.heat import Heat
@@ -41,14 +42,18 @@ from pdegen.loader import check_format_version
 from pdegen.lock import LOCK_NAME, holder_line
 from pdegen.plan import PLAN_NAME, read_plan
 from pdegen.recipe import Recipe, recipe_from_dict
-from pdegen.shards import FORMAT_VERSION, INDEX_NAME, describe_shard, file_sha256, shard_name
+from pdegen.shards import (
+    FAILURES_NAME,
+    FORMAT_VERSION,
+    INDEX_NAME,
+    describe_shard,
+    file_sha256,
+    shard_name,
+)
 from pdegen.splits import SPLITS, assign_splits
 from solvers.registry import METHODS, PRECONDITIONERS
 
-#: `pdegen.generate.FAILURES_NAME`, not imported from there: importing generate starts PETSc
-FAILURES_NAME = "failures.log"
-#: the dataset card `generate` writes, and the figures `pdegen show` writes (PNG files only)
-CARD_NAME = "README.md"
+#: the directory of figures `pdegen show` writes (PNG files only)
 FIGURES_DIR = "figures"
 SHARD_PATTERN = re.compile(r"shard-(\d{5,})\.h5")
 TEMPORARY_PATTERN = re.compile(r"\..+\.tmp-.+")  # `pdegen.shards._temporary_name`

@@ -22,6 +22,7 @@ from pdegen.plan import PLAN_NAME, Plan, load_or_make_plan, read_plan, recipe_sh
 from pdegen.progress import Progress
 from pdegen.recipe import Recipe
 from pdegen.shards import (
+    FAILURES_NAME,
     INDEX_NAME,
     atomic_path,
     read_index,
@@ -31,8 +32,6 @@ from pdegen.shards import (
     write_index,
 )
 from pdegen.splits import assign_splits
-
-FAILURES_NAME = "failures.log"
 
 
 @dataclass

@@ -23,6 +23,8 @@ import numpy as np
 
 FORMAT_VERSION = 1
 INDEX_NAME = "index.json"
+#: the report of batches that failed after their retries (`pdegen.generate`)
+FAILURES_NAME = "failures.log"
 
 
 def shard_name(batch: int) -> str:
