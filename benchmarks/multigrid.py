@@ -56,7 +56,7 @@ def run(
             recycle=recycle,
             grid=family.interior_shape,
             max_iterations=5000,
-            multigrid=multigrid,
+            multigrid=multigrid or family.multigrid_settings(),
         )
         if on_shifted:  # the preconditioner on the shifted operator whatever `pc` is
             results = []

@@ -39,7 +39,9 @@ def per_sample(family: Darcy, method: str, pc: str, samples: int, repeats: int) 
     systems = [family.system(family.sample(0, i)) for i in range(samples)]
     best, its = float("inf"), 0.0
     for _ in range(repeats):
-        chain = ChainSolver(method, pc, rtol=1e-8, grid=family.interior_shape)
+        chain = ChainSolver(
+            method, pc, rtol=1e-8, grid=family.interior_shape, multigrid=family.multigrid_settings()
+        )
         results = [chain.solve(A, b) for A, b in systems]
         if not all(r.converged for r in results):
             return float("nan"), float("nan")

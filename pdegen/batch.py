@@ -99,6 +99,7 @@ def solve_batch(
         warm_start=s.warm_start,
         max_iterations=s.max_iterations,
         grid=family.interior_shape,
+        multigrid=family.multigrid_settings(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     samples, outputs, outcomes = [], [], []
