@@ -105,10 +105,8 @@ def run_case(name: str, n: int, dim: int, method: str, pc: str, samples: int) ->
     )
     per_sample = [family.solve_sample(s, chain)[1] for s in drawn]
     converged = all(r.converged for results in per_sample for r in results)
-    if name == "helmholtz":  # a recycling chain: its mean over the whole chain
-        kept = per_sample
-    else:
-        kept = per_sample[1:] or per_sample
+    # a recycling chain (Helmholtz): its mean over the whole chain; else after the first
+    kept = per_sample if name == "helmholtz" else per_sample[1:] or per_sample
     solves = [r for results in kept for r in results]
     unit = sum(len(results) for results in kept) if name == "heat" else len(kept)
     return {
@@ -122,9 +120,9 @@ def run_case(name: str, n: int, dim: int, method: str, pc: str, samples: int) ->
 def in_fresh_process(name, n, dim, method, pc, samples) -> dict:
     """`run_case` in a child process: its result and its peak resident memory (MiB)."""
     code = (
-        "import json, sys; sys.path.insert(0, {here!r}); from scale import run_case; "
+        f"import json, sys; sys.path.insert(0, {str(HERE)!r}); from scale import run_case; "
         "print('RESULT', json.dumps(run_case(*json.loads(sys.argv[1]))))"
-    ).format(here=str(HERE))
+    )
     args = json.dumps([name, n, dim, method, pc, samples])
     proc = subprocess.Popen(
         [sys.executable, "-c", code, args], stdout=subprocess.PIPE, text=True, cwd=HERE

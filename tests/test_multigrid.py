@@ -373,6 +373,11 @@ def test_every_family_generates_with_pc_mg(family, tmp_path):
         ("helmholtz", 3, 47, ("gcrodr", "mg")),
         ("helmholtz", 2, 255, ("direct", "lu")),  # 2D Helmholtz: LU stays far ahead
         ("heat", 2, 255, ("direct", "cholesky")),  # one factorisation serves every step
+        ("heat", 2, 511, ("direct", "cholesky")),
+        ("heat", 2, 1023, ("cg", "mg")),  # above the measured crossover
+        ("heat", 3, 31, ("cg", "ilu")),
+        ("heat", 3, 63, ("cg", "mg")),
+        ("helmholtz", 3, 15, ("gcrodr", "ilu")),  # below the crossover
     ],
 )
 def test_auto_picks_multigrid_by_size_where_it_was_measured_faster(family, dim, n, expected):
