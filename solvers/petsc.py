@@ -21,8 +21,10 @@ class MatrixSlot:
     structure; only a pattern change creates a new Mat.
     """
 
-    def __init__(self, comm=PETSc.COMM_SELF):
+    def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):
         self.comm = comm
+        #: unknowns per node of a vector-valued operator (interleaved), PETSc's block size
+        self.block_size = block_size
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
         self._source: object | None = None
@@ -52,12 +54,22 @@ class MatrixSlot:
             self.mat.assemble()
         else:
             self.mat = PETSc.Mat().createAIJ(
-                size=A.shape, csr=(indptr, indices, data), comm=self.comm
+                size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
             )
             self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
             self.mat.assemble()
             self._pattern = (indptr.copy(), indices.copy())
         return self.mat
+
+
+def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:
+    """The rigid-body modes of nodes at `coordinates` (nodes, d), for interleaved unknowns (d
+    per node): d translations and d (d - 1) / 2 rotations, orthonormalised by PETSc
+    (`MatNullSpaceCreateRigidBody`). The near-null space GAMG needs for elasticity."""
+    coordinates = np.ascontiguousarray(coordinates, dtype=PETSc.ScalarType)
+    vec = PETSc.Vec().createSeq(coordinates.size, bsize=coordinates.shape[1], comm=comm)
+    vec.array[:] = coordinates.ravel()
+    return PETSc.NullSpace().createRigidBody(vec)
 
 
 def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:

@@ -284,6 +284,14 @@ class Family(abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
+    def rigid_body_coordinates(self) -> np.ndarray | None:
+        """A vector-valued family (d unknowns per node, interleaved: elasticity) returns the
+        coordinates (nodes, d) of its unknowns' nodes, in their order: the solver then sets
+        block size d and the rigid-body modes as the near-null space that GAMG coarsens with
+        (`solvers.ChainSolver(rigid_body_coordinates=...)`). None (the default): one scalar
+        unknown per node."""
+        return None
+
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0
 
