@@ -452,3 +452,79 @@ def test_random_force_is_stored_and_gravity_is_not():
     loads = b.reshape(-1, 2)
     assert not loads[:, 0].any() and (loads[:, 1] < 0).all()
     np.testing.assert_allclose(loads[:, 1].sum(), -((gravity.n / (gravity.n + 1)) ** 2))
+
+
+# -- engines -------------------------------------------------------------------------------
+
+
+def engine_recipe(directory) -> dict:
+    data = small_recipe_dict(
+        family="elasticity",
+        samples=8,
+        grid={"n": 9},
+        solver={"method": "rcg", "pc": "gamg"},  # recycling: sorted chain, cut into batches
+        output={"dir": str(directory), "shard_size": 3},
+    )
+    data["problem"] = {"clamped": "x0 y1", "body_force": "random"}
+    return data
+
+
+def read_all(path) -> dict[str, np.ndarray]:
+    import h5py
+
+    out = {}
+    for shard in sorted(path.glob("shard-*.h5")):
+        with h5py.File(shard, "r") as f:
+
+            def visit(name, obj, shard=shard):
+                if isinstance(obj, h5py.Dataset) and name != "stats/seconds":
+                    out[f"{shard.name}/{name}"] = obj[()]
+
+            f.visititems(visit)
+    return out
+
+
+def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    import yaml
+
+    from pdegen import open_dataset
+    from pdegen.check import check_dataset
+    from pdegen.generate import generate
+
+    recipe = recipe_from_dict(engine_recipe(tmp_path))
+    assert recipe.solver.ordering == "greedy"
+    generate(recipe, out=tmp_path / "s", progress=False, engine="serial")
+    generate(recipe, out=tmp_path / "d", progress=False, engine="dask", workers=2)
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(engine_recipe(tmp_path)))
+    mpirun = shutil.which("mpirun")
+    assert mpirun, "mpirun is installed by make install"
+    result = subprocess.run(
+        [mpirun, "-n", "2", sys.executable, "-m", "pdegen.cli", "generate", "r.yaml"]
+        + ["--engine", "mpi", "--out", "m", "--quiet"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = read_all(tmp_path / "s")
+    assert any(k.endswith("outputs/displacement_y") for k in expected)
+    assert any(k.endswith("inputs/force_x") for k in expected)
+    for other in ("d", "m"):
+        got = read_all(tmp_path / other)
+        assert sorted(got) == sorted(expected)
+        for key, value in expected.items():  # bit for bit, solutions included
+            np.testing.assert_array_equal(got[key], value, err_msg=f"{other}: {key}")
+    with open_dataset(tmp_path / "s") as ds:
+        assert (ds.stats()["residual"] <= 1e-8).all() and len(ds) == 8
+        item = ds[0]
+        assert item["displacement_x"].shape == (11, 11)
+        assert not item["displacement_x"][0].any()  # clamped at x = 0
+        assert np.abs(item["displacement_y"]).max() > 0
+    report = check_dataset(tmp_path / "s", deep=3)
+    assert not report.problems, report.problems
+    assert len(report.deep) == 3 and all(d.residual <= d.bound for d in report.deep)

@@ -301,6 +301,12 @@ class Family(abc.ABC):
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
 
+    def solution_vector(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The unknowns x of A x = b from one sample's output fields (what `pdegen check
+        --deep` re-verifies): the interior nodes of `solution`; elasticity interleaves its
+        displacement components."""
+        return self.interior(outputs["solution"]).ravel()
+
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the
         results of every solve it took (one here; a trajectory takes one per step)."""
