@@ -82,7 +82,7 @@ def solve_batch(
         warm_start=s.warm_start,
         max_iterations=s.max_iterations,
         grid=family.interior_shape,
-        rigid_body_coordinates=family.rigid_body_coordinates(),
+        **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     samples, outputs, outcomes = [], [], []

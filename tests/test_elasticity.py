@@ -528,3 +528,28 @@ def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
     report = check_dataset(tmp_path / "s", deep=3)
     assert not report.problems, report.problems
     assert len(report.deep) == 3 and all(d.residual <= d.bound for d in report.deep)
+
+
+def test_generation_hands_gamg_the_layout_the_family_declares():
+    """A generated sample's iteration count is that of a chain with the family's layout (2D:
+    the rigid-body modes; 3D: block size d only), not that of a scalar near-null space."""
+    from pdegen.batch import solve_batch
+
+    for dim, n in ((2, 15), (3, 7)):
+        data = small_recipe_dict(
+            family="elasticity",
+            samples=2,
+            grid={"n": n, "dim": dim},
+            solver={"method": "cg", "pc": "gamg", "ordering": "none"},
+        )
+        data["problem"] = {"clamped": "x0"}
+        recipe = recipe_from_dict(data)
+        fam = Elasticity.from_recipe(recipe)
+        layout = fam.vector_layout()
+        assert layout["block_size"] == dim
+        assert ("rigid_body_coordinates" in layout) == Elasticity.rigid_body_modes[dim]
+        content = solve_batch(recipe, 0, [0])
+        A, b = fam.system(fam.sample(recipe.seed, 0))
+        declared = ChainSolver("cg", "gamg", **layout).solve(A, b).iterations
+        scalar = ChainSolver("cg", "gamg").solve(A, b).iterations
+        assert content.stats["iterations"][0] == declared != scalar

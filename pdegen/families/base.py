@@ -246,6 +246,12 @@ class Family(abc.ABC):
     def unknowns(self) -> int:
         return self.n**self.dim
 
+    @property
+    def matrix_entries(self) -> int:
+        """The stored entries of the system matrix, for the memory estimate
+        (`pdegen.resources`): a (2d + 1)-point stencil per unknown here."""
+        return (2 * self.dim + 1) * self.unknowns
+
     def grf(self, rng: np.random.Generator, spec: FieldSpec) -> np.ndarray:
         field_ = gaussian_random_field(
             rng, [self.x] * self.dim, spec.alpha, spec.tau, spec.sigma, spec.modes
@@ -284,13 +290,12 @@ class Family(abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
-    def rigid_body_coordinates(self) -> np.ndarray | None:
-        """A vector-valued family (d unknowns per node, interleaved: elasticity) returns the
-        coordinates (nodes, d) of its unknowns' nodes, in their order: the solver then sets
-        block size d and the rigid-body modes as the near-null space that GAMG coarsens with
-        (`solvers.ChainSolver(rigid_body_coordinates=...)`). None (the default): one scalar
-        unknown per node."""
-        return None
+    def vector_layout(self) -> dict[str, Any]:
+        """How the solver is to see a vector-valued operator (d unknowns per node,
+        interleaved: elasticity), as `solvers.ChainSolver` keywords: `block_size` d, and
+        `rigid_body_coordinates` (nodes, d) where GAMG is to get the rigid-body modes as its
+        near-null space. {} (the default): one scalar unknown per node."""
+        return {}
 
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0

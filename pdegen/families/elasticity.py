@@ -15,19 +15,23 @@ The discretisation is Q1 finite elements on the node grid (`pdegen.fem`: why, an
 E enters per element), symmetric positive definite once any face is clamped, second order at
 the nodes (tests/test_elasticity.py measures it against manufactured solutions, clamped and
 mixed). Unknowns are the displacements of the nodes not on a clamped face, interleaved
-(node-major, components fastest), so PETSc sees block size d, and the family hands the
-solver those nodes' coordinates (`rigid_body_coordinates`): GAMG then takes the rigid-body
-modes as its near-null space (docs/benchmarks.md, "Elasticity": without them it needs many
-more iterations). Geometric multigrid (`pc: mg`) is scalar (one unknown per node) and is
-refused for this family.
+(node-major, components fastest), so PETSc sees block size d; in 2D the family also hands
+the solver those nodes' coordinates (`vector_layout`), and GAMG takes their rigid-body modes
+as its near-null space. What each choice costs is measured in docs/benchmarks.md,
+"Elasticity": the modes halve GAMG's iterations in 2D and 3D, pay in 2D, but cost more set-up
+than they save in 3D, where GAMG gets the block size only (its default near-null space, the
+d translations); a scalar near-null space (block size 1) is 3 to 12 times slower.
+Geometric multigrid (`pc: mg`) is scalar (one unknown per node) and is refused for this
+family.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Mapping
-from typing import Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -92,10 +96,17 @@ class Elasticity(Family):
         "displacement_y": FieldAxes(),
         "displacement_z": FieldAxes(dims=(3,)),
     }
-    #: CG + GAMG with the rigid-body modes: fastest or tied at every size measured, 2D and 3D
-    #: (docs/benchmarks.md, "Elasticity"; a 3D Cholesky takes minutes from n = 23)
+    #: CG + GAMG: fastest at 255^2 (4x Cholesky) and from 31^3 on (a 3D Cholesky takes a
+    #: minute from n = 23), within noise of Cholesky and ICC at 63^2 (docs/benchmarks.md)
     auto_solvers = {2: ("cg", "gamg"), 3: ("cg", "gamg")}
     iterative_pc = "gamg"
+    #: per dimension, whether GAMG gets the rigid-body modes (translations and rotations) as
+    #: its near-null space, or, False, only the block size d (so its default near-null space,
+    #: the d translations). Measured (docs/benchmarks.md, "Elasticity"): the modes halve the
+    #: iterations in 2D and 3D, and win in time in 2D (1.09x at 255^2), but in 3D their
+    #: six vectors per aggregate make GAMG's set-up cost more than the iterations saved
+    #: (translations 1.14x, 1.16x, 1.57x faster at n = 15, 31, 47)
+    rigid_body_modes: ClassVar[dict[int, bool]] = {2: True, 3: False}
     symmetric = True
     positive_definite = True
 
@@ -136,7 +147,21 @@ class Elasticity(Family):
 
     @property
     def unknowns(self) -> int:
-        return int(self.free.sum()) * self.dim
+        """d per free node, counted without building the mask (the memory estimate asks
+        before anything is allocated): each clamped face removes one plane of nodes."""
+        planes = [sum(face[0] == axis for face in self.faces) for axis in SPACE_AXES[: self.dim]]
+        return self.dim * math.prod(self.n + 2 - c for c in planes)
+
+    @property
+    def matrix_entries(self) -> int:
+        """At most 3^d d entries per row: a node couples to its 3^d neighbours' components."""
+        return 3**self.dim * self.dim * self.unknowns
+
+    def vector_layout(self) -> dict[str, Any]:
+        """Block size d, and in 2D the rigid-body modes for GAMG (`rigid_body_modes`)."""
+        if self.rigid_body_modes[self.dim]:
+            return {"block_size": self.dim, "rigid_body_coordinates": self.rigid_body_coordinates()}
+        return {"block_size": self.dim}
 
     def rigid_body_coordinates(self) -> np.ndarray:
         """(nodes, d): the coordinates of the free nodes, in the order of the unknowns."""
