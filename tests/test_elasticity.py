@@ -164,25 +164,32 @@ MIXED_3D = Exact(
 
 
 def test_the_oracle_derivatives_match_finite_differences():
-    """The closed-form derivatives of the oracle itself, against central differences."""
+    """The oracle itself: its closed-form gradients and Hessians, and its force
+    -div sigma(u) (the product-rule expansion), against central differences of its values
+    and of its stress."""
     rng = np.random.default_rng(0)
+    step = 1e-5
     for exact in (MIXED_2D, MIXED_3D):
         dim = len(exact.u)
         X = [rng.uniform(0.1, 0.9, 5) for _ in range(dim)]
-        step = 1e-4
+
+        def moved(j: int, by: float, X=X) -> list[np.ndarray]:
+            return [x + (by if k == j else 0.0) for k, x in enumerate(X)]
+
         for field in (*exact.u, exact.E):
             for i in range(dim):
-                shifted = [
-                    [x + (step if k == i else 0.0) for k, x in enumerate(X)]
-                    for step in (step, -step)
-                ]
-                fd = (field.d(shifted[0]) - field.d(shifted[1])) / (2 * step)
+                fd = (field.d(moved(i, step)) - field.d(moved(i, -step))) / (2 * step)
                 np.testing.assert_allclose(field.d(X, i), fd, rtol=1e-6, atol=1e-8)
                 for j in range(dim):
-                    plus = [x + (step if k == j else 0.0) for k, x in enumerate(X)]
-                    minus = [x - (step if k == j else 0.0) for k, x in enumerate(X)]
-                    fd = (field.d(plus, i) - field.d(minus, i)) / (2 * step)
+                    fd = (field.d(moved(j, step), i) - field.d(moved(j, -step), i)) / (2 * step)
                     np.testing.assert_allclose(field.d(X, i, j), fd, rtol=1e-6, atol=1e-7)
+        plus = [exact.stress(moved(j, step)) for j in range(dim)]
+        minus = [exact.stress(moved(j, -step)) for j in range(dim)]
+        divergence = [
+            sum((plus[j][i][j] - minus[j][i][j]) / (2 * step) for j in range(dim))
+            for i in range(dim)
+        ]
+        np.testing.assert_allclose(exact.force(X), -np.stack(divergence), rtol=1e-6, atol=1e-6)
 
 
 # -- convergence ---------------------------------------------------------------------------

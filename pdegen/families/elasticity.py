@@ -20,7 +20,7 @@ the solver those nodes' coordinates (`vector_layout`), and GAMG takes their rigi
 as its near-null space. What each choice costs is measured in docs/benchmarks.md,
 "Elasticity": the modes halve GAMG's iterations in 2D and 3D, pay in 2D, but cost more set-up
 than they save in 3D, where GAMG gets the block size only (its default near-null space, the
-d translations); a scalar near-null space (block size 1) is 3 to 12 times slower.
+d translations); a scalar near-null space (block size 1) is 1.7 to 14 times slower.
 Geometric multigrid (`pc: mg`) is scalar (one unknown per node) and is refused for this
 family.
 """
@@ -50,7 +50,7 @@ FORCES = ("force_x", "force_y", "force_z")
 
 @dataclasses.dataclass(frozen=True)
 class ElasticityProblem:
-    youngs_modulus: CoefficientSpec = nested(CoefficientSpec, kind="lognormal", sigma=1.0)
+    youngs_modulus: CoefficientSpec = nested(CoefficientSpec, kind="lognormal")
     poisson_ratio: float = rule(0.3, ge=0.0, lt=0.5)
     clamped: str = "all"
     body_force: Literal["gravity", "random"] = "gravity"
@@ -96,14 +96,14 @@ class Elasticity(Family):
         "displacement_y": FieldAxes(),
         "displacement_z": FieldAxes(dims=(3,)),
     }
-    #: CG + GAMG: fastest at 255^2 (4x Cholesky) and from 31^3 on (a 3D Cholesky takes a
+    #: CG + GAMG: fastest at 255^2 (4.7x Cholesky) and from 31^3 on (a 3D Cholesky takes a
     #: minute from n = 23), within noise of Cholesky and ICC at 63^2 (docs/benchmarks.md)
     auto_solvers = {2: ("cg", "gamg"), 3: ("cg", "gamg")}
     iterative_pc = "gamg"
     #: per dimension, whether GAMG gets the rigid-body modes (translations and rotations) as
     #: its near-null space, or, False, only the block size d (so its default near-null space,
     #: the d translations). Measured (docs/benchmarks.md, "Elasticity"): the modes halve the
-    #: iterations in 2D and 3D, and win in time in 2D (1.09x at 255^2), but in 3D their
+    #: iterations in 2D and 3D, and win in time in 2D (1.14x at 255^2), but in 3D their
     #: six vectors per aggregate make GAMG's set-up cost more than the iterations saved
     #: (translations 1.14x, 1.16x, 1.57x faster at n = 15, 31, 47)
     rigid_body_modes: ClassVar[dict[int, bool]] = {2: True, 3: False}
