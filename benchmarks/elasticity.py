@@ -79,9 +79,7 @@ def family_for(case: Case) -> Elasticity:
     """The recipes' problem: 2D a lognormal modulus under gravity, 3D a thresholded one
     under a random force (recipes/elasticity.yaml, recipes/elasticity3d.yaml)."""
     if case.dim == 2:
-        problem = ElasticityProblem(
-            youngs_modulus=CoefficientSpec(kind="lognormal"), clamped="x0"
-        )
+        problem = ElasticityProblem(youngs_modulus=CoefficientSpec(kind="lognormal"), clamped="x0")
     else:
         problem = ElasticityProblem(
             youngs_modulus=CoefficientSpec(kind="threshold"), clamped="x0", body_force="random"
