@@ -100,6 +100,7 @@ def solve_batch(
         max_iterations=s.max_iterations,
         grid=family.interior_shape,
         multigrid=family.multigrid_settings(),
+        **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     samples, outputs, outcomes = [], [], []

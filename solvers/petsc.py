@@ -28,8 +28,10 @@ class MatrixSlot:
     "Where a sample's time goes").
     """
 
-    def __init__(self, comm=PETSc.COMM_SELF):
+    def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):
         self.comm = comm
+        #: unknowns per node of a vector-valued operator (interleaved), PETSc's block size
+        self.block_size = block_size
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
         self._values: np.ndarray | None = None  # the Mat's own values (one process only)
@@ -66,11 +68,13 @@ class MatrixSlot:
             return self.mat
         if self.comm.getSize() == 1:
             owned = (indptr.copy(), indices.copy(), data.copy())
-            self.mat = PETSc.Mat().createAIJWithArrays(A.shape, csr=owned, comm=self.comm)
+            self.mat = PETSc.Mat().createAIJWithArrays(
+                A.shape, csr=owned, bsize=self.block_size, comm=self.comm
+            )
             self._values = owned[2]
         else:
             self.mat = PETSc.Mat().createAIJ(
-                size=A.shape, csr=(indptr, indices, data), comm=self.comm
+                size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
             )
             self._values = None
         self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
@@ -81,6 +85,16 @@ class MatrixSlot:
         # may change it
         self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
+
+
+def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:
+    """The rigid-body modes of nodes at `coordinates` (nodes, d), for interleaved unknowns (d
+    per node): d translations and d (d - 1) / 2 rotations, orthonormalised by PETSc
+    (`MatNullSpaceCreateRigidBody`). The near-null space GAMG needs for elasticity."""
+    coordinates = np.ascontiguousarray(coordinates, dtype=PETSc.ScalarType)
+    vec = PETSc.Vec().createSeq(coordinates.size, bsize=coordinates.shape[1], comm=comm)
+    vec.array[:] = coordinates.ravel()
+    return PETSc.NullSpace().createRigidBody(vec)
 
 
 def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:

@@ -20,7 +20,7 @@ from petsc4py import PETSc
 from solvers.baselines import make_ksp
 from solvers.grids import FALLBACK_PC, infer_grid
 from solvers.kernels import single_threaded_blas
-from solvers.petsc import MatrixSlot, true_relative_residual, vec_from_array
+from solvers.petsc import MatrixSlot, rigid_body_modes, true_relative_residual, vec_from_array
 from solvers.registry import METHODS, PRECONDITIONERS, unknown
 
 if TYPE_CHECKING:
@@ -175,6 +175,12 @@ class ChainSolver:
     of the chain. On a grid that coarsens too little `mg` runs `gamg` instead: `pc` then
     names what runs and `note` says why. `multigrid` (`solvers.multigrid.MGSettings`)
     overrides the measured smoother and cycle.
+
+    A vector-valued operator with d unknowns per node, interleaved (elasticity), passes
+    `block_size` d (PETSc's block size of the matrix) and, for GAMG, `rigid_body_coordinates`
+    (nodes, d), the coordinates of the nodes in the order of the unknowns: the matrix then
+    carries their rigid-body modes as its near-null space (`MatSetNearNullSpace`), which GAMG
+    builds its coarse spaces from. Both are set once: the nodes never change along a chain.
     """
 
     def __init__(
@@ -190,6 +196,8 @@ class ChainSolver:
         options: dict[str, str] | None = None,
         grid: tuple[int, ...] | None = None,
         multigrid: MGSettings | None = None,
+        block_size: int | None = None,
+        rigid_body_coordinates: np.ndarray | None = None,
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
@@ -210,8 +218,14 @@ class ChainSolver:
         self._needs_grid = entry is not None and entry.geometric
         self._multigrid = multigrid
         self.warm_start = warm_start
-        self._slot = MatrixSlot()
-        self._pslot = MatrixSlot()
+        if rigid_body_coordinates is not None:
+            block_size = block_size or np.shape(rigid_body_coordinates)[1]
+        self._slot = MatrixSlot(block_size=block_size or 1)
+        self._pslot = MatrixSlot(block_size=block_size or 1)
+        #: the near-null space attached to every Mat of the chain (None: PETSc's default)
+        self.near_null_space = (
+            rigid_body_modes(rigid_body_coordinates) if rigid_body_coordinates is not None else None
+        )
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
             self._build_hierarchy(tuple(grid))
@@ -259,6 +273,10 @@ class ChainSolver:
         built on, A when None; the residual and convergence are always those of A."""
         mat = self._slot.load(A)
         pmat = mat if P is None else self._pslot.load(P)
+        if self.near_null_space is not None:
+            for m in {id(mat): mat, id(pmat): pmat}.values():
+                if m.getNearNullSpace().handle != self.near_null_space.handle:
+                    m.setNearNullSpace(self.near_null_space)
         if self._needs_grid:
             self._infer_grid(mat)
         bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))

@@ -3,12 +3,13 @@
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
+from pdegen.families.elasticity import Elasticity
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.poisson import Poisson
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion)
+    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Elasticity)
 }
 
 
@@ -21,6 +22,7 @@ __all__ = [
     "FAMILIES",
     "ConvectionDiffusion",
     "Darcy",
+    "Elasticity",
     "Family",
     "FieldAxes",
     "Heat",

@@ -249,6 +249,12 @@ class Family(abc.ABC):
     def unknowns(self) -> int:
         return self.n**self.dim
 
+    @property
+    def matrix_entries(self) -> int:
+        """The stored entries of the system matrix, for the memory estimate
+        (`pdegen.resources`): a (2d + 1)-point stencil per unknown here."""
+        return (2 * self.dim + 1) * self.unknowns
+
     def grf(self, rng: np.random.Generator, spec: FieldSpec) -> np.ndarray:
         field_ = gaussian_random_field(
             rng, [self.x] * self.dim, spec.alpha, spec.tau, spec.sigma, spec.modes
@@ -293,6 +299,13 @@ class Family(abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
+    def vector_layout(self) -> dict[str, Any]:
+        """How the solver is to see a vector-valued operator (d unknowns per node,
+        interleaved: elasticity), as `solvers.ChainSolver` keywords: `block_size` d, and
+        `rigid_body_coordinates` (nodes, d) where GAMG is to get the rigid-body modes as its
+        near-null space. {} (the default): one scalar unknown per node."""
+        return {}
+
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0
 
@@ -301,6 +314,12 @@ class Family(abc.ABC):
         u = np.array(np.broadcast_to(self.boundary_values(sample), self.grid_shape))
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
+
+    def solution_vector(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The unknowns x of A x = b from one sample's output fields (what `pdegen check
+        --deep` re-verifies): the interior nodes of `solution`; elasticity interleaves its
+        displacement components."""
+        return self.interior(outputs["solution"]).ravel()
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the
