@@ -51,6 +51,7 @@ class _KSPRunner:
         self.ksp, self.rtol = ksp, rtol
         self.x: PETSc.Vec | None = None
         self.r: PETSc.Vec | None = None  # work vector of the residual check
+        self.d: PETSc.Vec | None = None  # a direct solve's refinement step
 
     @property
     def pc(self) -> PETSc.PC:
@@ -58,7 +59,7 @@ class _KSPRunner:
 
     def solve(self, A: PETSc.Mat, P: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
         if self.x is None or self.x.getSize() != b.getSize():
-            self.x, self.r = b.duplicate(), b.duplicate()
+            self.x, self.r, self.d = b.duplicate(), b.duplicate(), None
         x = self.x
         if self.ksp.getType() == "preonly":
             x0 = None  # a direct solve uses no initial guess (PETSc rejects one)
@@ -79,9 +80,17 @@ class _KSPRunner:
         for _ in range(2):
             if reason <= 0 or residual <= self.rtol:
                 break
-            self.ksp.setInitialGuessNonzero(True)
             start = time.perf_counter()
-            self.ksp.solve(b, x)
+            if self.ksp.getType() == "preonly":
+                # a factorisation takes no initial guess: one step of iterative refinement
+                # instead, x += A^{-1} (b - A x), with the residual the check left in r
+                self.d = self.d if self.d is not None else x.duplicate()
+                self.ksp.setInitialGuessNonzero(False)
+                self.ksp.solve(self.r, self.d)
+                x.axpy(1.0, self.d)
+            else:
+                self.ksp.setInitialGuessNonzero(True)
+                self.ksp.solve(b, x)
             seconds += time.perf_counter() - start
             its += self.ksp.getIterationNumber()
             reason = int(self.ksp.getConvergedReason())
