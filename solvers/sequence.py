@@ -77,7 +77,8 @@ class _KSPRunner:
         # A recurrence can drift from the true residual: polish from the current iterate.
         # Only the solves are timed; the residual checks are not (for every method alike).
         for _ in range(2):
-            if reason <= 0 or residual <= self.rtol:
+            # (a factorisation, `preonly`, takes no initial guess: nothing to polish with)
+            if reason <= 0 or residual <= self.rtol or self.ksp.getType() == "preonly":
                 break
             self.ksp.setInitialGuessNonzero(True)
             start = time.perf_counter()

@@ -5,11 +5,14 @@ from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
+from pdegen.families.nonlinear_diffusion import NonlinearDiffusion
 from pdegen.families.poisson import Poisson
 
 FAMILIES: dict[str, type[Family]] = {
     f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion)
 }
+# The Newton families (solvers/newton.py)
+FAMILIES.update({f.name: f for f in (NonlinearDiffusion,)})
 
 
 def family_from_recipe(recipe) -> Family:
@@ -25,6 +28,7 @@ __all__ = [
     "FieldAxes",
     "Heat",
     "Helmholtz",
+    "NonlinearDiffusion",
     "Poisson",
     "Sample",
     "family_from_recipe",
