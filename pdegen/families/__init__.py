@@ -7,12 +7,13 @@ from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.nonlinear_diffusion import NonlinearDiffusion
 from pdegen.families.poisson import Poisson
+from pdegen.families.reaction_diffusion import ReactionDiffusion
 
 FAMILIES: dict[str, type[Family]] = {
     f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion)
 }
 # The Newton families (solvers/newton.py)
-FAMILIES.update({f.name: f for f in (NonlinearDiffusion,)})
+FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
 
 
 def family_from_recipe(recipe) -> Family:
@@ -30,6 +31,7 @@ __all__ = [
     "Helmholtz",
     "NonlinearDiffusion",
     "Poisson",
+    "ReactionDiffusion",
     "Sample",
     "family_from_recipe",
 ]
