@@ -213,3 +213,18 @@ def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
     result = mpi(2, ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"], tmp_path)
     assert result.returncode == 0, result.stderr
     assert_same_dataset(expected, tmp_path / "m")
+
+
+def test_after_a_failed_step_the_march_stops_and_the_sample_is_flagged():
+    """dt = 0.004 = 2.5 epsilon^2 at n = 63: the first step's Newton solve fails (measured:
+    with every solver); the later steps are not attempted, their frames are NaN."""
+    family = ReactionDiffusion(63, 2, ReactionDiffusionProblem(dt=0.004, steps=5))
+    sample = family.sample(1, 0)
+    u, results = family.trajectory(
+        sample.inputs["coefficient"], sample.inputs["initial"], ChainSolver("direct", "lu")
+    )
+    assert len(results) == 5 and not results[0].converged
+    assert results[0].reason.startswith("DIVERGED")
+    assert [r.reason for r in results[1:]] == ["NOT_SOLVED"] * 4
+    assert np.isnan(u[2:, 1:-1, 1:-1]).all() and np.isfinite(u[0]).all()
+    assert not u[2:, 0].any()  # the Dirichlet boundary stays 0
