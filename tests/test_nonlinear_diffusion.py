@@ -254,3 +254,18 @@ def test_a_warm_start_worse_than_zero_is_dropped():
         reference = family.solve_fields(a, f, cold)
         assert got.converged and reference.converged, (index, got.reason)
         assert np.abs(got.x - reference.x).max() <= 1e-6 * np.abs(reference.x).max()
+
+
+@pytest.mark.parametrize(
+    ("dim", "n", "expected"),
+    [
+        (2, 63, ("gmres", "mg")),  # measured: GMRES + mg ahead of LU from 63^2 on
+        (2, 127, ("gmres", "mg")),
+        (2, 62, ("direct", "lu")),  # 63 cells: multigrid cannot coarsen
+        (2, 31, ("direct", "lu")),  # below the measured sizes
+        (3, 31, ("gmres", "mg")),
+        (3, 15, ("gmres", "ilu")),  # GMRES + ILU and + mg tie at 15^3; LU loses 7x
+    ],
+)
+def test_auto_is_what_was_measured_fastest(dim, n, expected):
+    assert NonlinearDiffusion.resolve_solver("auto", "auto", dim, n) == expected

@@ -228,3 +228,11 @@ def test_after_a_failed_step_the_march_stops_and_the_sample_is_flagged():
     assert [r.reason for r in results[1:]] == ["NOT_SOLVED"] * 4
     assert np.isnan(u[2:, 1:-1, 1:-1]).all() and np.isfinite(u[0]).all()
     assert not u[2:, 0].any()  # the Dirichlet boundary stays 0
+
+
+def test_auto_is_lu_in_2d_and_gmres_ilu_in_3d():
+    """LU in 2D: it never failed, and was fastest where GMRES + ILU and multigrid failed
+    (dt > epsilon^2); no multigrid by size, since mg failed every sample there."""
+    for n in (31, 63, 127, 255):
+        assert ReactionDiffusion.resolve_solver("auto", "auto", 2, n) == ("direct", "lu")
+        assert ReactionDiffusion.resolve_solver("auto", "auto", 3, n) == ("gmres", "ilu")
