@@ -97,7 +97,7 @@ class _ChainKSP:
         #: the last converged update (the warm start, with `chain.warm_start`)
         self.previous: np.ndarray | None = None
 
-    def _guess(self, matrix: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray | None:
+    def _guess(self, matrix: sp.csr_matrix, rhs: np.ndarray) -> np.ndarray:
         """The initial guess: zero, or with warm starts the previous Newton update when it
         leaves a smaller residual than zero does. Newton's updates shrink quadratically, so
         near convergence the previous one is far worse than zero (measured: ||b - J dx_prev||

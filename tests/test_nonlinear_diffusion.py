@@ -4,6 +4,9 @@ differences, quadratic convergence), every allowed method agrees with LU, SPD-on
 are refused, failed Newton solves are flagged and left out, and the per-sample statistics
 hold Newton and linear iterations."""
 
+import subprocess
+import sys
+
 import h5py
 import numpy as np
 import pytest
@@ -165,6 +168,15 @@ def test_stats_hold_newton_and_linear_iterations_and_check_passes(tmp_path):
         assert all(r.startswith(b"CONVERGED_FNORM") for r in stats["reason"])
     report = check_dataset(tmp_path / "d")
     assert report.ok, report.lines()
+    shown = subprocess.run(
+        [sys.executable, "-m", "pdegen.cli", "inspect", str(tmp_path / "d")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert shown.returncode == 0, shown.stderr
+    newton = stats["newton_iterations"]
+    assert f"Newton iterations: mean {newton.mean():.1f}, min {newton.min()}" in shown.stdout
 
 
 def test_a_sample_whose_newton_solve_fails_is_flagged_and_left_out(tmp_path):
