@@ -6,11 +6,13 @@ runs): one ChainSolver for the whole chain of samples, one SNES over it (`solver
 Newton tolerance rtol 1e-8 on ||F||, every linear solve to ||b - J x|| <= 1e-8 ||b||.
 Newton's linear systems solve for the update, so every row starts each linear solve from
 zero, except the rows named "warm", which start from the previous Newton step's update (the
-chain's warm start), so that warm starts are measured apart from recycling. "sorted" rows
-solve the samples in the greedy order of `Family.features` (sorting time counted); the others
-in generation order. A row whose samples do not all converge is marked `!k/N`. The rows run
-in `--repeat` interleaved rounds (default 3; iteration counts must agree between rounds) and
-each time is the smallest of its rounds: the machines are shared and noisy.
+chain's warm start, where it beats zero), so that warm starts are measured apart from
+recycling. "sorted" rows solve the samples in the greedy order of `Family.features` (sorting
+time counted); the others in generation order. "k<N>" rows keep N recycled vectors instead
+of 20; "per-sample" rows drop the space at each new sample. A row whose samples do not all
+converge is marked `!k/N`. The rows run in `--repeat` interleaved rounds (default 3;
+iteration counts must agree between rounds) and each time is the smallest of its rounds: the
+machines are shared and noisy.
 
 Columns: Newton steps and linear iterations summed over the chain (ratio: GMRES+ILU's / this
 row's), the linear solve time (the chain's own timing: preconditioner set-up, recycled-space
@@ -74,8 +76,9 @@ ROWS = [
 
 def run_row(label: str, family, samples: list, features: np.ndarray) -> dict:
     method, pc, *variant = label.split()
+    recycle = next((int(v[1:]) for v in variant if v[0] == "k" and v[1:].isdigit()), 20)
     chain = ChainSolver(
-        method, pc, rtol=1e-8, restart=40, recycle=20, warm_start="warm" in variant,
+        method, pc, rtol=1e-8, restart=40, recycle=recycle, warm_start="warm" in variant,
         grid=family.interior_shape,
     )  # fmt: skip
     family._newton = None
