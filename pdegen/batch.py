@@ -103,7 +103,7 @@ def solve_batch(
         **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
-    samples, outputs, outcomes = [], [], []
+    samples, outputs, outcomes, extras = [], [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)
         _declared(family, "inputs", family.input_names, sample.inputs)
@@ -111,6 +111,7 @@ def solve_batch(
         fields, results = family.solve_sample(sample, chain)
         _declared(family, "outputs", family.output_names, fields)
         outcome = SampleOutcome.from_results(results)
+        extras.append(family.sample_stats(results))
         samples.append(sample)
         outputs.append(fields)
         outcomes.append(outcome)
@@ -129,6 +130,8 @@ def solve_batch(
         "solves": np.asarray([o.solves for o in outcomes], dtype=np.int32),
         "chain_position": np.arange(len(indices), dtype=np.int32),
     }
+    for name, dtype in family.stats_columns.items():  # the family's own (Newton iterations)
+        stats[name] = np.asarray([extra[name] for extra in extras], dtype=dtype)
     attrs = {
         "family": recipe.family,
         "dataset": recipe.name,

@@ -37,6 +37,7 @@ from pdegen.card import CARD_NAME
 from pdegen.errors import PdegenError
 from pdegen.families import Family, Sample, family_from_recipe
 from pdegen.families.heat import Heat
+from pdegen.families.newton import NewtonFamily
 from pdegen.fieldstats import finish, merge_all
 from pdegen.loader import check_format_version
 from pdegen.lock import LOCK_NAME, holder_line
@@ -530,7 +531,10 @@ class _Checker:
                 "index": ((rows,), np.dtype("int64")),
                 **{p: ((rows,), np.dtype("float64")) for p in family.params},
             },
-            "stats": {name: ((rows,), dtype) for name, dtype in STATS_COLUMNS.items()},
+            "stats": {
+                name: ((rows,), np.dtype(dtype))
+                for name, dtype in {**STATS_COLUMNS, **family.stats_columns}.items()
+            },
             "grid": {a: ((c.size,), np.dtype("float64")) for a, c in family.coordinates.items()},
         }
 
@@ -877,6 +881,8 @@ class _Checker:
         eps = UNIT_ROUNDOFF[recipe.output.dtype]
         if isinstance(family, Heat):
             steps = self._heat_steps(sample, outputs["solution"], eps, path)
+        elif isinstance(family, NewtonFamily):  # F(u) = 0, against the Newton tolerances
+            steps = family.stored_residuals(sample, outputs["solution"], ROUNDING_FACTOR * eps)
         else:
             A, b = family.system(sample)
             u = family.solution_vector(outputs)
@@ -888,11 +894,16 @@ class _Checker:
             step, residual, bound = max(failed, key=lambda s: s[1] / s[2])
             at = "" if step is None else f", step{'s' * (len(failed) > 1)} "
             at += _listed([s[0] for s in failed]) if step is not None else ""
+            tolerance = (
+                "problem.newton's tolerances"
+                if isinstance(family, NewtonFamily)
+                else f"solver.rtol {recipe.solver.rtol:g}"
+            )
             self.add(
                 "deep",
                 path,
                 f"sample {index}{at}: relative residual {residual:.2e} of the stored solution "
-                f"exceeds {bound:.2e} (solver.rtol {recipe.solver.rtol:g} plus the "
+                f"exceeds {bound:.2e} ({tolerance} plus the "
                 f"{recipe.output.dtype} storage bound): it does not solve the stored inputs' "
                 "system",
             )

@@ -71,3 +71,17 @@ class GridSpec:
 
     n: int = rule(ge=3, le=4096)
     dim: int = rule(2, ge=2, le=3)
+
+
+@dataclasses.dataclass(frozen=True)
+class NewtonSpec:
+    """Newton's method for the nonlinear families (`solvers.newton`: PETSc SNES newtonls).
+
+    Converged when ||F(u)||_2 <= max(rtol ||F(u_0)||_2, atol); each Newton step's linear
+    system is solved by the recipe's `solver:` section, to its `rtol`.
+    """
+
+    rtol: float = rule(1e-8, gt=0.0, lt=1.0)
+    atol: float = rule(1e-10, ge=0.0)
+    max_it: int = rule(50, ge=1, le=1000)
+    line_search: Literal["bt", "basic"] = "bt"

@@ -19,6 +19,8 @@ _EXPORTS = {
     "ChainSolver": "solvers.sequence",
     "SolveResult": "solvers.sequence",
     "solve_sequence": "solvers.sequence",
+    "NewtonResult": "solvers.newton",
+    "NewtonSolver": "solvers.newton",
 }
 
 

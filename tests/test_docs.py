@@ -17,12 +17,14 @@ from pdegen.engines import DEFAULT_ENGINE, ENGINES
 from pdegen.families import FAMILIES
 from pdegen.fields import gaussian_random_field, sample_rng
 from pdegen.recipe import Recipe, SplitSpec
-from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec
+from pdegen.specs import CoefficientSpec, FieldSpec, NewtonSpec, RangeSpec
 
 ROOT = Path(__file__).parent.parent
 FORMAT = (ROOT / "docs" / "format.md").read_text()
 README = (ROOT / "README.md").read_text()
-SPECS = {cls.__name__: cls for cls in (FieldSpec, CoefficientSpec, RangeSpec, SplitSpec)}
+SPECS = {
+    cls.__name__: cls for cls in (FieldSpec, CoefficientSpec, RangeSpec, SplitSpec, NewtonSpec)
+}
 RULES = {"≥": "ge", ">": "gt", "≤": "le", "<": "lt"}
 
 

@@ -337,6 +337,8 @@ def test_the_mapping_per_family():
         "heat": ["source", "dt"],
         "convection-diffusion": ["epsilon", "speed", "source"],
         "elasticity": ["poisson_ratio", "gravity"],
+        "nonlinear-diffusion": ["beta"],
+        "reaction-diffusion": ["epsilon", "rate", "dt"],
     }
     for name, cls in FAMILIES.items():
         recipe = {"problem": dataclasses.asdict(cls.Problem())}

@@ -25,6 +25,9 @@ PROBLEMS = {
     "heat": ({"n": 15}, {"steps": 3}),
     "convection-diffusion": ({"n": 15}, {}),
     "elasticity": ({"n": 9}, {"clamped": "x0"}),
+    "nonlinear-diffusion": ({"n": 15}, {}),
+    # dt > epsilon^2: the first Jacobian is indefinite, as declared (not positive definite)
+    "reaction-diffusion": ({"n": 31}, {"dt": 0.004, "steps": 2}),
 }
 
 

@@ -59,7 +59,10 @@ GRID_TYPE = "cartesian"
 BC_TYPE = "WALL"
 #: inputs that are a frame of an output, exported only as that frame: (family, input) ->
 #: (output, frame)
-REPEATED_INPUTS: dict[tuple[str, str], tuple[str, int]] = {("heat", "initial"): ("solution", 0)}
+REPEATED_INPUTS: dict[tuple[str, str], tuple[str, int]] = {
+    ("heat", "initial"): ("solution", 0),
+    ("reaction-diffusion", "initial"): ("solution", 0),
+}
 STATS_KEYS = ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
 _STRINGS = h5py.string_dtype()
 

@@ -6,11 +6,15 @@ from pdegen.families.darcy import Darcy
 from pdegen.families.elasticity import Elasticity
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
+from pdegen.families.nonlinear_diffusion import NonlinearDiffusion
 from pdegen.families.poisson import Poisson
+from pdegen.families.reaction_diffusion import ReactionDiffusion
 
 FAMILIES: dict[str, type[Family]] = {
     f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Elasticity)
 }
+# The Newton families (solvers/newton.py)
+FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
 
 
 def family_from_recipe(recipe) -> Family:
@@ -27,7 +31,9 @@ __all__ = [
     "FieldAxes",
     "Heat",
     "Helmholtz",
+    "NonlinearDiffusion",
     "Poisson",
+    "ReactionDiffusion",
     "Sample",
     "family_from_recipe",
 ]

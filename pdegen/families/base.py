@@ -104,6 +104,9 @@ class Family(abc.ABC):
     #: (`solvers.registry`: CG and Cholesky need both): checked at recipe load
     symmetric: ClassVar[bool] = False
     positive_definite: ClassVar[bool] = False
+    #: extra per-sample /stats columns, name -> numpy dtype, that `sample_stats` fills from
+    #: a sample's solve results (the Newton families: Newton iterations; docs/format.md)
+    stats_columns: ClassVar[dict[str, str]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -328,6 +331,10 @@ class Family(abc.ABC):
         P = self.preconditioner_operator(sample, A) if chain.wants_preconditioner_operator else None
         result = chain.solve(A, b, P=P)
         return {"solution": self.solution_field(sample, result.x)}, [result]
+
+    def sample_stats(self, results: list) -> dict[str, float]:
+        """The `stats_columns` of one sample, from the results `solve_sample` returned."""
+        return {}
 
     def downsample(self, array: np.ndarray) -> np.ndarray:
         step = max(1, int(np.ceil(array.shape[0] / FEATURE_POINTS)))

@@ -1,0 +1,66 @@
+"""What the Newton families share: one Newton solver per chain, and their /stats columns.
+
+A family instance lives for one batch (`pdegen.batch.solve_batch`), as does its chain solver,
+so the Newton solver (one PETSc SNES) is made once per chain and reused sample after sample:
+whatever the chain carries (recycled space, factorisation, multigrid set-up) persists across
+Newton steps, time steps and samples.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from pdegen.families.base import Family
+from pdegen.specs import NewtonSpec
+
+
+class NewtonFamily(Family):
+    """A family whose samples are nonlinear solves (`solvers.newton.NewtonSolver`)."""
+
+    #: newton_iterations: Newton steps summed over the sample's nonlinear solves (one, or one
+    #: per time step); newton_residual: the worst final ||F(u)|| / ||F(u_0)|| among them
+    stats_columns: ClassVar[dict[str, str]] = {
+        "newton_iterations": "int32",
+        "newton_residual": "float64",
+    }
+
+    @property
+    def newton_spec(self) -> NewtonSpec:
+        return self.problem.newton
+
+    def newton(self, chain):
+        """The Newton solver over `chain` (made at the first call for that chain)."""
+        from solvers.newton import NewtonSolver  # PETSc: not needed to validate a recipe
+
+        solver = getattr(self, "_newton", None)
+        if solver is None or solver.chain is not chain:
+            spec = self.newton_spec
+            solver = NewtonSolver(chain, spec.rtol, spec.atol, spec.max_it, spec.line_search)
+            self._newton = solver
+        return solver
+
+    def stored_residuals(
+        self, sample, solution, slack: float
+    ) -> list[tuple[int | None, float, float]]:
+        """For `pdegen check --deep`: (step or None, ||F(u)|| / ||F(u_0)||, bound) of the
+        stored solution, re-evaluated from the stored inputs. The bound is what a converged
+        Newton solve guarantees, max(rtol, atol / ||F(u_0)||), plus `slack` (c eps) times
+        (|| |J| |u| || + ||F(u_0)||) / ||F(u_0)||: the rounding of the stored fields."""
+        raise NotImplementedError
+
+    def newton_bound(self, first: float, jacobian, u, slack: float) -> float:
+        """The bound of `stored_residuals` for one nonlinear solve whose start had ||F|| =
+        `first`, with J = `jacobian` at the stored state u."""
+        spec = self.newton_spec
+        if first == 0.0:
+            return spec.rtol
+        rounding = float(np.linalg.norm(abs(jacobian) @ np.abs(u))) + first
+        return max(spec.rtol, spec.atol / first) + slack * rounding / first
+
+    def sample_stats(self, results: list) -> dict[str, float]:
+        return {
+            "newton_iterations": sum(r.newton_iterations for r in results),
+            "newton_residual": max(r.relative_norm for r in results),
+        }
