@@ -108,3 +108,23 @@ def test_console_script_is_installed():
     exe = shutil.which("pdegen") or str(Path(sys.executable).parent / "pdegen")
     result = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "generate" in result.stdout
+
+
+def test_a_busy_dask_dashboard_port_prints_nothing(tmp_path):
+    """Another Dask cluster on this machine (another pdegen run) holds port 8787: our local
+    cluster takes a free port and stderr stays empty, so one-line errors stay one line."""
+    import socket
+
+    holder = socket.socket()
+    try:
+        holder.bind(("", 8787))
+        holder.listen()
+    except OSError:
+        pass  # somebody already holds it, which is the case under test
+    try:
+        (tmp_path / "r.yaml").write_text(yaml.safe_dump(small_recipe_dict(samples=2)))
+        result = run(["generate", "r.yaml", "--workers", "1", "--quiet", "--no-figures"], tmp_path)
+    finally:
+        holder.close()
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", result.stderr

@@ -107,7 +107,9 @@ class DaskEngine:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=True,
-                dashboard_address=None,
+                # a free port, not Dask's 8787: with None Dask still tries 8787 and, when
+                # another cluster holds it, warns over four lines on stderr
+                dashboard_address=":0",
                 silence_logs=logging.CRITICAL,
             )  # failures: reported by us, once
 
