@@ -53,8 +53,8 @@ def without_hugepage_advice() -> None:
 
 
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
-    """(method, preconditioner) to run: the family's rule (`Family.resolve_solver`)."""
-    return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim, family.n)
+    """(method, preconditioner) to run: the family's rule (`Family.resolve_for`)."""
+    return family.resolve_for(recipe.solver.method, recipe.solver.pc)
 
 
 def solver_note(recipe: Recipe, family: Family | None = None) -> str | None:

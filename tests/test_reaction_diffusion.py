@@ -230,9 +230,27 @@ def test_after_a_failed_step_the_march_stops_and_the_sample_is_flagged():
     assert not u[2:, 0].any()  # the Dirichlet boundary stays 0
 
 
-def test_auto_is_lu_in_2d_and_gmres_ilu_in_3d():
-    """LU in 2D: it never failed, and was fastest where GMRES + ILU and multigrid failed
-    (dt > epsilon^2); no multigrid by size, since mg failed every sample there."""
-    for n in (31, 63, 127, 255):
-        assert ReactionDiffusion.resolve_solver("auto", "auto", 2, n) == ("direct", "lu")
-        assert ReactionDiffusion.resolve_solver("auto", "auto", 3, n) == ("gmres", "ilu")
+def test_auto_runs_the_fastest_measured_pair_for_the_regime():
+    """Definite steps (the default recipe): GMRES + ILU in 2D, GMRES + mg from 127 where the
+    grid coarsens, GMRES + ILU in 3D. Steps that can meet an indefinite Jacobian (theta dt
+    max r' >= 1): LU in 2D, the only pair that converged every sample there."""
+    from pdegen.batch import resolve_method
+    from pdegen.recipe import recipe_from_dict
+    from tests.conftest import small_recipe_dict
+
+    def resolved(dim, n, **problem):
+        data = small_recipe_dict(family="reaction-diffusion", grid={"n": n, "dim": dim})
+        data["solver"] = {"method": "auto", "pc": "auto"}
+        data["problem"] = problem
+        recipe = recipe_from_dict(data)
+        return resolve_method(recipe, ReactionDiffusion(n, dim, recipe.problem))
+
+    assert resolved(2, 63) == ("gmres", "ilu")
+    assert resolved(2, 127) == ("gmres", "mg")
+    assert resolved(2, 126) == ("gmres", "ilu")  # 127 cells: multigrid cannot coarsen
+    assert resolved(3, 31) == ("gmres", "ilu")
+    assert resolved(2, 63, dt=0.004) == ("direct", "lu")  # dt > epsilon^2 = 0.0016
+    assert resolved(2, 63, reaction="fisher-kpp", rate=2000.0) == ("direct", "lu")
+    assert resolved(2, 63, dt=0.004, scheme="crank-nicolson") == ("direct", "lu")
+    assert resolved(2, 63, dt=0.003, scheme="crank-nicolson") == ("gmres", "ilu")  # 0.5 dt
+    assert resolved(3, 31, dt=0.004) == ("gmres", "ilu")  # 3D: LU measured 16x slower

@@ -171,6 +171,13 @@ class Family(abc.ABC):
             pc = cls.iterative_pc
         return method, pc
 
+    def resolve_for(self, method: str, pc: str) -> tuple[str, str]:
+        """(method, preconditioner) that this family's recipe runs: `resolve_solver` on its
+        grid. A family whose fastest measured method depends on its problem's parameters as
+        well as on the grid overrides this (reaction-diffusion: the time step against its
+        reaction's stiffness); the choice must not change what `resolve_ordering` gives."""
+        return self.resolve_solver(method, pc, self.dim, self.n)
+
     @classmethod
     def resolve_ordering(cls, solver: SolverSpec, dim: int, n: int | None = None) -> str:
         """The ordering `auto` means: sort the chain only when something carries from one

@@ -79,10 +79,12 @@ class ReactionDiffusion(NewtonFamily):
     Problem = ReactionDiffusionProblem
     inputs = {"coefficient": FieldAxes(), "initial": FieldAxes()}
     outputs = {"solution": FieldAxes(time=True)}  # the trajectory, u[t] at time t * dt
-    # docs/benchmarks.md, "Newton families": in 2D LU is 1.5-1.8x slower than GMRES + ILU
-    # when every Jacobian is definite, but 4.5x faster when dt > epsilon^2, where GMRES + ILU
-    # and multigrid fail samples: LU, the pair that never failed; in 3D LU loses 16x
-    auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
+    # docs/benchmarks.md, "Newton families": when every step's Jacobian is definite (the
+    # default recipe) GMRES + ILU is fastest in 2D (1.5-1.8x over LU at 64^2) and GMRES + mg
+    # at 128^2; in 3D LU loses 16x. Where a Jacobian can be indefinite, 2D runs LU instead
+    # (`resolve_for`): 4.5x faster there, and GMRES + ILU and multigrid fail samples
+    auto_solvers = {2: ("gmres", "ilu"), 3: ("gmres", "ilu")}
+    auto_multigrid = {2: (127, ("gmres", "mg"))}
     iterative_pc = "ilu"
     symmetric = True  # symmetric, definite only for small enough dt (module docstring)
 
@@ -101,6 +103,23 @@ class ReactionDiffusion(NewtonFamily):
                 + (f", or raise grid.n to at least {math.ceil(need)}" if need < 1e9 else "")
                 + ")"
             )
+
+    @property
+    def definite_steps(self) -> bool:
+        """Whether every step's Jacobian I + theta dt (A - diag r'(u)) is positive definite
+        whatever the state: theta dt max r' < 1, with max r' = 1 / epsilon^2 for Allen-Cahn
+        and rate for Fisher-KPP (both at u = 0, for states in [-1, 1] and [0, 1])."""
+        p = self.problem
+        stiffness = 1.0 / p.epsilon**2 if p.reaction == "allen-cahn" else p.rate
+        return self.theta * p.dt * stiffness < 1.0
+
+    def resolve_for(self, method: str, pc: str) -> tuple[str, str]:
+        """`method: auto` in 2D runs LU where a step's Jacobian can be indefinite: the one
+        measured pair that converged every sample there, and the fastest (docs/benchmarks.md,
+        reaction2d-indefinite). Neither choice carries anything, so the ordering is unchanged."""
+        if method == "auto" and self.dim == 2 and not self.definite_steps:
+            return self.resolve_solver("direct", "lu" if pc == "auto" else pc, self.dim, self.n)
+        return super().resolve_for(method, pc)
 
     @property
     def theta(self) -> float:
