@@ -326,7 +326,7 @@ def resource_mutations(base: dict, family: str) -> list[tuple[str, dict, tuple[s
         (
             "grid.n 4096 in 3D",
             _set(_set(base, ("grid", "n"), 4096), ("grid", "dim"), 3),
-            ("grid.n",),
+            ("grid.n", "grid.dim"),  # grid.dim: a 2D-only family (stokes)
         ),
         ("samples 10**12", _set(base, ("samples",), 10**12), ("samples", "output.shard_size")),
         ("samples 10**100", _set(base, ("samples",), 10**100), ("samples", "output.shard_size")),

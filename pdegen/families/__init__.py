@@ -6,9 +6,10 @@ from pdegen.families.darcy import Darcy
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.poisson import Poisson
+from pdegen.families.stokes import Stokes
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion)
+    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Stokes)
 }
 
 
@@ -27,5 +28,6 @@ __all__ = [
     "Helmholtz",
     "Poisson",
     "Sample",
+    "Stokes",
     "family_from_recipe",
 ]

@@ -101,6 +101,12 @@ class Family(abc.ABC):
     #: (`solvers.registry`: CG and Cholesky need both): checked at recipe load
     symmetric: ClassVar[bool] = False
     positive_definite: ClassVar[bool] = False
+    #: the grid dimensions the family is discretised for (`grid.dim` outside them is refused
+    #: at recipe load); `auto_solvers` names a pair for each
+    dims: ClassVar[tuple[int, ...]] = (2, 3)
+    #: the preconditioners its operator can take when fewer than its properties allow (a
+    #: saddle point's zero block rules out point-wise and node-grid ones); None: all of them
+    preconditioners: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -132,7 +138,18 @@ class Family(abc.ABC):
     @classmethod
     def supports(cls, entry: Method | Preconditioner) -> bool:
         """Whether a registered method or preconditioner can take this family's operator."""
+        if isinstance(entry, Preconditioner):
+            names = [k for k, e in PRECONDITIONERS.items() if e is entry]
+            if cls.preconditioners is not None and not set(names) & cls.preconditioners:
+                return False
+            if entry.split and not cls.has_field_splits():
+                return False
         return entry.requires <= cls.operator_properties()
+
+    @classmethod
+    def has_field_splits(cls) -> bool:
+        """Whether the family hands its unknowns' blocks to a block preconditioner."""
+        return cls.field_splits is not Family.field_splits
 
     @classmethod
     def resolve_solver(
@@ -192,10 +209,26 @@ class Family(abc.ABC):
             if name == "auto" or cls.supports(table[name]):
                 continue
             allowed = ["auto", *(n for n, e in table.items() if cls.supports(e))]
+            if table[name].requires <= cls.operator_properties():  # the family's own limit
+                raise RecipeError(
+                    f"solver.{where}: {name!r} does not apply to {cls.name}'s operator"
+                    f"{_why_not(cls, table[name])} (allowed: {', '.join(allowed)})"
+                )
             raise RecipeError(
                 f"solver.{where}: {name!r} needs a {describe_operator(table[name].requires)} "
                 f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
                 f"(allowed: {', '.join(allowed)})"
+            )
+        method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n)
+        pcs = METHODS[method].pcs
+        if pcs is not None and pc not in pcs:
+            named = repr(solver.pc) if solver.pc == pc else f"{solver.pc!r} ({pc!r} here)"
+            usable = ["auto"] * (cls.iterative_pc in pcs) + [
+                p for p, e in PRECONDITIONERS.items() if p in pcs and cls.supports(e)
+            ]
+            raise RecipeError(
+                f"solver.pc: {named} cannot precondition {method!r}, which needs a symmetric "
+                f"positive definite preconditioner (allowed: {', '.join(usable)})"
             )
         return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n))
 
@@ -284,6 +317,11 @@ class Family(abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
+    def field_splits(self) -> dict[str, np.ndarray] | None:
+        """The unknowns of each block of a block system, by name, in the order of the blocks
+        (`pc: fieldsplit` builds on them; families that do not define it cannot take it)."""
+        return None
+
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0
 
@@ -308,6 +346,14 @@ class Family(abc.ABC):
     def features(self, sample: Sample) -> np.ndarray:
         """What ordering compares: nearby vectors should mean nearby operators."""
         return np.concatenate([self.downsample(v).ravel() for v in sample.inputs.values()])
+
+
+def _why_not(cls: type[Family], entry: Preconditioner) -> str:
+    """Why a preconditioner the operator's properties allow is refused: the family's own
+    declarations (`preconditioners`, `field_splits`)."""
+    if entry.split and not cls.has_field_splits():
+        return ": it needs the blocks of a block system, which this family does not declare"
+    return ""
 
 
 def _check_declarations(cls: type[Family]) -> None:
@@ -349,8 +395,10 @@ def _check_declarations(cls: type[Family]) -> None:
     times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
     if times and cls.times is Family.times:
         raise TypeError(f"{where}: a field has a time axis, so the family must define `times`")
-    if set(cls.auto_solvers) != {2, 3}:
-        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
+    if not cls.dims or not set(cls.dims) <= {2, 3}:
+        raise TypeError(f"{where}: dims must be a non-empty tuple of 2 and/or 3")
+    if set(cls.auto_solvers) != set(cls.dims):
+        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for each of dims")
     choices = [(f"auto_solvers[{d}]", m, pc) for d, (m, pc) in cls.auto_solvers.items()]
     for label, method, pc in [*choices, ("iterative_pc", None, cls.iterative_pc)]:
         if method is not None and (method not in METHODS or not cls.supports(METHODS[method])):

@@ -1,0 +1,91 @@
+"""Stokes (MAC saddle point): every usable solver on the same chain of samples, side by side.
+
+Each row solves the same systems (lognormal viscosity, random force: the shipped recipe's
+problem) through `ChainSolver` and the family's own `solve_sample`, so the direct solve gets
+the family's factor ordering and `fieldsplit` its blocks and Schur matrix. Same tolerance
+(rtol 1e-8) and convergence test (||b - A x|| <= rtol ||b||, zero initial guess) for every
+iterative row; time per system is the harness's (preconditioner set-up and iterations, the
+factorisation for `direct`, which keeps its symbolic phase from sample to sample). The
+GCRO-DR row solves the greedily sorted chain and its total includes the sorting time. A row
+that leaves a system unconverged is marked "!k/N". Writes benchmarks/results/stokes.{md,json}.
+
+    python benchmarks/stokes.py              # n = 31, 63, 127; 20 samples (10 at 127)
+    python benchmarks/stokes.py --n 63 --samples 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import numpy as np
+from tables import save
+
+from pdegen.families import Stokes
+from pdegen.families.stokes import StokesProblem
+from solvers import ChainSolver, order_systems
+
+#: (label, method, pc, velocity block preconditioner for fieldsplit)
+ROWS = [
+    ("direct (LU, rcm)", "direct", "lu", None),
+    ("minres + fieldsplit(gamg)", "minres", "fieldsplit", "gamg"),
+    ("minres + fieldsplit(icc)", "minres", "fieldsplit", "icc"),
+    ("minres + fieldsplit(lu)", "minres", "fieldsplit", "lu"),
+    ("gmres + fieldsplit(gamg)", "gmres", "fieldsplit", "gamg"),
+    ("gcrodr + fieldsplit(gamg), sorted", "gcrodr", "fieldsplit", "gamg"),
+    ("gmres + ilu", "gmres", "ilu", None),
+]
+
+
+def run_row(family: Stokes, samples: list, method: str, pc: str, velocity: str | None) -> dict:
+    chain = ChainSolver(method, pc, rtol=1e-8, max_iterations=4000)
+    if velocity is not None:
+        chain.use_field_splits(family.field_splits(), velocity_pc=velocity)
+    order = list(range(len(samples)))
+    sorting = 0.0
+    if method == "gcrodr":
+        start = time.perf_counter()
+        order = order_systems(np.array([family.features(s) for s in samples]), "greedy")
+        sorting = time.perf_counter() - start
+    results = [family.solve_sample(samples[i], chain)[1][0] for i in order]
+    return {
+        "seconds": sum(r.seconds for r in results) + sorting,
+        "sorting": sorting,
+        "iterations": float(np.mean([r.iterations for r in results])),
+        "unconverged": sum(not r.converged for r in results),
+        "worst_residual": max(r.residual for r in results),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, nargs="*", default=[31, 63, 127])
+    parser.add_argument("--samples", type=int, default=20)
+    args = parser.parse_args()
+    lines = [
+        f"Stokes, rtol 1e-8, {platform.node()}: mean time per sample (ms) and iterations "
+        "(GCRO-DR: sorting included)",
+        "",
+        "| n (unknowns) | solver | ms / sample | iterations | unconverged |",
+        "|---|---|---|---|---|",
+    ]
+    data = {}
+    for n in args.n:
+        family = Stokes(n, 2, StokesProblem())
+        count = args.samples if n < 127 else max(1, args.samples // 2)
+        samples = [family.sample(0, i) for i in range(count)]
+        for label, method, pc, velocity in ROWS:
+            row = run_row(family, samples, method, pc, velocity)
+            data[f"{n} {label}"] = row
+            mark = f"!{row['unconverged']}/{count}" if row["unconverged"] else "0"
+            lines.append(
+                f"| {n} ({family.unknowns}) | {label} | {1e3 * row['seconds'] / count:.1f} | "
+                f"{row['iterations']:.1f} | {mark} |"
+            )
+            print(lines[-1], flush=True)
+    save("stokes", "\n".join(lines), data)
+
+
+if __name__ == "__main__":
+    main()
