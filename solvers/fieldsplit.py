@@ -2,8 +2,9 @@
 
 For K = [[A, B^T], [B, 0]] (velocity, pressure) the preconditioner is block diagonal,
 diag(A~^-1, S~^-1) (PCFIELDSPLIT, Schur type, `-pc_fieldsplit_schur_fact_type diag`), with:
-- A~^-1: one application of `velocity_pc` to A (PETSc's algebraic multigrid by default, a
-  fixed linear operator: `preonly`, so the outer Krylov method sees a constant preconditioner);
+- A~^-1: one application of `velocity_pc` to A (`preonly`, so the outer Krylov method sees a
+  fixed linear operator): PETSc's algebraic multigrid by default, an exact sparse LU where a
+  family measured it faster (2D Stokes);
 - S~: the pressure block of the preconditioning matrix (`-pc_fieldsplit_schur_precondition
   a11`), where the family puts minus its (1/nu)-scaled pressure mass matrix, a diagonal
   matrix spectrally equivalent to the Schur complement S = -B A^-1 B^T on a stable

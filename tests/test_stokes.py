@@ -302,3 +302,22 @@ def test_mpi_engine_writes_the_serial_dataset(serial_reference, tmp_path):
     )
     assert run.returncode == 0, run.stderr
     assert_same(serial_reference, read_all(tmp_path / "m"))
+
+
+def test_check_verifies_a_stokes_dataset_and_says_deep_checks_only_its_inputs(tmp_path):
+    from pdegen.check import check_dataset
+
+    data = recipe(samples=4, solver={"method": "minres", "pc": "fieldsplit"})
+    generate(recipe_from_dict(data), out=tmp_path / "s", progress=False, engine="serial")
+    report = check_dataset(tmp_path / "s", deep=2)
+    assert report.ok and report.samples == 4, report.problems
+    assert any("only its inputs were re-checked" in notice for notice in report.notices)
+    # an input that is not the recipe's draw is still caught (the checksums aside)
+    import h5py
+
+    shard = sorted((tmp_path / "s").glob("shard-*.h5"))[0]
+    with h5py.File(shard, "r+") as f:
+        f["inputs/viscosity"][0, 3, 3] *= 1.5
+        f["inputs/viscosity"][1, 3, 3] *= 1.5
+    report = check_dataset(tmp_path / "s", deep=4)
+    assert any("inputs/viscosity is not the recipe's draw" in p.what for p in report.problems)

@@ -159,6 +159,11 @@ class Stokes(Family):
     #: velocities (a zero pivot), and with rows permuted for a nonzero diagonal it fills in
     #: badly (n = 127: 73 s); reverse Cuthill-McKee with that permutation factorises (2.5 s)
     factor_ordering: ClassVar[tuple[str, bool]] = ("rcm", True)
+    #: what `pc: fieldsplit` preconditions the velocity block with, per dimension: an exact
+    #: sparse LU (nested dissection, its symbolic phase kept from sample to sample) halves
+    #: MINRES's iterations against one GAMG V-cycle and is faster up to n = 255 at least
+    #: (docs/benchmarks.md, "Stokes")
+    velocity_pc: ClassVar[dict[int, str]] = {2: "lu"}
     #: the cell whose pressure is pinned to zero before the mean is removed
     pinned: ClassVar[int] = 0
 
@@ -307,7 +312,7 @@ class Stokes(Family):
         A, b = self.system(sample)
         P = self.preconditioner_operator(sample, A) if chain.wants_preconditioner_operator else None
         if chain.wants_field_splits:
-            chain.use_field_splits(self.field_splits())
+            chain.use_field_splits(self.field_splits(), velocity_pc=self.velocity_pc[self.dim])
         chain.use_factor_ordering(*self.factor_ordering)
         result = chain.solve(A, b, P=P)
         return self.node_fields(*self.mac_fields(result.x)), [result]
