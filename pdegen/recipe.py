@@ -219,11 +219,6 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(problem, dict):
             raise RecipeError(f"problem: expected a mapping, got {show(problem)}")
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
-        if recipe.grid.dim not in family.dims:
-            raise RecipeError(
-                f"grid.dim: {recipe.grid.dim} is not available for {family.name} "
-                f"(allowed: {', '.join(map(str, family.dims))})"
-            )
         check_limits(recipe)  # what the per-field rules cannot say: sizes, memory, overflow
         family.check(recipe)
         recipe = dataclasses.replace(

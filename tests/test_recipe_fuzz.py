@@ -322,13 +322,12 @@ def field_changes(base: dict, family: str, rng: random.Random) -> list[Change]:
 def resource_mutations(base: dict, family: str) -> list[tuple[str, dict, tuple[str, ...], bool]]:
     """Valid by type and range, but far beyond any machine: refused by the memory estimate
     (or PETSc's integer range), naming the field."""
-    big_3d = (
-        ("grid.n 4096 in 3D", ("grid.n",))
-        if 3 in FAMILIES[family].dims
-        else ("grid.dim 3 for a 2D-only family", ("grid.dim",))  # refused before any estimate
-    )
     out = [
-        (big_3d[0], _set(_set(base, ("grid", "n"), 4096), ("grid", "dim"), 3), big_3d[1]),
+        (
+            "grid.n 4096 in 3D",
+            _set(_set(base, ("grid", "n"), 4096), ("grid", "dim"), 3),
+            ("grid.n",),
+        ),
         ("samples 10**12", _set(base, ("samples",), 10**12), ("samples", "output.shard_size")),
         ("samples 10**100", _set(base, ("samples",), 10**100), ("samples", "output.shard_size")),
         (
@@ -476,7 +475,6 @@ def mutations(path: Path) -> list[Mutation]:
         muts.append(Mutation(c.what, _dump(data), fields, c.must_refuse, c.also, data))
     for what, data, fields, must in resource_mutations(base, family):
         words = () if "max_iterations" in what or "2**31" in what else ("needs about", "machine")
-        words = () if "2D-only" in what else words
         muts.append(Mutation(what, _dump(data), fields, must, words, data))
     pairs = 0
     while pairs < PAIRS:  # two changes at once: the line names one of them

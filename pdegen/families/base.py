@@ -101,9 +101,6 @@ class Family(abc.ABC):
     #: (`solvers.registry`: CG and Cholesky need both): checked at recipe load
     symmetric: ClassVar[bool] = False
     positive_definite: ClassVar[bool] = False
-    #: the grid dimensions the family is discretised for (`grid.dim` outside them is refused
-    #: at recipe load); `auto_solvers` names a pair for each
-    dims: ClassVar[tuple[int, ...]] = (2, 3)
     #: the preconditioners its operator can take when fewer than its properties allow (a
     #: saddle point's zero block rules out point-wise and node-grid ones); None: all of them
     preconditioners: ClassVar[frozenset[str] | None] = None
@@ -395,10 +392,8 @@ def _check_declarations(cls: type[Family]) -> None:
     times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
     if times and cls.times is Family.times:
         raise TypeError(f"{where}: a field has a time axis, so the family must define `times`")
-    if not cls.dims or not set(cls.dims) <= {2, 3}:
-        raise TypeError(f"{where}: dims must be a non-empty tuple of 2 and/or 3")
-    if set(cls.auto_solvers) != set(cls.dims):
-        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for each of dims")
+    if set(cls.auto_solvers) != {2, 3}:
+        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
     choices = [(f"auto_solvers[{d}]", m, pc) for d, (m, pc) in cls.auto_solvers.items()]
     for label, method, pc in [*choices, ("iterative_pc", None, cls.iterative_pc)]:
         if method is not None and (method not in METHODS or not cls.supports(METHODS[method])):

@@ -1,21 +1,23 @@
-"""Stokes flow -div(nu grad u) + grad p = f, div u = 0 in the unit square, no-slip walls.
+"""Stokes flow -div(nu grad u) + grad p = f, div u = 0 in the unit square or cube, no-slip.
 
-The marker-and-cell (MAC, staggered) discretisation of Harlow and Welch on (n + 1)^2 square
-cells of side h = 1/(n + 1), whose corners are the node grid every other family uses:
+The marker-and-cell (MAC, staggered) discretisation of Harlow and Welch on (n + 1)^dim
+square cells of side h = 1/(n + 1), whose corners are the node grid every other family uses
+(described in 2D; 3D adds the z-velocity w and puts the shear fluxes on the cell edges):
 - x-velocity u on the vertical faces (x = i h, y = (j + 1/2) h), y-velocity v on the
   horizontal ones; the faces on the walls carry the no-slip normal velocity 0 and are not
   unknowns: n (n + 1) unknowns for u, as many for v;
-- pressure p at the (n + 1)^2 cell centres;
+- pressure p at the (n + 1)^dim cell centres;
 - viscosity nu given on the nodes (the cell corners), where the shear fluxes d(nu du/dy)
-  and d(nu dv/dx) are taken, and averaged over each cell's four corners (arithmetic mean)
-  at the cell centres, where the normal fluxes d(nu du/dx) and d(nu dv/dy) are taken;
-- the body force given on the nodes and averaged to each face from its two end nodes;
+  and d(nu dv/dx) are taken (3D: on the edges, the mean of an edge's two end nodes), and
+  averaged over each cell's 2^dim corners (arithmetic mean) at the cell centres, where the
+  normal fluxes d(nu du/dx) and d(nu dv/dy) are taken;
+- the body force given on the nodes and averaged to each face from its 2^(dim - 1) corners;
 - the tangential no-slip condition by reflection: the ghost value beyond a wall is minus the
   first interior one, so the wall value is zero (the wall-adjacent shear flux is then
   2 nu u / h with nu at the wall node).
 
-Each equation is integrated over its control volume (multiplied by h^2), so the momentum
-rows are A u + G p = h^2 f with A the two variable-coefficient diffusion operators (entries
+Each equation is integrated over its control volume and divided by h^(dim - 2), so the
+momentum rows are A u + G p = h^2 f with A the variable-coefficient diffusion operators (entries
 of order nu, symmetric positive definite) and G p = h (p_right - p_left) the pressure
 difference across the face; the continuity rows are G^T u = -h^2 div u = 0. The block matrix
 K = [[A, G], [G^T, 0]] is therefore symmetric (so MINRES applies) and indefinite (A is
@@ -26,18 +28,19 @@ the pressure of the first cell (x, y near 0) to zero, that is by removing that u
 its continuity row. The row is implied by the others (the continuity rows sum to the net
 flux through the walls, which is zero), so the reduced matrix is nonsingular, still
 symmetric, and its solution is the same flow; every method, a direct factorisation included,
-takes it as it is. The cell pressures are then shifted to mean zero. Pinning leaves one
-Schur complement eigenvalue about 1/N of the others (measured: one or two extra Krylov
-iterations against a null-space projection), which the block preconditioner does not mind.
+takes it as it is. The cell pressures are then shifted to mean zero. (By interlacing, the
+pinned Schur complement keeps one isolated small eigenvalue, which costs a Krylov method a
+few iterations at most; not measured against a null-space projection.)
 
-Stored on the node grid ((n + 2)^2 points, like every other family), co-located as neural
+Stored on the node grid ((n + 2)^dim points, like every other family), co-located as neural
 operators want them:
-- velocity_x, velocity_y: each component averaged from the two faces next to the node along
-  the other axis (u at node (i, j) is the mean of u at (i h, (j +- 1/2) h)), zero on the walls;
-- pressure: the mean of the four cells around each node, with ghost cells beyond the walls
+- velocity_x, velocity_y (velocity_z): each component averaged from the faces next to the
+  node along the other axes (u at node (i, j) is the mean of u at (i h, (j +- 1/2) h)), zero
+  on the walls;
+- pressure: the mean of the 2^dim cells around each node, with ghost cells beyond the walls
   extrapolated linearly (p_ghost = 2 p_0 - p_1), so the boundary nodes are second-order
   extrapolations; then shifted so that its trapezoidal-rule mean over the node grid is zero;
-- viscosity, force_x, force_y: the inputs as drawn.
+- viscosity, force_x, force_y (force_z): the inputs as drawn.
 All three interpolations are second order for smooth fields (measured orders in
 tests/test_stokes.py and docs/format.md).
 """
@@ -46,12 +49,13 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
 
-from pdegen.families.base import Family, FieldAxes, Sample
+from pdegen.families.base import SPACE_AXES, Family, FieldAxes, Sample
 from pdegen.fields import sample_rng
 from pdegen.specs import CoefficientSpec, FieldSpec, nested, rule
 
@@ -84,32 +88,34 @@ class StokesProblem:
     force: ForceSpec = nested(ForceSpec, sigma=50.0)
 
 
-def _laplacian_1d_coupled(
-    shape: tuple[int, int], coefficients: list[np.ndarray], wall: list[float]
-) -> sp.csr_matrix:
-    """The 2D diffusion matrix on a `shape` array of unknowns (C order) from, per axis, the
+def _at(ndim: int, axis: int, where) -> tuple:
+    """An index that takes `where` along `axis` and everything along the other axes."""
+    return tuple(where if d == axis else slice(None) for d in range(ndim))
+
+
+def _pair_mean(array: np.ndarray, axis: int) -> np.ndarray:
+    """The mean of neighbours along `axis` (one fewer entry along it)."""
+    ndim = array.ndim
+    return 0.5 * (array[_at(ndim, axis, slice(None, -1))] + array[_at(ndim, axis, slice(1, None))])
+
+
+def _diffusion(shape: tuple[int, ...], coefficients: list[np.ndarray], wall: list[float]):
+    """The diffusion matrix on a `shape` array of unknowns (C order) from, per axis, the
     coefficients of the m + 1 fluxes along that axis (the first and last across the walls,
     multiplied by `wall[axis]`: 1 when the wall value sits one spacing away, 2 when it sits
     half a spacing away, by reflection)."""
-    size = shape[0] * shape[1]
+    ndim, size = len(shape), math.prod(shape)
     index = np.arange(size).reshape(shape)
     diagonal = np.zeros(shape)
     rows, cols, vals = [], [], []
     for axis, c in enumerate(coefficients):
         c = np.array(c, dtype=float)
-        first = [slice(None)] * 2
-        last = [slice(None)] * 2
-        first[axis], last[axis] = 0, -1
-        c[tuple(first)] *= wall[axis]
-        c[tuple(last)] *= wall[axis]
-        lower = [slice(None)] * 2
-        upper = [slice(None)] * 2
-        lower[axis], upper[axis] = slice(None, -1), slice(1, None)
-        diagonal += c[tuple(lower)] + c[tuple(upper)]
-        inner = [slice(None)] * 2
-        inner[axis] = slice(1, -1)
-        coupling = c[tuple(inner)].ravel()
-        a, b = index[tuple(lower)].ravel(), index[tuple(upper)].ravel()
+        c[_at(ndim, axis, 0)] *= wall[axis]
+        c[_at(ndim, axis, -1)] *= wall[axis]
+        lower, upper = _at(ndim, axis, slice(None, -1)), _at(ndim, axis, slice(1, None))
+        diagonal += c[lower] + c[upper]
+        coupling = c[_at(ndim, axis, slice(1, -1))].ravel()
+        a, b = index[lower].ravel(), index[upper].ravel()
         rows += [a, b]
         cols += [b, a]
         vals += [-coupling, -coupling]
@@ -121,35 +127,47 @@ def _laplacian_1d_coupled(
     )
 
 
+def _face_shape(n: int, dim: int, axis: int) -> tuple[int, ...]:
+    """The interior faces normal to `axis`: n along it, n + 1 (cells) along the others."""
+    return tuple(n if d == axis else n + 1 for d in range(dim))
+
+
 @functools.lru_cache(maxsize=8)
-def _gradient(n: int) -> sp.csr_matrix:
-    """G / h: the pressure difference p_right - p_left across every interior face, u faces
-    then v faces, over all (n + 1)^2 cells (C order, x first)."""
-    m = n + 1
-    cells = np.arange(m * m).reshape(m, m)
-    faces_u = np.arange(n * m).reshape(n, m)  # face x-index 1..n, cell y-index 0..n
-    faces_v = np.arange(m * n).reshape(m, n) + n * m
-    rows = [faces_u.ravel(), faces_u.ravel(), faces_v.ravel(), faces_v.ravel()]
-    cols = [
-        cells[1:, :].ravel(),
-        cells[:-1, :].ravel(),
-        cells[:, 1:].ravel(),
-        cells[:, :-1].ravel(),
-    ]
-    vals = [np.ones(n * m), -np.ones(n * m), np.ones(n * m), -np.ones(n * m)]
+def _gradient(n: int, dim: int) -> sp.csr_matrix:
+    """G / h: the pressure difference p_right - p_left across every interior face, the faces
+    normal to x first (then y, z), over all (n + 1)^dim cells (C order)."""
+    cells = np.arange((n + 1) ** dim).reshape((n + 1,) * dim)
+    rows, cols, vals = [], [], []
+    offset = 0
+    for axis in range(dim):
+        faces = offset + np.arange(math.prod(_face_shape(n, dim, axis)))
+        offset = faces[-1] + 1
+        for side, sign in ((slice(1, None), 1.0), (slice(None, -1), -1.0)):
+            rows.append(faces)
+            cols.append(cells[_at(dim, axis, side)].ravel())
+            vals.append(np.full(faces.size, sign))
     return sp.csr_matrix(
         (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(2 * n * m, m * m),
+        shape=(offset, cells.size),
     )
 
 
 class Stokes(Family):
     name = "stokes"
     Problem = StokesProblem
-    dims = (2,)
-    inputs = {"viscosity": FieldAxes(), "force_x": FieldAxes(), "force_y": FieldAxes()}
-    outputs = {"velocity_x": FieldAxes(), "velocity_y": FieldAxes(), "pressure": FieldAxes()}
-    auto_solvers = {2: ("minres", "fieldsplit")}  # docs/benchmarks.md, "Stokes"
+    inputs = {
+        "viscosity": FieldAxes(),
+        "force_x": FieldAxes(),
+        "force_y": FieldAxes(),
+        "force_z": FieldAxes(dims=(3,)),
+    }
+    outputs = {
+        "velocity_x": FieldAxes(),
+        "velocity_y": FieldAxes(),
+        "velocity_z": FieldAxes(dims=(3,)),
+        "pressure": FieldAxes(),
+    }
+    auto_solvers = {2: ("minres", "fieldsplit"), 3: ("minres", "fieldsplit")}  # "Stokes"
     iterative_pc = "fieldsplit"
     symmetric = True  # symmetric but indefinite (a saddle point): CG does not apply
     #: a zero pressure block: point-wise preconditioners and multigrid on the node grid do not
@@ -159,24 +177,34 @@ class Stokes(Family):
     #: velocities (a zero pivot), and with rows permuted for a nonzero diagonal it fills in
     #: badly (n = 127: 73 s); reverse Cuthill-McKee with that permutation factorises (2.5 s)
     factor_ordering: ClassVar[tuple[str, bool]] = ("rcm", True)
-    #: what `pc: fieldsplit` preconditions the velocity block with, per dimension: an exact
-    #: sparse LU (nested dissection, its symbolic phase kept from sample to sample) halves
-    #: MINRES's iterations against one GAMG V-cycle and is faster up to n = 255 at least
+    #: what `pc: fieldsplit` preconditions the velocity block with, per dimension: in 2D an
+    #: exact sparse Cholesky factorisation (nested dissection, its symbolic phase kept from
+    #: sample to sample) halves MINRES's iterations against one GAMG V-cycle and is faster up
+    #: to n = 255 at least; in 3D its fill makes it 10x slower than GAMG at n = 31
     #: (docs/benchmarks.md, "Stokes")
-    velocity_pc: ClassVar[dict[int, str]] = {2: "lu"}
+    velocity_pc: ClassVar[dict[int, str]] = {2: "cholesky", 3: "gamg"}
     #: the cell whose pressure is pinned to zero before the mean is removed
     pinned: ClassVar[int] = 0
 
     # -- the unknowns ---------------------------------------------------------------------
 
     @property
+    def components(self) -> tuple[str, ...]:
+        return SPACE_AXES[: self.dim]
+
+    @property
+    def face_shapes(self) -> list[tuple[int, ...]]:
+        """The array shape of each velocity component's unknowns (x, y(, z))."""
+        return [_face_shape(self.n, self.dim, axis) for axis in range(self.dim)]
+
+    @property
     def velocity_unknowns(self) -> int:
-        return 2 * self.n * (self.n + 1)
+        return sum(math.prod(shape) for shape in self.face_shapes)
 
     @property
     def pressure_unknowns(self) -> int:
         """The cell pressures less the pinned one."""
-        return (self.n + 1) ** 2 - 1
+        return (self.n + 1) ** self.dim - 1
 
     @property
     def unknowns(self) -> int:
@@ -194,19 +222,36 @@ class Stokes(Family):
     # -- the operator ---------------------------------------------------------------------
 
     def cell_viscosity(self, nu: np.ndarray) -> np.ndarray:
-        """nu at the cell centres: the mean of each cell's four corner nodes."""
-        return 0.25 * (nu[:-1, :-1] + nu[1:, :-1] + nu[:-1, 1:] + nu[1:, 1:])
+        """nu at the cell centres: the mean of each cell's 2^dim corner nodes."""
+        for axis in range(self.dim):
+            nu = _pair_mean(nu, axis)
+        return nu
+
+    def shear_viscosity(self, nu: np.ndarray, axis: int, along: int) -> np.ndarray:
+        """nu where the flux of velocity component `axis` along `along` sits: on the nodes in
+        2D; on the cell edges in 3D (the mean of an edge's two end nodes along the third
+        axis); interior nodes along `axis`, every node along `along`."""
+        for other in range(self.dim):
+            if other not in (axis, along):
+                nu = _pair_mean(nu, other)
+        return nu[_at(self.dim, axis, slice(1, -1))]
 
     def velocity_operator(self, nu: np.ndarray) -> sp.csr_matrix:
-        """A: -div(nu grad) on u and on v, times h^2 (block diagonal, SPD)."""
+        """A: -div(nu grad) on each velocity component, times h^2 (block diagonal, SPD)."""
         centres = self.cell_viscosity(nu)
-        Au = _laplacian_1d_coupled((self.n, self.n + 1), [centres, nu[1:-1, :]], [1.0, 2.0])
-        Av = _laplacian_1d_coupled((self.n + 1, self.n), [nu[:, 1:-1], centres], [2.0, 1.0])
-        return sp.block_diag([Au, Av], format="csr")
+        blocks = []
+        for axis, shape in enumerate(self.face_shapes):
+            coefficients = [
+                centres if along == axis else self.shear_viscosity(nu, axis, along)
+                for along in range(self.dim)
+            ]
+            walls = [1.0 if along == axis else 2.0 for along in range(self.dim)]
+            blocks.append(_diffusion(shape, coefficients, walls))
+        return sp.block_diag(blocks, format="csr")
 
     def full_operator(self, nu: np.ndarray) -> sp.csr_matrix:
         """K = [[A, G], [G^T, 0]] over every cell pressure: singular, kernel (0, 1)."""
-        G = self.h * _gradient(self.n)
+        G = self.h * _gradient(self.n, self.dim)
         cells = np.arange(G.shape[1])
         # the zero block's diagonal stored (as zeros): factorisations need every diagonal
         # entry present, and the Schur preconditioning matrix fills exactly these places
@@ -214,30 +259,33 @@ class Stokes(Family):
         return sp.bmat([[self.velocity_operator(nu), G], [G.T, zero]], format="csr")
 
     def _keep(self) -> np.ndarray:
-        keep = np.ones(self.velocity_unknowns + (self.n + 1) ** 2, dtype=bool)
+        keep = np.ones(self.velocity_unknowns + (self.n + 1) ** self.dim, dtype=bool)
         keep[self.velocity_unknowns + self.pinned] = False
         return keep
 
-    def assemble(
-        self, nu: np.ndarray, fx: np.ndarray, fy: np.ndarray
-    ) -> tuple[sp.csr_matrix, np.ndarray]:
-        """The pinned (nonsingular) system for nodal viscosity and force components."""
+    def assemble(self, nu: np.ndarray, *force: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The pinned (nonsingular) system for the nodal viscosity and force components."""
         nu = np.asarray(nu, dtype=float)
         if nu.shape != self.grid_shape:
             raise ValueError(f"viscosity shape {nu.shape} != grid shape {self.grid_shape}")
         keep = self._keep()
         K = self.full_operator(nu)[keep][:, keep].tocsr()
         K.sort_indices()
-        fx, fy = np.asarray(fx, dtype=float), np.asarray(fy, dtype=float)
-        bu = 0.5 * (fx[1:-1, :-1] + fx[1:-1, 1:])
-        bv = 0.5 * (fy[:-1, 1:-1] + fy[1:, 1:-1])
-        b = np.concatenate([bu.ravel(), bv.ravel(), np.zeros(self.pressure_unknowns)])
+        parts = []
+        for axis, f in enumerate(force):  # on each face: the mean of its corner nodes
+            f = np.asarray(f, dtype=float)
+            for other in range(self.dim):
+                if other != axis:
+                    f = _pair_mean(f, other)
+            parts.append(f[_at(self.dim, axis, slice(1, -1))].ravel())
+        b = np.concatenate([*parts, np.zeros(self.pressure_unknowns)])
         return K, self.h**2 * b
 
     def schur_mass(self, nu: np.ndarray) -> np.ndarray:
         """The diagonal of the (1/nu)-scaled pressure mass matrix h^2 / nu_cell (pinned cell
-        left out): spectrally equivalent to the Schur complement G^T A^-1 G (the inf-sup
-        stability of MAC), which is why it preconditions it."""
+        left out; h^2 in every dimension, as the rows are scaled): spectrally equivalent to
+        the Schur complement G^T A^-1 G (the inf-sup stability of MAC), which is why it
+        preconditions it."""
         mass = (self.h**2 / self.cell_viscosity(nu)).ravel()
         return np.delete(mass, self.pinned)
 
@@ -258,54 +306,69 @@ class Stokes(Family):
             return np.full(self.grid_shape, spec.value)
         return self.coefficient(rng, spec)
 
-    def force(self, rng: np.random.Generator, spec: ForceSpec) -> tuple[np.ndarray, np.ndarray]:
+    def force(self, rng: np.random.Generator, spec: ForceSpec) -> list[np.ndarray]:
+        """One nodal field per component: random, or the swirl about the z axis."""
         if spec.kind == "swirl":
-            x, y = np.meshgrid(self.x, self.x, indexing="ij")
-            return -spec.strength * (y - 0.5), spec.strength * (x - 0.5)
-        return self.grf(rng, spec), self.grf(rng, spec)
+            x = np.meshgrid(*[self.x] * self.dim, indexing="ij")
+            swirl = [-spec.strength * (x[1] - 0.5), spec.strength * (x[0] - 0.5)]
+            return swirl + [np.zeros(self.grid_shape)] * (self.dim - 2)
+        return [self.grf(rng, spec) for _ in range(self.dim)]
 
     def sample(self, seed: int, index: int) -> Sample:
         rng = sample_rng(seed, index)
         nu = self.viscosity(rng, self.problem.viscosity)
-        fx, fy = self.force(rng, self.problem.force)
-        return Sample(index, {"viscosity": nu, "force_x": fx, "force_y": fy})
+        force = self.force(rng, self.problem.force)
+        named = zip(self.components, force, strict=True)
+        inputs = {"viscosity": nu, **{f"force_{a}": f for a, f in named}}
+        return Sample(index, inputs)
 
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
         i = sample.inputs
-        return self.assemble(i["viscosity"], i["force_x"], i["force_y"])
+        return self.assemble(i["viscosity"], *(i[f"force_{a}"] for a in self.components))
 
     # -- from the unknowns to the stored fields ---------------------------------------------
 
-    def mac_fields(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(u on the x-faces (n, n + 1), v on the y-faces (n + 1, n), cell pressures
-        (n + 1, n + 1) with mean zero) from the solution vector."""
-        n, m = self.n, self.n + 1
-        u = x[: n * m].reshape(n, m)
-        v = x[n * m : 2 * n * m].reshape(m, n)
-        p = np.insert(x[2 * n * m :], self.pinned, 0.0).reshape(m, m)
-        return u, v, p - p.mean()
+    def mac_fields(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The velocity components on their faces (shapes `face_shapes`), then the cell
+        pressures ((n + 1,) * dim) with mean zero, from the solution vector."""
+        out, start = [], 0
+        for shape in self.face_shapes:
+            size = math.prod(shape)
+            out.append(x[start : start + size].reshape(shape))
+            start += size
+        p = np.insert(x[start:], self.pinned, 0.0).reshape((self.n + 1,) * self.dim)
+        return (*out, p - p.mean())
 
-    def divergence(self, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    def divergence(self, *velocity: np.ndarray) -> np.ndarray:
         """div u at the cell centres from the face velocities (walls: zero normal velocity)."""
-        m = self.n + 1
-        ux = np.zeros((m + 1, m))
-        vy = np.zeros((m, m + 1))
-        ux[1:-1], vy[:, 1:-1] = u, v
-        return (np.diff(ux, axis=0) + np.diff(vy, axis=1)) / self.h
+        total = np.zeros((self.n + 1,) * self.dim)
+        for axis, u in enumerate(velocity):
+            padded = np.pad(u, [(1, 1) if d == axis else (0, 0) for d in range(self.dim)])
+            total += np.diff(padded, axis=axis)
+        return total / self.h
 
-    def node_fields(self, u: np.ndarray, v: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
-        """The MAC fields interpolated to the node grid (module docstring)."""
-        shape = self.grid_shape
-        ux, vy = np.zeros(shape), np.zeros(shape)
-        ux[1:-1, 1:-1] = 0.5 * (u[:, :-1] + u[:, 1:])
-        vy[1:-1, 1:-1] = 0.5 * (v[:-1, :] + v[1:, :])
-        ghost = np.pad(p, 1)
-        ghost[0, 1:-1], ghost[-1, 1:-1] = 2 * p[0] - p[1], 2 * p[-1] - p[-2]
-        ghost[:, 0] = 2 * ghost[:, 1] - ghost[:, 2]
-        ghost[:, -1] = 2 * ghost[:, -2] - ghost[:, -3]
-        pn = 0.25 * (ghost[:-1, :-1] + ghost[1:, :-1] + ghost[:-1, 1:] + ghost[1:, 1:])
-        pn -= trapezoid_mean(pn, self.h)
-        return {"velocity_x": ux, "velocity_y": vy, "pressure": pn}
+    def node_fields(self, *arrays: np.ndarray) -> dict[str, np.ndarray]:
+        """The MAC fields (velocity components, then pressure) interpolated to the node grid
+        (module docstring)."""
+        *velocity, p = arrays
+        fields = {}
+        inner = (slice(1, -1),) * self.dim
+        for axis, u in enumerate(velocity):  # the mean of the faces around each node
+            for other in range(self.dim):
+                if other != axis:
+                    u = _pair_mean(u, other)
+            field = np.zeros(self.grid_shape)
+            field[inner] = u
+            fields[f"velocity_{self.components[axis]}"] = field
+        ghost = p
+        for axis in range(self.dim):  # linear extrapolation to a ghost layer beyond each wall
+            first, second = ghost[_at(self.dim, axis, [0])], ghost[_at(self.dim, axis, [1])]
+            last, before = ghost[_at(self.dim, axis, [-1])], ghost[_at(self.dim, axis, [-2])]
+            ghost = np.concatenate([2 * first - second, ghost, 2 * last - before], axis=axis)
+        for axis in range(self.dim):
+            ghost = _pair_mean(ghost, axis)
+        fields["pressure"] = ghost - trapezoid_mean(ghost, self.h)
+        return fields
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """One saddle-point solve, stored as velocity and pressure on the nodes."""
@@ -320,10 +383,12 @@ class Stokes(Family):
     def features(self, sample: Sample) -> np.ndarray:
         """log viscosity and the force, downsampled: what moves the operator and the flow."""
         i = sample.inputs
-        parts = [np.log(i["viscosity"]), i["force_x"], i["force_y"]]
+        parts = [np.log(i["viscosity"]), *(i[f"force_{a}"] for a in self.components)]
         return np.concatenate([self.downsample(a).ravel() for a in parts])
 
 
 def trapezoid_mean(field: np.ndarray, h: float) -> float:
-    """The mean of a nodal field over the unit square by the trapezoidal rule."""
-    return float(np.trapezoid(np.trapezoid(field, dx=h, axis=0), dx=h))
+    """The mean of a nodal field over the unit square or cube by the trapezoidal rule."""
+    while field.ndim:
+        field = np.trapezoid(field, dx=h, axis=0)
+    return float(field)
