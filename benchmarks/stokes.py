@@ -1,18 +1,21 @@
 """Stokes (MAC saddle point): every usable solver on the same chain of samples, side by side.
 
 Each row solves the same systems (lognormal viscosity, random force: the shipped recipe's
-problem) through `ChainSolver` and the family's own `solve_sample`, so the direct solve gets
-the family's factor ordering and `fieldsplit` its blocks and Schur matrix. Same tolerance
-(rtol 1e-8) and convergence test (||b - A x|| <= rtol ||b||, zero initial guess) for every
-iterative row; time per system is the harness's (preconditioner set-up and iterations, the
-factorisation for `direct`, which keeps its symbolic phase from sample to sample). The
-GCRO-DR row solves the greedily sorted chain and its total includes the sorting time. A row
-that leaves a system unconverged is marked "!k/N". Writes benchmarks/results/stokes.{md,json}.
+problem, `--sigma` for other viscosity contrasts) through `ChainSolver` and the family's own
+`solve_sample`, so the direct solve gets the family's factor ordering and `fieldsplit` its
+blocks and Schur matrix. Same tolerance (rtol 1e-8) and convergence test
+(||b - A x|| <= rtol ||b||, zero initial guess) for every iterative row; time per system is
+the harness's (preconditioner set-up and iterations, the factorisation for `direct`, which
+keeps its symbolic phase from sample to sample). The GCRO-DR rows solve the greedily sorted
+chain and their total includes the sorting time. A row that leaves a system unconverged is
+marked "!k/N". Writes benchmarks/results/<name>.{md,json} (default name: stokes).
 
-    python benchmarks/stokes.py              # n = 31, 63, 127; 20 samples (10 at 127)
-                                             # (GMRES + ILU up to n = 63: it fails at 31)
-    python benchmarks/stokes.py --n 255 --samples 3 --only minres --name stokes255
+    python benchmarks/stokes.py --samples 10  # n = 31, 63, 127; 10 samples (5 at 127)
+                                              # (GMRES + ILU up to n = 63: it fails at 31)
+    python benchmarks/stokes.py --n 255 --samples 3 --only "minres + fieldsplit" --name stokes255
     python benchmarks/stokes.py --dim 3 --samples 6 --name stokes3d   # n = 15, 31
+    python benchmarks/stokes.py --n 63 --sigma 0.5 2 5 --only "minres + fieldsplit" \
+        --name stokes-contrast
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import numpy as np
 from tables import save
 
 from pdegen.families import Stokes
-from pdegen.families.stokes import StokesProblem
+from pdegen.families.stokes import StokesProblem, ViscositySpec
 from solvers import ChainSolver, order_systems
 
 #: (label, method, pc, velocity block preconditioner for fieldsplit)
@@ -67,6 +70,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, nargs="*", default=None, help="default 31 63 127")
     parser.add_argument("--dim", type=int, default=2, choices=(2, 3))
+    parser.add_argument("--sigma", type=float, nargs="*", default=[2.0], help="viscosity sigma")
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--only", default="", help="run the rows whose label contains this")
     parser.add_argument("--name", default="stokes", help="benchmarks/results/<name>.md")
@@ -76,15 +80,20 @@ def main() -> None:
         "iterations "
         "(GCRO-DR: sorting included)",
         "",
-        "| n (unknowns) | solver | ms / sample | iterations | unconverged |",
-        "|---|---|---|---|---|",
+        "| n (unknowns) | sigma (mean max/min of nu) | solver | ms / sample | iterations "
+        "| unconverged |",
+        "|---|---|---|---|---|---|",
     ]
     data = {}
     sizes = args.n or ([31, 63, 127] if args.dim == 2 else [15, 31])
-    for n in sizes:
-        family = Stokes(n, args.dim, StokesProblem())
+    cases = [(n, sigma) for n in sizes for sigma in args.sigma]
+    for n, sigma in cases:
+        family = Stokes(n, args.dim, StokesProblem(viscosity=ViscositySpec(sigma=sigma)))
         count = args.samples if n**args.dim < 127**2 else max(1, args.samples // 2)
         samples = [family.sample(0, i) for i in range(count)]
+        contrast = np.mean(
+            [s.inputs["viscosity"].max() / s.inputs["viscosity"].min() for s in samples]
+        )
         for label, method, pc, velocity in ROWS:
             if pc == "ilu" and n**args.dim > 63**2:  # fails at n = 31 (4000 iterations)
                 continue
@@ -93,11 +102,11 @@ def main() -> None:
             if args.only not in label:
                 continue
             row = run_row(family, samples, method, pc, velocity)
-            data[f"{n} {label}"] = row
+            data[f"{n} {sigma} {label}"] = {**row, "contrast": contrast}
             mark = f"!{row['unconverged']}/{count}" if row["unconverged"] else "0"
             lines.append(
-                f"| {n} ({family.unknowns}) | {label} | {1e3 * row['seconds'] / count:.1f} | "
-                f"{row['iterations']:.1f} | {mark} |"
+                f"| {n} ({family.unknowns}) | {sigma:g} ({contrast:.1f}) | {label} | "
+                f"{1e3 * row['seconds'] / count:.1f} | {row['iterations']:.1f} | {mark} |"
             )
             print(lines[-1], flush=True)
     save(args.name, "\n".join(lines), data)

@@ -84,7 +84,7 @@ class ForceSpec(FieldSpec):
 
 @dataclasses.dataclass(frozen=True)
 class StokesProblem:
-    viscosity: ViscositySpec = nested(ViscositySpec, sigma=0.5)
+    viscosity: ViscositySpec = nested(ViscositySpec, sigma=2.0)
     force: ForceSpec = nested(ForceSpec, sigma=50.0)
 
 
