@@ -21,7 +21,8 @@ from __future__ import annotations
 import numpy as np
 from petsc4py import PETSc
 
-#: what preconditions the velocity block (measured in docs/benchmarks.md, "Stokes")
+#: what preconditions the velocity block unless the caller names one: the scalable choice
+#: (a family may measure better: `Stokes.velocity_pc`, docs/benchmarks.md, "Stokes")
 VELOCITY_PC = "gamg"
 
 

@@ -179,8 +179,8 @@ class Stokes(Family):
     factor_ordering: ClassVar[tuple[str, bool]] = ("rcm", True)
     #: what `pc: fieldsplit` preconditions the velocity block with, per dimension: in 2D an
     #: exact sparse Cholesky factorisation (nested dissection, its symbolic phase kept from
-    #: sample to sample) halves MINRES's iterations against one GAMG V-cycle and is faster up
-    #: to n = 255 at least; in 3D its fill makes it 10x slower than GAMG at n = 31
+    #: sample to sample) takes 35-45% fewer MINRES iterations than one GAMG V-cycle and is
+    #: faster up to n = 255 at least; in 3D its fill makes it 3x slower than GAMG at n = 31
     #: (docs/benchmarks.md, "Stokes")
     velocity_pc: ClassVar[dict[int, str]] = {2: "cholesky", 3: "gamg"}
     #: the cell whose pressure is pinned to zero before the mean is removed
