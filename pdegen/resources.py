@@ -218,7 +218,7 @@ def estimate(recipe) -> Estimate:
 
     family = family_from_recipe(recipe)
     n, d = recipe.grid.n, recipe.grid.dim
-    N, G = n**d, (n + 2) ** d
+    N, G = family.unknowns, (n + 2) ** d  # unknowns: n^d, or more (Stokes: velocity + pressure)
     nnz = (2 * d + 1) * N
     grid = f"{n} in {d}D"
     frames = math.prod(len(c) for axis, c in family.coordinates.items() if axis not in "xyz")
