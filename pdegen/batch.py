@@ -36,6 +36,22 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def without_hugepage_advice() -> None:
+    """Stop numpy advising the kernel to back large arrays with transparent huge pages.
+
+    Why: a batch allocates and frees arrays of megabytes per sample (fields, matrix values,
+    the shard's stacked fields), and with the kernel's default `defrag = madvise` every such
+    fault can stall in direct memory compaction once memory is fragmented. Measured on the
+    421 x 421 Darcy batch (docs/benchmarks.md, "Where a sample's time goes"): everything but
+    the solve went from 37 to 21 ms per sample, stacking 50 fields from 250 to 30 ms. PETSc's
+    own memory is not numpy's and is unaffected. Numpy reads NUMPY_MADVISE_HUGEPAGE only when
+    it is imported, so the setting is made here, in every process that solves.
+    """
+    setter = getattr(np._core.multiarray, "_set_madvise_hugepage", None)
+    if setter is not None:
+        setter(False)
+
+
 def resolve_method(recipe: Recipe, family: Family) -> tuple[str, str]:
     """(method, preconditioner) to run: the family's rule (`Family.resolve_solver`)."""
     return family.resolve_solver(recipe.solver.method, recipe.solver.pc, family.dim, family.n)
@@ -70,6 +86,7 @@ def solve_batch(
 ) -> ShardContent:
     """Solve the samples `indices` in that order (a segment of the sorted chain), carrying the
     recycled space from each to the next, and package them as shard `batch`."""
+    without_hugepage_advice()
     family = family_from_recipe(recipe)
     method, pc = resolve_method(recipe, family)
     s = recipe.solver
@@ -82,6 +99,8 @@ def solve_batch(
         warm_start=s.warm_start,
         max_iterations=s.max_iterations,
         grid=family.interior_shape,
+        multigrid=family.multigrid_settings(),
+        **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     samples, outputs, outcomes = [], [], []

@@ -128,12 +128,15 @@ def _check_field_scale(where: str, spec: FieldSpec, dim: int) -> None:
 
 
 def _culprit(spec: Any, ok: Callable[[Any], bool]) -> str:
-    """The parameter whose default alone repairs `spec` (the first such), to name it."""
+    """The parameter whose default alone repairs `spec` (the first such), to name it. The
+    numbers are tried before `kind`: switching a lognormal coefficient to a threshold also
+    "repairs" a huge `scale`, but the number is what the user has to change."""
     changed = [
         f
         for f in dataclasses.fields(spec)
         if f.default is not dataclasses.MISSING and getattr(spec, f.name) != f.default
     ]
+    changed.sort(key=lambda f: f.name == "kind")  # stable: the numbers in field order first
     for f in changed:
         if ok(dataclasses.replace(spec, **{f.name: f.default})):
             return f.name

@@ -19,8 +19,10 @@ BASE is the interpreter with numpy, scipy, h5py, PETSc and Dask imported. `plan`
 process sampling every input and ordering the chain (`pdegen.plan`); `batch` is one worker
 solving one batch (`pdegen.batch`). In the serial engine one process does both, one after the
 other; under Dask the root plans and each worker solves. With N = n^d unknowns, G = (n+2)^d
-nodes, nnz = (2d+1) N stencil entries, T frames per output (steps + 1 for a trajectory, else
-1), b = min(shard_size, samples), S = samples and 8-byte floats:
+nodes, nnz = (2d+1) N stencil entries (the family's `unknowns` and `matrix_entries`:
+elasticity has d unknowns per free node and up to 3^d d entries per row), T frames per
+output (steps + 1 for a trajectory, else 1), b = min(shard_size, samples), S = samples and
+8-byte floats:
 
     batch = MATRIX_BYTES_PER_NNZ nnz        the scipy matrix (its pattern is shared), its
                                            values' assembly and PETSc's copy
@@ -218,8 +220,8 @@ def estimate(recipe) -> Estimate:
 
     family = family_from_recipe(recipe)
     n, d = recipe.grid.n, recipe.grid.dim
-    N, G = family.unknowns, (n + 2) ** d  # unknowns: n^d, or more (Stokes: velocity + pressure)
-    nnz = (2 * d + 1) * N
+    N, G = family.unknowns, (n + 2) ** d  # n^d for a scalar family
+    nnz = family.matrix_entries  # (2d + 1) N for the stencil families
     grid = f"{n} in {d}D"
     frames = math.prod(len(c) for axis, c in family.coordinates.items() if axis not in "xyz")
     per_node, feat_slope, feat_const = _sample_structure(type(family), d)

@@ -73,7 +73,9 @@ fi
 if ! have_wheel "petsc-$PETSC_VERSION"; then
   ensure_build_tools
   log "building petsc $PETSC_VERSION (about 6 minutes)"
-  step petsc "${PIP[@]}" wheel --no-deps -w "$WHEELHOUSE" "petsc==$PETSC_VERSION"
+  # --no-cache-dir: pip's own wheel cache keys a source build by name and version only, so a
+  # petsc wheel built earlier with other configure options would be handed back unbuilt
+  step petsc "${PIP[@]}" wheel --no-cache-dir --no-deps -w "$WHEELHOUSE" "petsc==$PETSC_VERSION"
 fi
 if ! have_wheel "petsc4py-$PETSC_VERSION"; then
   ensure_build_tools
@@ -82,7 +84,7 @@ if ! have_wheel "petsc4py-$PETSC_VERSION"; then
   # CFLAGS=-g0 (which leaves PETSc's -O2) cut its compile from 289 to 169 CPU seconds, and
   # petsc4py's call overhead measured the same (1.42-1.53 us per 5 calls, both builds).
   log "building petsc4py $PETSC_VERSION (about 3 minutes)"
-  CFLAGS="-g0" step petsc4py "${PIP[@]}" wheel --no-deps --find-links "$WHEELHOUSE" \
+  CFLAGS="-g0" step petsc4py "${PIP[@]}" wheel --no-cache-dir --no-deps --find-links "$WHEELHOUSE" \
     -w "$WHEELHOUSE" "petsc4py==$PETSC_VERSION"
 fi
 if [ -n "$mpi4py_pid" ]; then

@@ -52,7 +52,12 @@ SMOOTHERS: dict[str, tuple[str, str]] = {
     "chebyshev": ("chebyshev", "jacobi"),  # Chebyshev polynomial in D^{-1} A
     "sor": ("richardson", "sor"),  # symmetric Gauss-Seidel (SSOR, omega = 1) sweeps
     "chebyshev-sor": ("chebyshev", "sor"),  # PETSc's own default
+    # Gauss-Seidel forward before the coarse correction and backward after it: the V-cycle
+    # stays symmetric at half the sweeps of "sor" (each half-sweep is a full SSOR there)
+    "gs": ("richardson", "sor"),
 }
+#: smoother name -> (PCSOR option of the down smoother, of the up smoother), where they differ
+SWEEP_DIRECTIONS: dict[str, tuple[str, str]] = {"gs": ("pc_sor_forward", "pc_sor_backward")}
 CYCLES = {"v": PETSc.PC.MGCycleType.V, "w": PETSc.PC.MGCycleType.W}
 
 
@@ -168,11 +173,19 @@ def attach_multigrid(
         pc.setMGInterpolation(level, interpolation)  # restriction defaults to its transpose
     _set_options(pc, {"pc_mg_galerkin": "both"})
     ksp_type, pc_type = SMOOTHERS[settings.smoother]
+    directions = SWEEP_DIRECTIONS.get(settings.smoother)
     for level in range(1, levels):
-        smoother = pc.getMGSmoother(level)
-        smoother.setType(ksp_type)
-        smoother.getPC().setType(pc_type)
-        smoother.setTolerances(max_it=settings.sweeps)
+        if directions is None:
+            smoothers = [(pc.getMGSmoother(level), None)]
+        else:  # distinct down and up smoothers (PCMGGetSmootherUp makes the up one its own)
+            down, up = pc.getMGSmootherDown(level), pc.getMGSmootherUp(level)
+            smoothers = list(zip((down, up), directions, strict=True))
+        for smoother, direction in smoothers:
+            smoother.setType(ksp_type)
+            smoother.getPC().setType(pc_type)
+            smoother.setTolerances(max_it=settings.sweeps)
+            if direction is not None:
+                _set_options(smoother.getPC(), {direction: ""})
     coarse = pc.getMGCoarseSolve()
     coarse.setType("preonly")
     coarse.getPC().setType("lu")

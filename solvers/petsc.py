@@ -19,13 +19,31 @@ class MatrixSlot:
     Reusing the same Mat keeps PETSc's nonzero state unchanged when the sparsity pattern is
     unchanged, so factorisations reuse their symbolic phase and preconditioners their
     structure; only a pattern change creates a new Mat.
+
+    On one process the Mat is created on arrays this slot owns (MatCreateSeqAIJWithArrays
+    keeps no copy of its own), so a new system's values are one memcpy into them followed by
+    an assembly, which raises the Mat's state and so tells every preconditioner to set itself
+    up again. Why: MatSetValuesCSR searches each row for every column, 4.5 ms for the 875 000
+    values of a 421 x 421 Darcy matrix against 0.2 ms for the copy (docs/benchmarks.md,
+    "Where a sample's time goes").
     """
 
-    def __init__(self, comm=PETSc.COMM_SELF):
+    def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):
         self.comm = comm
+        #: unknowns per node of a vector-valued operator (interleaved), PETSc's block size
+        self.block_size = block_size
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
+        self._values: np.ndarray | None = None  # the Mat's own values (one process only)
         self._source: object | None = None
+
+    def _same_pattern(self, indptr: np.ndarray, indices: np.ndarray) -> bool:
+        if self.mat is None or self._pattern is None:
+            return False
+        kept_indptr, kept_indices = self._pattern
+        if indptr is kept_indptr and indices is kept_indices:
+            return True  # the family's shared, read-only stencil pattern
+        return np.array_equal(kept_indptr, indptr) and np.array_equal(kept_indices, indices)
 
     def load(self, A: sp.spmatrix | PETSc.Mat) -> PETSc.Mat:
         """The Mat for A. The very same matrix object as last time is not reloaded, so PETSc
@@ -34,30 +52,49 @@ class MatrixSlot:
             return self.mat
         self._source = A
         if isinstance(A, PETSc.Mat):
-            self.mat, self._pattern = A, None
+            self.mat, self._pattern, self._values = A, None, None
             return A
         A = sp.csr_matrix(A)
         A.sort_indices()
         indptr = A.indptr.astype(PETSc.IntType, copy=False)
         indices = A.indices.astype(PETSc.IntType, copy=False)
         data = A.data.astype(PETSc.ScalarType, copy=False)
-        same = (
-            self.mat is not None
-            and self._pattern is not None
-            and np.array_equal(self._pattern[0], indptr)
-            and np.array_equal(self._pattern[1], indices)
-        )
-        if same:
-            self.mat.setValuesCSR(indptr, indices, data)
+        if self._same_pattern(indptr, indices):
+            if self._values is not None:
+                np.copyto(self._values, data)
+            else:
+                self.mat.setValuesCSR(indptr, indices, data)
             self.mat.assemble()
+            return self.mat
+        if self.comm.getSize() == 1:
+            owned = (indptr.copy(), indices.copy(), data.copy())
+            self.mat = PETSc.Mat().createAIJWithArrays(
+                A.shape, csr=owned, bsize=self.block_size, comm=self.comm
+            )
+            self._values = owned[2]
         else:
             self.mat = PETSc.Mat().createAIJ(
-                size=A.shape, csr=(indptr, indices, data), comm=self.comm
+                size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
             )
-            self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
-            self.mat.assemble()
-            self._pattern = (indptr.copy(), indices.copy())
+            self._values = None
+        self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        self.mat.assemble()
+        shared = not (indptr.flags.writeable or indices.flags.writeable)
+        # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference, so
+        # the next system's is recognised by identity; any other is copied, since its owner
+        # may change it
+        self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
+
+
+def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:
+    """The rigid-body modes of nodes at `coordinates` (nodes, d), for interleaved unknowns (d
+    per node): d translations and d (d - 1) / 2 rotations, orthonormalised by PETSc
+    (`MatNullSpaceCreateRigidBody`). The near-null space GAMG needs for elasticity."""
+    coordinates = np.ascontiguousarray(coordinates, dtype=PETSc.ScalarType)
+    vec = PETSc.Vec().createSeq(coordinates.size, bsize=coordinates.shape[1], comm=comm)
+    vec.array[:] = coordinates.ravel()
+    return PETSc.NullSpace().createRigidBody(vec)
 
 
 def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:

@@ -20,7 +20,7 @@ from petsc4py import PETSc
 from solvers.baselines import make_ksp
 from solvers.grids import FALLBACK_PC, infer_grid
 from solvers.kernels import single_threaded_blas
-from solvers.petsc import MatrixSlot, true_relative_residual, vec_from_array
+from solvers.petsc import MatrixSlot, rigid_body_modes, true_relative_residual, vec_from_array
 from solvers.registry import METHODS, PRECONDITIONERS, unknown
 
 if TYPE_CHECKING:
@@ -51,6 +51,7 @@ class _KSPRunner:
         self.ksp, self.rtol = ksp, rtol
         self.x: PETSc.Vec | None = None
         self.r: PETSc.Vec | None = None  # work vector of the residual check
+        self.d: PETSc.Vec | None = None  # a direct solve's refinement step
 
     @property
     def pc(self) -> PETSc.PC:
@@ -58,7 +59,7 @@ class _KSPRunner:
 
     def solve(self, A: PETSc.Mat, P: PETSc.Mat, b: PETSc.Vec, x0: np.ndarray | None) -> SolveResult:
         if self.x is None or self.x.getSize() != b.getSize():
-            self.x, self.r = b.duplicate(), b.duplicate()
+            self.x, self.r, self.d = b.duplicate(), b.duplicate(), None
         x = self.x
         if self.ksp.getType() == "preonly":
             x0 = None  # a direct solve uses no initial guess (PETSc rejects one)
@@ -79,9 +80,17 @@ class _KSPRunner:
         for _ in range(2):
             if reason <= 0 or residual <= self.rtol:
                 break
-            self.ksp.setInitialGuessNonzero(True)
             start = time.perf_counter()
-            self.ksp.solve(b, x)
+            if self.ksp.getType() == "preonly":
+                # a factorisation takes no initial guess: one step of iterative refinement
+                # instead, x += A^{-1} (b - A x), with the residual the check left in r
+                self.d = self.d if self.d is not None else x.duplicate()
+                self.ksp.setInitialGuessNonzero(False)
+                self.ksp.solve(self.r, self.d)
+                x.axpy(1.0, self.d)
+            else:
+                self.ksp.setInitialGuessNonzero(True)
+                self.ksp.solve(b, x)
             seconds += time.perf_counter() - start
             its += self.ksp.getIterationNumber()
             reason = int(self.ksp.getConvergedReason())
@@ -175,6 +184,12 @@ class ChainSolver:
     of the chain. On a grid that coarsens too little `mg` runs `gamg` instead: `pc` then
     names what runs and `note` says why. `multigrid` (`solvers.multigrid.MGSettings`)
     overrides the measured smoother and cycle.
+
+    A vector-valued operator with d unknowns per node, interleaved (elasticity), passes
+    `block_size` d (PETSc's block size of the matrix) and, for GAMG, `rigid_body_coordinates`
+    (nodes, d), the coordinates of the nodes in the order of the unknowns: the matrix then
+    carries their rigid-body modes as its near-null space (`MatSetNearNullSpace`), which GAMG
+    builds its coarse spaces from. Both are set once: the nodes never change along a chain.
     """
 
     def __init__(
@@ -190,6 +205,8 @@ class ChainSolver:
         options: dict[str, str] | None = None,
         grid: tuple[int, ...] | None = None,
         multigrid: MGSettings | None = None,
+        block_size: int | None = None,
+        rigid_body_coordinates: np.ndarray | None = None,
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
@@ -211,8 +228,14 @@ class ChainSolver:
         self._needs_grid = entry is not None and entry.geometric
         self._multigrid = multigrid
         self.warm_start = warm_start
-        self._slot = MatrixSlot()
-        self._pslot = MatrixSlot()
+        if rigid_body_coordinates is not None:
+            block_size = block_size or np.shape(rigid_body_coordinates)[1]
+        self._slot = MatrixSlot(block_size=block_size or 1)
+        self._pslot = MatrixSlot(block_size=block_size or 1)
+        #: the near-null space attached to every Mat of the chain (None: PETSc's default)
+        self.near_null_space = (
+            rigid_body_modes(rigid_body_coordinates) if rigid_body_coordinates is not None else None
+        )
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
             self._build_hierarchy(tuple(grid))
@@ -285,6 +308,10 @@ class ChainSolver:
             raise ValueError(f"pc {self.pc}: call use_field_splits(...) before the first solve")
         mat = self._slot.load(A)
         pmat = mat if P is None else self._pslot.load(P)
+        if self.near_null_space is not None:
+            for m in {id(mat): mat, id(pmat): pmat}.values():
+                if m.getNearNullSpace().handle != self.near_null_space.handle:
+                    m.setNearNullSpace(self.near_null_space)
         if self._needs_grid:
             self._infer_grid(mat)
         bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))

@@ -336,6 +336,7 @@ def test_the_mapping_per_family():
         "helmholtz": ["min_points_per_wavelength"],
         "heat": ["source", "dt"],
         "convection-diffusion": ["epsilon", "speed", "source"],
+        "elasticity": ["poisson_ratio", "gravity"],
         "stokes": [],
     }
     for name, cls in FAMILIES.items():

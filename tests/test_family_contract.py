@@ -24,6 +24,7 @@ PROBLEMS = {
     "helmholtz": ({"n": 31}, {"wavenumber": {"min": 8, "max": 12}}),
     "heat": ({"n": 15}, {"steps": 3}),
     "convection-diffusion": ({"n": 15}, {}),
+    "elasticity": ({"n": 9}, {"clamped": "x0"}),
     "stokes": ({"n": 15}, {}),
 }
 

@@ -149,7 +149,10 @@ PAIRS = [
 def test_every_method_with_mg_agrees_with_a_direct_solve(case, method):
     family = CASES[case]()
     rtol = 1e-8
-    chain = ChainSolver(method, "mg", rtol=rtol, grid=family.interior_shape, max_iterations=3000)
+    settings = family.multigrid_settings()  # Helmholtz: Gauss-Seidel down and up
+    chain = ChainSolver(
+        method, "mg", rtol=rtol, grid=family.interior_shape, max_iterations=3000, multigrid=settings
+    )
     assert chain.wants_preconditioner_operator and chain.pc == "mg" and chain.note is None
     assert chain.hierarchy.levels == (5 if family.dim == 2 else 4)  # down to one unknown
     for index in range(3):
@@ -258,7 +261,7 @@ def test_a_grid_that_cannot_coarsen_runs_gamg_with_a_note():
 def test_smoother_settings_are_checked_and_all_converge():
     family = darcy(31, 2)
     systems = [family.system(family.sample(0, i)) for i in range(2)]
-    for smoother in ("chebyshev", "sor", "chebyshev-sor"):
+    for smoother in ("chebyshev", "sor", "chebyshev-sor", "gs"):
         for cycle in ("v", "w"):
             settings = MGSettings(smoother=smoother, sweeps=2, cycle=cycle)
             results = solve_sequence(
@@ -269,6 +272,36 @@ def test_smoother_settings_are_checked_and_all_converge():
         MGSettings(smoother="ilu")
     with pytest.raises(ValueError, match="unknown cycle"):
         MGSettings(cycle="f")
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_the_gauss_seidel_v_cycle_is_symmetric_and_sweeps_each_way_once(dim):
+    """`gs` smooths forward before the coarse correction and backward after it: the V-cycle
+    must then be a symmetric operator (u . M v = v . M u, what CG needs), which it is not
+    when both sweeps run the same way (checked: this test fails with forward sweeps both
+    times)."""
+    family = darcy(15, dim)
+    A, _ = family.system(family.sample(0, 0))
+    rng = np.random.default_rng(0)
+    u, v = rng.standard_normal((2, A.shape[0]))
+
+    def apply(settings, x):
+        chain = ChainSolver("cg", "mg", grid=family.interior_shape, multigrid=settings)
+        pc = chain._runner.pc
+        mat = chain._slot.load(A)
+        pc.setOperators(mat, mat)
+        pc.setUp()
+        y = mat.createVecLeft()
+        pc.apply(PETSc.Vec().createWithArray(x.copy()), y)
+        return y.getArray().copy(), pc
+
+    gs = MGSettings(smoother="gs")
+    Mu, pc = apply(gs, u)
+    Mv, _ = apply(gs, v)
+    assert abs(u @ Mv - v @ Mu) <= 1e-12 * abs(u @ Mv)
+    level = pc.getMGSmootherDown(1).getPC(), pc.getMGSmootherUp(1).getPC()
+    assert level[0].handle != level[1].handle  # distinct down and up smoothers
+    assert np.all(np.isfinite(Mu)) and u @ Mu > 0  # and positive definite on A's SPD matrix
 
 
 # -- recipes end to end ----------------------------------------------------------------------
@@ -340,6 +373,11 @@ def test_every_family_generates_with_pc_mg(family, tmp_path):
         ("helmholtz", 3, 47, ("gcrodr", "mg")),
         ("helmholtz", 2, 255, ("direct", "lu")),  # 2D Helmholtz: LU stays far ahead
         ("heat", 2, 255, ("direct", "cholesky")),  # one factorisation serves every step
+        ("heat", 2, 511, ("direct", "cholesky")),
+        ("heat", 2, 1023, ("cg", "mg")),  # above the measured crossover
+        ("heat", 3, 31, ("cg", "ilu")),
+        ("heat", 3, 63, ("cg", "mg")),
+        ("helmholtz", 3, 15, ("gcrodr", "ilu")),  # below the crossover
     ],
 )
 def test_auto_picks_multigrid_by_size_where_it_was_measured_faster(family, dim, n, expected):

@@ -315,3 +315,43 @@ def test_greedy_ordering_matches_a_brute_force_nearest_neighbour_chain():
         expected.append(nxt)
         left.remove(nxt)
     assert order_systems(f, "greedy").tolist() == expected
+
+
+@pytest.mark.parametrize("read_only_pattern", [True, False])
+def test_matrix_slot_takes_each_systems_values_and_never_aliases_the_callers(read_only_pattern):
+    """The slot copies new values into the arrays its Mat was created on: a factorisation
+    must see them (the assembly raises the Mat's state) and the caller's matrix must stay
+    its own, whether its pattern is the shared read-only stencil pattern or a private one."""
+    systems = darcy_chain(count=3)
+    slot = MatrixSlot()
+    ksp = make_ksp("direct", "lu", 1e-10)
+    mats = set()
+    for A, b in systems:
+        if not read_only_pattern:
+            A = sp.csr_matrix((A.data.copy(), A.indices.copy(), A.indptr.copy()), shape=A.shape)
+        before = A.data.copy()
+        mat = slot.load(A)
+        mats.add(id(mat))
+        x = vec_from_array(np.zeros_like(b))
+        ksp.setOperators(mat)
+        ksp.solve(vec_from_array(b), x)
+        np.testing.assert_allclose(x.getArray(), spla.spsolve(A.tocsc(), b), rtol=1e-9)
+        A.data *= 2.0  # the caller changing its matrix afterwards leaves the Mat alone
+        assert mat.getValuesCSR()[2] == pytest.approx(before)
+    assert len(mats) == 1  # one Mat for the whole chain: symbolic work is kept
+
+
+def test_a_direct_solve_short_of_rtol_is_refined_instead_of_failing():
+    """A factorisation takes no initial guess (PETSc raises on one), so a direct solve whose
+    true residual misses rtol is polished by iterative refinement with its own factors: it
+    reports what it reached, never an error. Hilbert-like scaling makes the first residual
+    miss a tight rtol; refinement must not make it worse."""
+    rng = np.random.default_rng(3)
+    n = 60
+    scale = sp.diags(10.0 ** rng.uniform(-6, 6, n))
+    A = (scale @ sp.random(n, n, density=0.3, random_state=4) @ scale + sp.identity(n)).tocsr()
+    b = rng.standard_normal(n)
+    one = ChainSolver("direct", "lu", rtol=1e-300).solve(A, b)  # unreachable: refined twice
+    assert not one.converged and np.isfinite(one.residual)
+    plain = spla.spsolve(A.tocsc(), b)
+    assert one.residual <= 10 * np.linalg.norm(b - A @ plain) / np.linalg.norm(b)

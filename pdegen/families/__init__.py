@@ -3,13 +3,14 @@
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
+from pdegen.families.elasticity import Elasticity
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.poisson import Poisson
 from pdegen.families.stokes import Stokes
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Stokes)
+    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Elasticity, Stokes)
 }
 
 
@@ -22,6 +23,7 @@ __all__ = [
     "FAMILIES",
     "ConvectionDiffusion",
     "Darcy",
+    "Elasticity",
     "Family",
     "FieldAxes",
     "Heat",

@@ -93,6 +93,9 @@ class Family(abc.ABC):
     auto_multigrid: ClassVar[dict[int, tuple[int, tuple[str, str]]]] = {}
     #: the preconditioner `pc: auto` means for an iterative method named explicitly
     iterative_pc: ClassVar[str] = "ilu"
+    #: the smoother of `pc: mg`'s V-cycle (a name of `solvers.multigrid.SMOOTHERS`), measured
+    #: per family (docs/benchmarks.md, "Multigrid smoothers" and the Helmholtz section)
+    multigrid_smoother: ClassVar[str] = "sor"
     #: every sample has the same matrix (many right-hand sides), and `system` returns the very
     #: same matrix object each time, so the solve keeps one factorisation or preconditioner;
     #: ordering the chain then gains a recycling method nothing (`resolve_ordering`)
@@ -276,6 +279,12 @@ class Family(abc.ABC):
     def unknowns(self) -> int:
         return self.n**self.dim
 
+    @property
+    def matrix_entries(self) -> int:
+        """The stored entries of the system matrix, for the memory estimate
+        (`pdegen.resources`): a (2d + 1)-point stencil per unknown here."""
+        return (2 * self.dim + 1) * self.unknowns
+
     def grf(self, rng: np.random.Generator, spec: FieldSpec) -> np.ndarray:
         field_ = gaussian_random_field(
             rng, [self.x] * self.dim, spec.alpha, spec.tau, spec.sigma, spec.modes
@@ -308,6 +317,12 @@ class Family(abc.ABC):
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
         """A x = b for one sample (CSR with the family's fixed sparsity pattern)."""
 
+    def multigrid_settings(self):
+        """The `solvers.multigrid.MGSettings` that `pc: mg` runs with for this family."""
+        from solvers.multigrid import MGSettings  # starts PETSc: not at recipe validation
+
+        return MGSettings(smoother=self.multigrid_smoother)
+
     def preconditioner_operator(self, sample: Sample, A: sp.csr_matrix) -> sp.csr_matrix | None:
         """The matrix a preconditioner that asks for one (`Preconditioner.own_operator`:
         `pc: mg`) is built on instead of A, with A's sparsity; None (the default): A itself.
@@ -319,6 +334,13 @@ class Family(abc.ABC):
         (`pc: fieldsplit` builds on them; families that do not define it cannot take it)."""
         return None
 
+    def vector_layout(self) -> dict[str, Any]:
+        """How the solver is to see a vector-valued operator (d unknowns per node,
+        interleaved: elasticity), as `solvers.ChainSolver` keywords: `block_size` d, and
+        `rigid_body_coordinates` (nodes, d) where GAMG is to get the rigid-body modes as its
+        near-null space. {} (the default): one scalar unknown per node."""
+        return {}
+
     def boundary_values(self, sample: Sample) -> np.ndarray | float:
         return 0.0
 
@@ -327,6 +349,13 @@ class Family(abc.ABC):
         u = np.array(np.broadcast_to(self.boundary_values(sample), self.grid_shape))
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
+
+    def solution_vector(self, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
+        """The unknowns x of A x = b from one sample's output fields (what `pdegen check
+        --deep` re-verifies): the interior nodes of `solution`; elasticity interleaves its
+        displacement components; None where the stored fields do not determine them (Stokes
+        stores interpolations of its staggered unknowns)."""
+        return self.interior(outputs["solution"]).ravel()
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the

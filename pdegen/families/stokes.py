@@ -380,6 +380,20 @@ class Stokes(Family):
         result = chain.solve(A, b, P=P)
         return self.node_fields(*self.mac_fields(result.x)), [result]
 
+    def solution_vector(self, outputs: dict[str, np.ndarray]) -> None:
+        """None: the stored fields are interpolations, which do not determine the MAC
+        unknowns (`pdegen check --deep` checks a Stokes sample's inputs only)."""
+        return None
+
+    @property
+    def matrix_entries(self) -> int:
+        """The system's stored entries (memory estimate): a (2 dim + 1)-point diffusion row
+        plus two gradient entries per velocity, 2 dim divergence entries and the stored zero
+        diagonal per pressure (an upper bound: wall rows have fewer)."""
+        return (2 * self.dim + 3) * self.velocity_unknowns + (
+            2 * self.dim + 1
+        ) * self.pressure_unknowns
+
     def features(self, sample: Sample) -> np.ndarray:
         """log viscosity and the force, downsampled: what moves the operator and the flow."""
         i = sample.inputs
