@@ -50,6 +50,11 @@ def make_ksp(
     elif method == "cg":
         ksp.setType("cg")
         ksp.setNormType(unprec)
+    elif method == "minres":
+        # PETSc's MINRES tests the preconditioned residual norm by default; it also offers
+        # the unpreconditioned one, which is every other method's test
+        ksp.setType("minres")
+        ksp.setNormType(unprec)
     elif method == "direct":
         ksp.setType("preonly")
         pc = pc if pc in PRECONDITIONERS and PRECONDITIONERS[pc].factorisation else "lu"

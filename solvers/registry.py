@@ -34,6 +34,9 @@ class Method:
     recycles: bool = False
     #: a factorisation: its preconditioner must be one (`Preconditioner.factorisation`)
     direct: bool = False
+    #: the preconditioners it can run with, when not every one (MINRES's recurrence needs a
+    #: symmetric positive definite preconditioner); None: any
+    pcs: frozenset[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class Preconditioner:
     #: built on the family's preconditioning matrix where it has one
     #: (`Family.preconditioner_operator`: Helmholtz's shifted Laplacian), not on A itself
     own_operator: bool = False
+    #: a block preconditioner over the family's blocks of unknowns (`Family.field_splits`):
+    #: only for families that declare them
+    split: bool = False
 
 
 @dataclass(frozen=True)
@@ -65,6 +71,11 @@ METHODS: dict[str, Method] = {
     "rcg": Method("recycling (deflated) conjugate gradients", requires=SPD, recycles=True),
     "gmres": Method("PETSc's restarted GMRES, right-preconditioned"),
     "cg": Method("PETSc's conjugate gradients", requires=SPD),
+    "minres": Method(
+        "PETSc's MINRES, for symmetric indefinite operators",
+        requires=frozenset({SYMMETRIC}),
+        pcs=frozenset({"none", "jacobi", "icc", "gamg", "mg", "fieldsplit"}),
+    ),
     "direct": Method("a sparse factorisation (PETSc LU or Cholesky)", direct=True),
     "gcrotmk": Method("scipy's GCROT(m, k), carrying its recycle space", ksp=False, recycles=True),
 }
@@ -83,6 +94,12 @@ PRECONDITIONERS: dict[str, Preconditioner] = {
         "geometric multigrid on the node grid (Galerkin PCMG; Helmholtz: on the shifted Laplacian)",
         geometric=True,
         own_operator=True,
+    ),
+    "fieldsplit": Preconditioner(
+        "fieldsplit",
+        "block diagonal Schur-complement preconditioner over the family's blocks (PCFIELDSPLIT)",
+        own_operator=True,
+        split=True,
     ),
     "lu": Preconditioner("lu", "sparse LU (nested dissection)", factorisation=True),
     "cholesky": Preconditioner(

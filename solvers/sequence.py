@@ -224,6 +224,7 @@ class ChainSolver:
         #: the multigrid hierarchy of `pc: mg` (None before the first solve without `grid`)
         self.hierarchy: GridHierarchy | None = None
         self._wants_operator = entry is not None and entry.own_operator
+        self._wants_splits = entry is not None and entry.split
         self._needs_grid = entry is not None and entry.geometric
         self._multigrid = multigrid
         self.warm_start = warm_start
@@ -244,6 +245,29 @@ class ChainSolver:
         """Whether the preconditioner is built on a family's preconditioning matrix where it
         has one (`Preconditioner.own_operator`): pass it as `solve(..., P=...)`."""
         return self._wants_operator
+
+    @property
+    def wants_field_splits(self) -> bool:
+        """Whether the preconditioner is a block one (`pc: fieldsplit`) still waiting for its
+        blocks: pass them to `use_field_splits` before the first solve."""
+        return self._wants_splits
+
+    def use_field_splits(self, splits: dict[str, np.ndarray], velocity_pc: str | None = None):
+        """Build the block preconditioner on these blocks of unknowns (name -> indices, the
+        primal block first: `solvers.fieldsplit`); once per chain, the blocks never change."""
+        from solvers.fieldsplit import VELOCITY_PC, configure_fieldsplit
+
+        configure_fieldsplit(self._runner.pc, splits, velocity_pc or VELOCITY_PC)
+        self._wants_splits = False
+
+    def use_factor_ordering(self, ordering: str, nonzero_diagonal: bool = False) -> None:
+        """For a factorisation, the fill-reducing ordering (PETSc MatOrderingType) instead of
+        nested dissection, and `nonzero_diagonal`: permute rows so no diagonal entry is zero
+        (PCFactorReorderForNonzeroDiagonal), for PETSc's LU, which does not pivot, on a
+        saddle point's zero block; a no-op for other preconditioners."""
+        pc = self._runner.pc
+        if pc.getType() in ("lu", "cholesky"):
+            pc.setFactorOrdering(ordering, nzdiag=0.0 if nonzero_diagonal else None)
 
     def _build_hierarchy(self, grid: tuple[int, ...]) -> None:
         from solvers.multigrid import configure_multigrid
@@ -280,6 +304,8 @@ class ChainSolver:
         """Solve A x = b; `x0` (or, with warm starts, the last solution) is the first guess.
         `P` (same sparsity from system to system, like A) is the matrix the preconditioner is
         built on, A when None; the residual and convergence are always those of A."""
+        if self._wants_splits:
+            raise ValueError(f"pc {self.pc}: call use_field_splits(...) before the first solve")
         mat = self._slot.load(A)
         pmat = mat if P is None else self._pslot.load(P)
         if self.near_null_space is not None:

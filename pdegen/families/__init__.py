@@ -9,9 +9,10 @@ from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.nonlinear_diffusion import NonlinearDiffusion
 from pdegen.families.poisson import Poisson
 from pdegen.families.reaction_diffusion import ReactionDiffusion
+from pdegen.families.stokes import Stokes
 
 FAMILIES: dict[str, type[Family]] = {
-    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Elasticity)
+    f.name: f for f in (Darcy, Poisson, Helmholtz, Heat, ConvectionDiffusion, Elasticity, Stokes)
 }
 # The Newton families (solvers/newton.py)
 FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
@@ -35,5 +36,6 @@ __all__ = [
     "Poisson",
     "ReactionDiffusion",
     "Sample",
+    "Stokes",
     "family_from_recipe",
 ]

@@ -107,6 +107,9 @@ class Family(abc.ABC):
     #: extra per-sample /stats columns, name -> numpy dtype, that `sample_stats` fills from
     #: a sample's solve results (the Newton families: Newton iterations; docs/format.md)
     stats_columns: ClassVar[dict[str, str]] = {}
+    #: the preconditioners its operator can take when fewer than its properties allow (a
+    #: saddle point's zero block rules out point-wise and node-grid ones); None: all of them
+    preconditioners: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -138,7 +141,18 @@ class Family(abc.ABC):
     @classmethod
     def supports(cls, entry: Method | Preconditioner) -> bool:
         """Whether a registered method or preconditioner can take this family's operator."""
+        if isinstance(entry, Preconditioner):
+            names = [k for k, e in PRECONDITIONERS.items() if e is entry]
+            if cls.preconditioners is not None and not set(names) & cls.preconditioners:
+                return False
+            if entry.split and not cls.has_field_splits():
+                return False
         return entry.requires <= cls.operator_properties()
+
+    @classmethod
+    def has_field_splits(cls) -> bool:
+        """Whether the family hands its unknowns' blocks to a block preconditioner."""
+        return cls.field_splits is not Family.field_splits
 
     @classmethod
     def resolve_solver(
@@ -205,10 +219,26 @@ class Family(abc.ABC):
             if name == "auto" or cls.supports(table[name]):
                 continue
             allowed = ["auto", *(n for n, e in table.items() if cls.supports(e))]
+            if table[name].requires <= cls.operator_properties():  # the family's own limit
+                raise RecipeError(
+                    f"solver.{where}: {name!r} does not apply to {cls.name}'s operator"
+                    f"{_why_not(cls, table[name])} (allowed: {', '.join(allowed)})"
+                )
             raise RecipeError(
                 f"solver.{where}: {name!r} needs a {describe_operator(table[name].requires)} "
                 f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
                 f"(allowed: {', '.join(allowed)})"
+            )
+        method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n)
+        pcs = METHODS[method].pcs
+        if pcs is not None and pc not in pcs:
+            named = repr(solver.pc) if solver.pc == pc else f"{solver.pc!r} ({pc!r} here)"
+            usable = ["auto"] * (cls.iterative_pc in pcs) + [
+                p for p, e in PRECONDITIONERS.items() if p in pcs and cls.supports(e)
+            ]
+            raise RecipeError(
+                f"solver.pc: {named} cannot precondition {method!r}, which needs a symmetric "
+                f"positive definite preconditioner (allowed: {', '.join(usable)})"
             )
         return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n))
 
@@ -309,6 +339,11 @@ class Family(abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
+    def field_splits(self) -> dict[str, np.ndarray] | None:
+        """The unknowns of each block of a block system, by name, in the order of the blocks
+        (`pc: fieldsplit` builds on them; families that do not define it cannot take it)."""
+        return None
+
     def vector_layout(self) -> dict[str, Any]:
         """How the solver is to see a vector-valued operator (d unknowns per node,
         interleaved: elasticity), as `solvers.ChainSolver` keywords: `block_size` d, and
@@ -325,10 +360,11 @@ class Family(abc.ABC):
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
 
-    def solution_vector(self, outputs: dict[str, np.ndarray]) -> np.ndarray:
+    def solution_vector(self, outputs: dict[str, np.ndarray]) -> np.ndarray | None:
         """The unknowns x of A x = b from one sample's output fields (what `pdegen check
         --deep` re-verifies): the interior nodes of `solution`; elasticity interleaves its
-        displacement components."""
+        displacement components; None where the stored fields do not determine them (Stokes
+        stores interpolations of its staggered unknowns)."""
         return self.interior(outputs["solution"]).ravel()
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
@@ -350,6 +386,14 @@ class Family(abc.ABC):
     def features(self, sample: Sample) -> np.ndarray:
         """What ordering compares: nearby vectors should mean nearby operators."""
         return np.concatenate([self.downsample(v).ravel() for v in sample.inputs.values()])
+
+
+def _why_not(cls: type[Family], entry: Preconditioner) -> str:
+    """Why a preconditioner the operator's properties allow is refused: the family's own
+    declarations (`preconditioners`, `field_splits`)."""
+    if entry.split and not cls.has_field_splits():
+        return ": it needs the blocks of a block system, which this family does not declare"
+    return ""
 
 
 def _check_declarations(cls: type[Family]) -> None:
