@@ -18,14 +18,15 @@ class MatrixSlot:
 
     Reusing the same Mat keeps PETSc's nonzero state unchanged when the sparsity pattern is
     unchanged, so factorisations reuse their symbolic phase and preconditioners their
-    structure; only a pattern change creates a new Mat.
+    structure; only a pattern change creates a new Mat. The family's shared read-only
+    stencil pattern is recognised by identity, without comparing the arrays.
 
-    On one process the Mat is created on arrays this slot owns (MatCreateSeqAIJWithArrays
-    keeps no copy of its own), so a new system's values are one memcpy into them followed by
-    an assembly, which raises the Mat's state and so tells every preconditioner to set itself
-    up again. Why: MatSetValuesCSR searches each row for every column, 4.5 ms for the 875 000
-    values of a 421 x 421 Darcy matrix against 0.2 ms for the copy (docs/benchmarks.md,
-    "Where a sample's time goes").
+    The values go in through MatSetValuesCSR into PETSc's own arrays. A Mat created on arrays
+    this slot owned (MatCreateSeqAIJWithArrays), refilled by memcpy, was 20x cheaper (0.2 ms
+    against 4.5 ms for a 421 x 421 Darcy matrix) but broke the engines' bit-for-bit agreement
+    on 2D elasticity with GAMG in about one run in ten (last-bit differences in Dask
+    workers; never in 20 runs through MatSetValuesCSR), for a reason not found: kept out until
+    it is (docs/benchmarks.md, "Where a sample's time goes").
     """
 
     def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):
@@ -34,7 +35,6 @@ class MatrixSlot:
         self.block_size = block_size
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
-        self._values: np.ndarray | None = None  # the Mat's own values (one process only)
         self._source: object | None = None
 
     def _same_pattern(self, indptr: np.ndarray, indices: np.ndarray) -> bool:
@@ -52,7 +52,7 @@ class MatrixSlot:
             return self.mat
         self._source = A
         if isinstance(A, PETSc.Mat):
-            self.mat, self._pattern, self._values = A, None, None
+            self.mat, self._pattern = A, None
             return A
         A = sp.csr_matrix(A)
         A.sort_indices()
@@ -60,23 +60,12 @@ class MatrixSlot:
         indices = A.indices.astype(PETSc.IntType, copy=False)
         data = A.data.astype(PETSc.ScalarType, copy=False)
         if self._same_pattern(indptr, indices):
-            if self._values is not None:
-                np.copyto(self._values, data)
-            else:
-                self.mat.setValuesCSR(indptr, indices, data)
+            self.mat.setValuesCSR(indptr, indices, data)
             self.mat.assemble()
             return self.mat
-        if self.comm.getSize() == 1:
-            owned = (indptr.copy(), indices.copy(), _aligned_copy(data))
-            self.mat = PETSc.Mat().createAIJWithArrays(
-                A.shape, csr=owned, bsize=self.block_size, comm=self.comm
-            )
-            self._values = owned[2]
-        else:
-            self.mat = PETSc.Mat().createAIJ(
-                size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
-            )
-            self._values = None
+        self.mat = PETSc.Mat().createAIJ(
+            size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
+        )
         self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         self.mat.assemble()
         shared = not (indptr.flags.writeable or indices.flags.writeable)
@@ -85,19 +74,6 @@ class MatrixSlot:
         # may change it
         self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
-
-
-def _aligned_copy(array: np.ndarray, alignment: int = 64) -> np.ndarray:
-    """A copy of `array` whose data starts on an `alignment`-byte boundary, as PETSc's own
-    allocations do. Why: PETSc's kernels (GAMG's set-up among them) can round differently
-    when the values' address is aligned differently, so a Mat on numpy's memory, whose
-    alignment varies from process to process, broke the engines' bit-for-bit agreement
-    (measured: 3 runs in 20 differed in the last bits on 2D elasticity; none in 20 with this)."""
-    raw = np.empty(array.nbytes + alignment, dtype=np.uint8)
-    start = -raw.ctypes.data % alignment
-    out = raw[start : start + array.nbytes].view(array.dtype)
-    out[...] = array.ravel()
-    return out
 
 
 def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:
