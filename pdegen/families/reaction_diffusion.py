@@ -110,8 +110,8 @@ class ReactionDiffusion(NewtonFamily):
         whatever the state: theta dt max r' < 1, with max r' = 1 / epsilon^2 for Allen-Cahn
         and rate for Fisher-KPP (both at u = 0, for states in [-1, 1] and [0, 1])."""
         p = self.problem
-        stiffness = 1.0 / p.epsilon**2 if p.reaction == "allen-cahn" else p.rate
-        return self.theta * p.dt * stiffness < 1.0
+        step = self.theta * p.dt  # compared without dividing: epsilon may be denormal
+        return step < p.epsilon**2 if p.reaction == "allen-cahn" else step * p.rate < 1.0
 
     def resolve_for(self, method: str, pc: str) -> tuple[str, str]:
         """`method: auto` in 2D runs LU where a step's Jacobian can be indefinite: the one
