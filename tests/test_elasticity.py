@@ -476,21 +476,6 @@ def engine_recipe(directory) -> dict:
     return data
 
 
-def read_all(path) -> dict[str, np.ndarray]:
-    import h5py
-
-    out = {}
-    for shard in sorted(path.glob("shard-*.h5")):
-        with h5py.File(shard, "r") as f:
-
-            def visit(name, obj, shard=shard):
-                if isinstance(obj, h5py.Dataset) and name != "stats/seconds":
-                    out[f"{shard.name}/{name}"] = obj[()]
-
-            f.visititems(visit)
-    return out
-
-
 def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
     import shutil
     import subprocess
@@ -501,6 +486,7 @@ def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
     from pdegen import open_dataset
     from pdegen.check import check_dataset
     from pdegen.generate import generate
+    from tests.test_engines import read_all
 
     recipe = recipe_from_dict(engine_recipe(tmp_path))
     assert recipe.solver.ordering == "greedy"
