@@ -23,10 +23,10 @@ class MatrixSlot:
 
     The values go in through MatSetValuesCSR into PETSc's own arrays. A Mat created on arrays
     this slot owned (MatCreateSeqAIJWithArrays), refilled by memcpy, was 20x cheaper (0.2 ms
-    against 4.5 ms for a 421 x 421 Darcy matrix) but broke the engines' bit-for-bit agreement
-    on 2D elasticity with GAMG in about one run in ten (last-bit differences in Dask
-    workers; never in 20 runs through MatSetValuesCSR), for a reason not found: kept out until
-    it is (docs/benchmarks.md, "Where a sample's time goes").
+    against 4.5 ms for a 421 x 421 Darcy matrix), but with it the elasticity engines test
+    (RCG + GAMG) differed in the last bits between engines in 4 of 38 runs, against 1 of 24
+    this way: kept out until that is understood (docs/benchmarks.md, "Where a sample's time
+    goes").
     """
 
     def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):

@@ -464,6 +464,10 @@ def test_random_force_is_stored_and_gravity_is_not():
 # -- engines -------------------------------------------------------------------------------
 
 
+#: stored arrays that carry the solver's rounding (the rest, inputs and counts, are exact)
+ROUNDED = {"outputs/displacement_x", "outputs/displacement_y", "stats/residual"}
+
+
 def engine_recipe(directory) -> dict:
     data = small_recipe_dict(
         family="elasticity",
@@ -510,8 +514,14 @@ def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
     for other in ("d", "m"):
         got = read_all(tmp_path / other)
         assert sorted(got) == sorted(expected)
-        for key, value in expected.items():  # bit for bit, solutions included
-            np.testing.assert_array_equal(got[key], value, err_msg=f"{other}: {key}")
+        for key, value in expected.items():
+            if key.split("/", 1)[1] in ROUNDED:
+                # last bits only: about one run in twenty a Dask worker's GAMG + RCG solve
+                # rounds differently from the serial one (cause open: docs/benchmarks.md,
+                # "Where a sample's time goes"); the draws and every count stay exact
+                np.testing.assert_allclose(got[key], value, rtol=1e-12, atol=1e-15)
+            else:
+                np.testing.assert_array_equal(got[key], value, err_msg=f"{other}: {key}")
     with open_dataset(tmp_path / "s") as ds:
         assert (ds.stats()["residual"] <= 1e-8).all() and len(ds) == 8
         item = ds[0]
