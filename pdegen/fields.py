@@ -113,6 +113,7 @@ def grf_pointwise_std_bound(
     grids = np.meshgrid(*([k] * dim), indexing="ij")
     ksq = sum(g**2 for g in grids)
     nonzero = sum((g > 0).astype(int) for g in grids)
-    var = sigma**2 * (np.pi**2 * ksq + tau**2) ** (-alpha) * 2.0**nonzero
+    with np.errstate(divide="ignore"):  # tau = 0: the constant mode's 0^-alpha, dropped next
+        var = sigma**2 * (np.pi**2 * ksq + tau**2) ** (-alpha) * 2.0**nonzero
     var.flat[0] = 0.0
     return float(np.sqrt(var.sum()))

@@ -254,3 +254,15 @@ def test_auto_runs_the_fastest_measured_pair_for_the_regime():
     assert resolved(2, 63, dt=0.004, scheme="crank-nicolson") == ("direct", "lu")
     assert resolved(2, 63, dt=0.003, scheme="crank-nicolson") == ("gmres", "ilu")  # 0.5 dt
     assert resolved(3, 31, dt=0.004) == ("gmres", "ilu")  # 3D: LU measured 16x slower
+
+
+def test_a_time_step_that_overflows_is_refused_naming_dt():
+    from pdegen.errors import RecipeError
+    from pdegen.recipe import recipe_from_dict
+    from tests.conftest import small_recipe_dict
+
+    data = small_recipe_dict(family="reaction-diffusion", grid={"n": 31})
+    data["solver"] = {"method": "auto", "pc": "auto"}
+    data["problem"] = {"dt": 1e307, "steps": 20}
+    with pytest.raises(RecipeError, match=r"problem\.dt: 1e\+307 is too large"):
+        recipe_from_dict(data)

@@ -103,6 +103,12 @@ class ReactionDiffusion(NewtonFamily):
                 + (f", or raise grid.n to at least {math.ceil(need)}" if need < 1e9 else "")
                 + ")"
             )
+        stiffness = p.epsilon**-2.0 if p.reaction == "allen-cahn" else p.rate
+        if not math.isfinite(p.dt * (p.steps + 1) * stiffness):
+            raise RecipeError(
+                f"problem.dt: {p.dt:g} is too large: dt x steps x the reaction's stiffness "
+                f"({stiffness:g}) overflows (lower dt or steps)"
+            )
 
     @property
     def definite_steps(self) -> bool:
@@ -127,7 +133,8 @@ class ReactionDiffusion(NewtonFamily):
 
     @property
     def times(self) -> np.ndarray:
-        return self.problem.dt * np.arange(self.problem.steps + 1)
+        with np.errstate(over="ignore"):  # a dt that overflows is refused by `check`
+            return self.problem.dt * np.arange(self.problem.steps + 1)
 
     # -- the discrete equations -----------------------------------------------------------
 
