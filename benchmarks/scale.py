@@ -88,13 +88,15 @@ def make_family(name: str, n: int, dim: int):
 def run_case(name: str, n: int, dim: int, method: str, pc: str, samples: int) -> dict:
     """One case in this process: seconds per sample (heat: per step) after the first, and
     mean iterations (per solve)."""
-    from solvers import ChainSolver, order_systems
+    from multigrid import sorted_samples
+
+    from solvers import ChainSolver
 
     family = make_family(name, n, dim)
-    drawn = [family.sample(0, i) for i in range(samples)]
-    if name == "helmholtz":
-        order = order_systems(np.array([family.features(s) for s in drawn]), "greedy")
-        drawn = [drawn[i] for i in order]
+    if name == "helmholtz":  # in the greedy chain order pdegen solves them in
+        drawn = sorted_samples(family, samples)
+    else:
+        drawn = [family.sample(0, i) for i in range(samples)]
     chain = ChainSolver(
         method,
         pc,

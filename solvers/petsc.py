@@ -29,10 +29,17 @@ class MatrixSlot:
     goes").
     """
 
-    def __init__(self, comm=PETSc.COMM_SELF, block_size: int = 1):
+    def __init__(
+        self,
+        comm=PETSc.COMM_SELF,
+        block_size: int = 1,
+        near_null_space: PETSc.NullSpace | None = None,
+    ):
         self.comm = comm
         #: unknowns per node of a vector-valued operator (interleaved), PETSc's block size
         self.block_size = block_size
+        #: attached to every Mat this slot creates (GAMG's coarse spaces: `rigid_body_modes`)
+        self.near_null_space = near_null_space
         self.mat: PETSc.Mat | None = None
         self._pattern: tuple[np.ndarray, np.ndarray] | None = None
         self._source: object | None = None
@@ -53,6 +60,8 @@ class MatrixSlot:
         self._source = A
         if isinstance(A, PETSc.Mat):
             self.mat, self._pattern = A, None
+            if self.near_null_space is not None:
+                A.setNearNullSpace(self.near_null_space)
             return A
         A = sp.csr_matrix(A)
         A.sort_indices()
@@ -67,6 +76,8 @@ class MatrixSlot:
             size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
         )
         self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        if self.near_null_space is not None:
+            self.mat.setNearNullSpace(self.near_null_space)
         self.mat.assemble()
         shared = not (indptr.flags.writeable or indices.flags.writeable)
         # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference, so

@@ -230,12 +230,12 @@ class ChainSolver:
         self.warm_start = warm_start
         if rigid_body_coordinates is not None:
             block_size = block_size or np.shape(rigid_body_coordinates)[1]
-        self._slot = MatrixSlot(block_size=block_size or 1)
-        self._pslot = MatrixSlot(block_size=block_size or 1)
         #: the near-null space attached to every Mat of the chain (None: PETSc's default)
         self.near_null_space = (
             rigid_body_modes(rigid_body_coordinates) if rigid_body_coordinates is not None else None
         )
+        layout = {"block_size": block_size or 1, "near_null_space": self.near_null_space}
+        self._slot, self._pslot = MatrixSlot(**layout), MatrixSlot(**layout)
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
             self._build_hierarchy(tuple(grid))
@@ -308,10 +308,6 @@ class ChainSolver:
             raise ValueError(f"pc {self.pc}: call use_field_splits(...) before the first solve")
         mat = self._slot.load(A)
         pmat = mat if P is None else self._pslot.load(P)
-        if self.near_null_space is not None:
-            for m in {id(mat): mat, id(pmat): pmat}.values():
-                if m.getNearNullSpace().handle != self.near_null_space.handle:
-                    m.setNearNullSpace(self.near_null_space)
         if self._needs_grid:
             self._infer_grid(mat)
         bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))

@@ -423,17 +423,10 @@ def test_bad_recipe_values_are_one_line_errors(problem, solver, message):
 
 
 def test_a_pure_traction_recipe_fails_at_the_cli_in_one_line(tmp_path, write_recipe):
-    import subprocess
-    import sys
+    from tests.test_cli_errors import run
 
     path = write_recipe(elasticity_recipe(clamped="none"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pdegen.cli", "generate", str(path), "--engine", "serial"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run(["generate", str(path), "--engine", "serial"], tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "problem.clamped: 'none' clamps no face" in lines[0], lines

@@ -16,6 +16,7 @@ from pdegen.generate import generate
 from pdegen.recipe import recipe_from_dict
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.conftest import small_recipe_dict
+from tests.test_cli_errors import run
 
 # Small valid recipes per family: Helmholtz needs a grid that resolves its wavenumbers.
 PROBLEMS = {
@@ -81,13 +82,7 @@ def test_spd_families_take_every_registered_solver(family):
 
 def test_a_cg_recipe_for_helmholtz_fails_at_the_cli_in_one_line(tmp_path, write_recipe):
     path = write_recipe(family_recipe("helmholtz", method="cg"))
-    result = subprocess.run(
-        [sys.executable, "-m", "pdegen.cli", "generate", str(path), "--engine", "serial"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run(["generate", str(path), "--engine", "serial"], tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "solver.method: 'cg' needs a symmetric positive" in lines[0]
