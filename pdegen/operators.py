@@ -99,12 +99,52 @@ def stencil_matrix(
     for block, place in zip(blocks, places, strict=True):
         data[place] = block.ravel()
     A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
-    A.has_sorted_indices = True
+    A.has_canonical_format = True  # sorted, each entry once
     return A
 
 
 def diffusion_operator(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.ndarray]]:
-    """The matrix of -div(a grad .) on interior nodes, and the face coefficients (for lifts)."""
+    """The matrix of -div(a grad .) on interior nodes, and the face coefficients (for lifts).
+
+    Computed by the compiled kernel (`solvers/csrc/krylov.c`, `pdegen_diffusion_stencil`)
+    where it is built, else by `diffusion_operator_numpy`; both give the same bits (tested).
+    """
+    kernels = _stencil_kernels()
+    a = np.asarray(a)
+    if kernels is None or a.dtype != np.float64 or not 1 <= a.ndim <= 3 or a.shape[0] < 3:
+        return diffusion_operator_numpy(a, h)
+    ndim, n = a.ndim, a.shape[0] - 2
+    indptr, indices, _ = stencil_pattern(ndim, n)
+    faces = [np.empty(tuple(n + 1 if d == ax else n for d in range(ndim))) for ax in range(ndim)]
+    data = np.empty(indices.size)
+    padded = faces + [None] * (3 - ndim)
+    kernels.run(
+        "pdegen_diffusion_stencil",
+        a=np.ascontiguousarray(a),
+        n=n,
+        dim=ndim,
+        scale=1.0 / h**2,
+        faces0=padded[0],
+        faces1=padded[1],
+        faces2=padded[2],
+        data=data,
+        nnz=data.size,
+    )
+    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
+    A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
+    return A, faces
+
+
+def _stencil_kernels():
+    """The compiled kernels, or None (no compiler, PDEGEN_NATIVE=0). Imported here, not at
+    module load: validating a recipe needs these operators' shapes, never PETSc."""
+    from solvers.native import kernels
+
+    return kernels()
+
+
+def diffusion_operator_numpy(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.ndarray]]:
+    """`diffusion_operator` in numpy: the fallback, and the compiled kernel's oracle."""
     faces = face_coefficients(a)
     ndim = a.ndim
     scale = 1.0 / h**2

@@ -21,12 +21,16 @@ class MatrixSlot:
     structure; only a pattern change creates a new Mat. The family's shared read-only
     stencil pattern is recognised by identity, without comparing the arrays.
 
-    The values go in through MatSetValuesCSR into PETSc's own arrays. A Mat created on arrays
-    this slot owned (MatCreateSeqAIJWithArrays), refilled by memcpy, was 20x cheaper (0.2 ms
-    against 4.5 ms for a 421 x 421 Darcy matrix), but with it the elasticity engines test
-    (RCG + GAMG) differed in the last bits between engines in 4 of 38 runs, against 1 of 24
-    this way: kept out until that is understood (docs/benchmarks.md, "Where a sample's time
-    goes").
+    The values go in through PETSc's COO interface: the Mat is preallocated once from the
+    CSR pattern (MatSetPreallocationCOO, which keeps a map from the given entries to PETSc's
+    own), and each system's values are one MatSetValuesCOO, a single pass in C that raises
+    the Mat's state, so factorisations and smoothers (SOR's inverted diagonal is keyed on
+    that state) see the new operator. Why: MatSetValuesCSR searches every row for every
+    entry, 4.4 ms for a 421 x 421 Darcy matrix against 0.7 ms this way, which was the
+    largest part of a sample's time outside the solve (docs/benchmarks.md, "Where a
+    sample's time goes"). The price is the map: 16 bytes per entry, once per slot. The Mat
+    owns its arrays, as with MatSetValuesCSR (an earlier try, a Mat created on arrays the
+    slot owned and refilled by memcpy, is written up there too).
     """
 
     def __init__(
@@ -63,28 +67,32 @@ class MatrixSlot:
             if self.near_null_space is not None:
                 A.setNearNullSpace(self.near_null_space)
             return A
-        A = sp.csr_matrix(A)
-        A.sort_indices()
+        if A.format != "csr":  # a CSR one kept as it is: its canonical-format flag with it
+            A = sp.csr_matrix(A)
+        A.sum_duplicates()  # sorted, each entry once: COO would add repeats, CSR replace them
         indptr = A.indptr.astype(PETSc.IntType, copy=False)
         indices = A.indices.astype(PETSc.IntType, copy=False)
         data = A.data.astype(PETSc.ScalarType, copy=False)
-        if self._same_pattern(indptr, indices):
-            self.mat.setValuesCSR(indptr, indices, data)
-            self.mat.assemble()
-            return self.mat
-        self.mat = PETSc.Mat().createAIJ(
-            size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
-        )
-        self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
-        if self.near_null_space is not None:
-            self.mat.setNearNullSpace(self.near_null_space)
-        self.mat.assemble()
-        shared = not (indptr.flags.writeable or indices.flags.writeable)
-        # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference, so
-        # the next system's is recognised by identity; any other is copied, since its owner
-        # may change it
-        self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
+        if not self._same_pattern(indptr, indices):
+            self.mat = self._create(A.shape, indptr, indices)
+            shared = not (indptr.flags.writeable or indices.flags.writeable)
+            # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference,
+            # so the next system's is recognised by identity; any other is copied, since its
+            # owner may change it
+            self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
+        self.mat.setValuesCOO(data, PETSc.InsertMode.INSERT_VALUES)  # assembles
         return self.mat
+
+    def _create(self, shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray) -> PETSc.Mat:
+        """An AIJ Mat preallocated for exactly this CSR pattern, entries in CSR order."""
+        mat = PETSc.Mat().create(comm=self.comm)
+        mat.setSizes(shape, bsize=self.block_size)
+        mat.setType(PETSc.Mat.Type.AIJ)
+        rows = np.repeat(np.arange(shape[0], dtype=PETSc.IntType), np.diff(indptr))
+        mat.setPreallocationCOO(rows, indices)
+        if self.near_null_space is not None:
+            mat.setNearNullSpace(self.near_null_space)
+        return mat
 
 
 def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:

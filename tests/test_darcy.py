@@ -110,3 +110,60 @@ def test_cached_stencil_pattern_assembles_what_scipys_coo_conversion_does(ndim, 
     for name in ("indptr", "indices", "data"):
         np.testing.assert_array_equal(getattr(A, name), getattr(B, name), err_msg=name)
     assert not A.indices.flags.writeable  # shared by every matrix of this size
+
+
+@pytest.mark.parametrize(
+    ("ndim", "n", "kind"),
+    [
+        (1, 9, "lognormal"),
+        (2, 1, "lognormal"),
+        (2, 31, "threshold"),
+        (2, 40, "lognormal"),
+        (3, 1, "threshold"),
+        (3, 12, "lognormal"),
+        (3, 15, "threshold"),
+    ],
+)
+def test_the_compiled_stencil_kernel_gives_numpys_bits(ndim, n, kind):
+    """`diffusion_operator` runs the compiled kernel (solvers/csrc/krylov.c); its numpy
+    twin is the oracle: the same pattern, values and face coefficients, bit for bit, in
+    every dimension (1 is the edge of the padded-axes indexing, n = 1 has no neighbours)."""
+    from pdegen.operators import diffusion_operator, diffusion_operator_numpy
+    from solvers import native
+
+    assert native.kernels() is not None, native.status()  # CI builds the kernels
+    rng = np.random.default_rng(ndim * 1000 + n)
+    field = rng.standard_normal((n + 2,) * ndim)
+    a = np.where(field >= 0, 12.0, 3.0) if kind == "threshold" else np.exp(field)
+    A, faces = diffusion_operator(a, 1.0 / (n + 1))
+    B, oracle = diffusion_operator_numpy(a, 1.0 / (n + 1))
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(A, name), getattr(B, name), err_msg=name)
+    assert len(faces) == ndim
+    for got, want in zip(faces, oracle, strict=True):
+        np.testing.assert_array_equal(got, want)
+    x = rng.standard_normal(n**ndim)
+    np.testing.assert_allclose(A @ x, B.toarray() @ x, rtol=1e-13, atol=1e-9 * (n + 1) ** 2)
+
+
+def test_the_compiled_stencil_kernel_refuses_a_value_array_of_the_wrong_length():
+    """A data array that does not fit the pattern is a caller bug: refused, not overrun."""
+    from solvers import native
+
+    lib = native.kernels()
+    assert lib is not None, native.status()
+    a = np.ones((6, 6))
+    faces = [np.empty((5, 4)), np.empty((4, 5))]
+    with pytest.raises(RuntimeError, match="pdegen_diffusion_stencil failed"):
+        lib.run(
+            "pdegen_diffusion_stencil",
+            a=a,
+            n=4,
+            dim=2,
+            scale=1.0,
+            faces0=faces[0],
+            faces1=faces[1],
+            faces2=None,
+            data=np.empty(10),
+            nnz=10,
+        )

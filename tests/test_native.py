@@ -14,6 +14,7 @@ import scipy.sparse.linalg as spla
 from petsc4py import PETSc
 
 from pdegen.families import Darcy
+from pdegen.operators import diffusion_operator
 from pdegen.specs import CoefficientSpec
 from solvers import native
 from solvers.baselines import make_ksp
@@ -122,7 +123,11 @@ def fresh_load():
 
 def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
     lib = native.load(native.build())
-    assert set(native.SIGNATURES) == {"pdegen_gcrodr_cycle", "pdegen_deflated_cg"}
+    assert set(native.SIGNATURES) == {
+        "pdegen_gcrodr_cycle",
+        "pdegen_deflated_cg",
+        "pdegen_diffusion_stencil",
+    }
     cycle = native.SIGNATURES["pdegen_gcrodr_cycle"]
     assert [f.name for f in cycle.fields][:6] == ["ksp", "A", "pc", "src", "dst", "n"]
     assert [f.name for f in cycle.fields if f.output] == ["done"]
@@ -173,6 +178,8 @@ def test_solvers_refuse_a_mismatched_library_instead_of_falling_back(
     tmp_path, monkeypatch, fresh_load
 ):
     # A stale or foreign library where the cache says this source's library is.
+    A, b = darcy_chain(count=1, n=12)[0]  # assembled before: the stencil kernel refuses too
+    native._load.cache_clear()  # forget the real library the assembly loaded
     monkeypatch.setenv("PDEGEN_NATIVE_CACHE", str(tmp_path / "cache"))
     bad = altered_library(tmp_path, "IN(int64_t, k)", "IN(int32_t, k)")
     native.library_path().parent.mkdir(parents=True)
@@ -180,7 +187,8 @@ def test_solvers_refuse_a_mismatched_library_instead_of_falling_back(
     assert "refused" in native.status() and "pdegen_deflated_cg_args.k" in native.status()
     with pytest.raises(native.LayoutError, match="pdegen_deflated_cg_args.k"):
         native.kernels()
-    A, b = darcy_chain(count=1, n=12)[0]
+    with pytest.raises(native.LayoutError, match="pdegen_deflated_cg_args.k"):
+        diffusion_operator(np.ones((14, 14)), 1.0 / 13)
     ksp = make_ksp("rcg", "jacobi", 1e-8, 3000, 30, 8)
     ksp.setOperators(MatrixSlot().load(A))
     with pytest.raises(PETSc.Error):  # loud, not a quiet switch to the Python loop

@@ -1,5 +1,5 @@
 /*
- * The C boundary of the compiled Krylov loops: the one place where their arguments are
+ * The C boundary of the compiled Krylov loops (and the stencil assembly kernel): the one place where their arguments are
  * declared. krylov.c includes this header, and solvers/native.py parses the field lists
  * below to build its ctypes structures, so the two sides cannot be written out separately.
  *
@@ -96,6 +96,29 @@
   OUT(int64_t, kept) \
   OUT(int64_t, reason)
 
+/*
+ * The values of -div(a grad .) on the n^dim interior nodes (pdegen/operators.py, the
+ * conservative stencil with harmonic face means), written straight into the CSR value array
+ * of stencil_pattern(dim, n): rows in C order, columns ascending in each row (the lower
+ * neighbours from the slowest axis to the fastest, the diagonal, the upper ones back).
+ *   a:      the nodal coefficient on the full (n + 2)^dim node grid, C order
+ *   faces0..faces2: out, per axis the face coefficients between nodes i and i + 1 on the
+ *           interior lines (n + 1 along that axis, n along the others); NULL beyond dim
+ *   data:   out, nnz values; nnz must be (2 dim + 1) n^dim - 2 dim n^(dim - 1)
+ * The arithmetic is numpy's, operation for operation (2 a b / (a + b); diagonal terms
+ * summed axis by axis; off-diagonals (-f) scale), so both paths give the same bits.
+ */
+#define PDEGEN_DIFFUSION_STENCIL_FIELDS(IN, OUT) \
+  IN(const double *, a) \
+  IN(int64_t, n) \
+  IN(int64_t, dim) /* 1, 2 or 3 */ \
+  IN(double, scale) /* 1 / h^2 */ \
+  IN(double *, faces0) \
+  IN(double *, faces1) \
+  IN(double *, faces2) \
+  IN(double *, data) \
+  IN(int64_t, nnz)
+
 #define PDEGEN_DECLARE_FIELD(type, name) type name;
 
 typedef struct {
@@ -106,9 +129,14 @@ typedef struct {
   PDEGEN_DEFLATED_CG_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
 } pdegen_deflated_cg_args;
 
-/* Both return a PetscErrorCode (0 on success); the OUT fields are set only on success. */
+typedef struct {
+  PDEGEN_DIFFUSION_STENCIL_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
+} pdegen_diffusion_stencil_args;
+
+/* All return a PetscErrorCode (0 on success); the OUT fields are set only on success. */
 PETSC_EXTERN PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args);
+PETSC_EXTERN PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args);
 
 /*
  * The layout the compiler gave the argument structs, as text (snprintf's contract: writes
