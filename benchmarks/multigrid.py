@@ -47,6 +47,7 @@ def run(
     recycle: int = 20,
     multigrid: MGSettings | None = None,
     on_shifted: bool = False,
+    best_by: str = "mean",
 ) -> dict:
     best = None
     for _ in range(repeats):
@@ -81,7 +82,7 @@ def run(
             "samples": len(results),
             "pc": chain.pc,
         }
-        if best is None or cell["mean"] < best["mean"]:
+        if best is None or cell[best_by] < best[best_by]:
             best = cell
     return best
 
@@ -179,7 +180,20 @@ def helmholtz(args) -> tuple[str, dict]:
 
 
 #: GCRO-DR's (restart, recycle) settings the sweep tries for each preconditioner
-SWEEP = ((40, 20), (60, 30), (80, 20), (80, 40), (100, 50), (120, 40), (120, 60))
+SWEEP = (
+    (40, 20),
+    (60, 20),
+    (60, 30),
+    (80, 10),
+    (80, 20),
+    (80, 30),
+    (80, 40),
+    (100, 20),
+    (100, 40),
+    (100, 50),
+    (120, 40),
+    (120, 60),
+)
 
 
 def helmholtz_sweep(args) -> tuple[str, dict]:
@@ -196,7 +210,16 @@ def helmholtz_sweep(args) -> tuple[str, dict]:
     for restart, recycle in SWEEP:
         row = {}
         for pc in ("mg", "ilu"):
-            row[pc] = run(family, samples, "gcrodr", pc, 1, restart, recycle)
+            row[pc] = run(
+                family,
+                samples,
+                "gcrodr",
+                pc,
+                args.repeats,
+                restart,
+                recycle,
+                best_by="cpu_per_sample",
+            )
             data[f"gcrodr({restart}, {recycle})+{pc}"] = row[pc]
         cells = [
             f"{c['cpu_per_sample'] * 1e3:.0f} ms ({c['iterations']:.1f} it)"
@@ -234,7 +257,8 @@ def main() -> None:
         "shift": "one chain per cell",
         "darcy": f"best of {args.repeats} chains",
         "helmholtz": f"best of {args.repeats} chains for the (40, 20) rows, one for the others",
-        "sweep": f"3D n = 47, k in [9, 14], {args.samples} samples, one chain per cell",
+        "sweep": f"3D n = 47, k in [9, 14], {args.samples} samples, best of {args.repeats} "
+        "chains per cell",
     }[args.case]
     head = f"rtol 1e-8, {repeats}; cells: time (mean iterations)."
     save(f"multigrid_{args.case}", head + "\n\n" + table, data)

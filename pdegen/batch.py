@@ -108,6 +108,16 @@ def _declared(family: Family, kind: str, names: tuple[str, ...], got: dict) -> N
         )
 
 
+#: where `solve_rows` sends each sample's fields: (row, sample index, inputs, outputs,
+#: converged), the fields in the family's declared order
+RowSink = Callable[[int, int, dict[str, np.ndarray], dict[str, np.ndarray], bool], None]
+
+
+def shard_axes(family: Family) -> dict[str, tuple[str, ...]]:
+    """The axis names of every stored field: "sample", then the family's declared axes."""
+    return {name: ("sample", *names) for name, names in family.field_axes().items()}
+
+
 def solve_batch(
     recipe: Recipe,
     batch: int,
@@ -116,7 +126,34 @@ def solve_batch(
     recipe_sha256: str = "",
 ) -> ShardContent:
     """Solve the samples `indices` in that order (a segment of the sorted chain), carrying the
-    recycled space from each to the next, and package them as shard `batch`."""
+    recycled space from each to the next, and package them as shard `batch`, in memory:
+    every field held and stacked (for tests and tools; the engines stream the rows into the
+    file instead, `pdegen.engines.base.run_batch`)."""
+    held: tuple[dict[str, list], dict[str, list]] = ({}, {})  # inputs, outputs
+
+    def hold(row, index, inputs, outputs, converged) -> None:
+        for kept, fields in zip(held, (inputs, outputs), strict=True):
+            for name, array in fields.items():
+                kept.setdefault(name, []).append(array)
+
+    content = solve_rows(recipe, batch, indices, hold, on_result, recipe_sha256)
+    content.inputs, content.outputs = (
+        {name: np.stack(arrays) for name, arrays in kept.items()} for kept in held
+    )
+    return content
+
+
+def solve_rows(
+    recipe: Recipe,
+    batch: int,
+    indices: list[int],
+    rows: RowSink,
+    on_result: Callable[[int, SampleOutcome], None] | None = None,
+    recipe_sha256: str = "",
+) -> ShardContent:
+    """Solve the samples `indices` in that order, handing each sample's fields to `rows` as
+    soon as it is solved (they are not kept); returns the shard's content without its
+    fields: parameters, solver statistics, grid and attributes."""
     without_hugepage_advice()
     keep_freed_memory()
     family = family_from_recipe(recipe)
@@ -135,7 +172,7 @@ def solve_batch(
         **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
-    samples, outputs, outcomes, extras = [], [], [], []
+    samples, outcomes, extras = [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)
         _declared(family, "inputs", family.input_names, sample.inputs)
@@ -144,15 +181,20 @@ def solve_batch(
         _declared(family, "outputs", family.output_names, fields)
         outcome = SampleOutcome.from_results(results)
         extras.append(family.sample_stats(results))
-        samples.append(sample)
-        outputs.append(fields)
+        rows(
+            position,
+            index,
+            {name: sample.inputs[name] for name in family.input_names},
+            {name: fields[name] for name in family.output_names},
+            outcome.converged,
+        )
+        samples.append(sample.params)  # the fields went to `rows`: only parameters are kept
         outcomes.append(outcome)
         if on_result is not None:
             on_result(position, outcome)
-    inputs = {name: np.stack([smp.inputs[name] for smp in samples]) for name in family.input_names}
     params = {"index": np.asarray(indices, dtype=np.int64)}
     for name in family.params:
-        params[name] = np.asarray([smp.params[name] for smp in samples], dtype=np.float64)
+        params[name] = np.asarray([smp[name] for smp in samples], dtype=np.float64)
     stats = {
         "iterations": np.asarray([o.iterations for o in outcomes], dtype=np.int32),
         "residual": np.asarray([o.residual for o in outcomes]),
@@ -173,17 +215,15 @@ def solve_batch(
         "pc": pc,
         "versions": json.dumps(package_versions(), sort_keys=True),
     }
-    out = {name: np.stack([o[name] for o in outputs]) for name in family.output_names}
-    axes = {name: ("sample", *names) for name, names in family.field_axes().items()}
     return ShardContent(
         batch,
-        inputs,
-        out,
+        {},
+        {},
         params,
         stats,
         family.coordinates,
         attrs,
-        axes,
+        shard_axes(family),
         dtype=recipe.output.dtype,
         compression=recipe.output.compression,
     )

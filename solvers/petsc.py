@@ -21,16 +21,15 @@ class MatrixSlot:
     structure; only a pattern change creates a new Mat. The family's shared read-only
     stencil pattern is recognised by identity, without comparing the arrays.
 
-    The values go in through PETSc's COO interface: the Mat is preallocated once from the
-    CSR pattern (MatSetPreallocationCOO, which keeps a map from the given entries to PETSc's
-    own), and each system's values are one MatSetValuesCOO, a single pass in C that raises
-    the Mat's state, so factorisations and smoothers (SOR's inverted diagonal is keyed on
-    that state) see the new operator. Why: MatSetValuesCSR searches every row for every
-    entry, 4.4 ms for a 421 x 421 Darcy matrix against 0.7 ms this way, which was the
-    largest part of a sample's time outside the solve (docs/benchmarks.md, "Where a
-    sample's time goes"). The price is the map: 16 bytes per entry, once per slot. The Mat
-    owns its arrays, as with MatSetValuesCSR (an earlier try, a Mat created on arrays the
-    slot owned and refilled by memcpy, is written up there too).
+    New values for an unchanged pattern go straight into PETSc's own value array, one
+    memcpy (`pdegen_set_aij_values` in solvers/csrc/krylov.c), which raises the Mat's state
+    so that factorisations and smoothers (SOR's inverted diagonal is keyed on that state)
+    see the new operator; where the compiled kernels are not built, MatSetValuesCSR and an
+    assembly do the same. Why: MatSetValuesCSR searches every row for every entry, 4.4 ms
+    for a 421 x 421 Darcy matrix against 0.7 ms for the copy, the largest part of a
+    sample's time outside the solve (docs/benchmarks.md, "Where a sample's time goes").
+    PETSc's COO interface (MatSetValuesCOO) was measured too: 0.7 ms warm but slower in the
+    pipeline, and its map costs 16 bytes per entry, more than the matrix's own 12.
     """
 
     def __init__(
@@ -69,30 +68,39 @@ class MatrixSlot:
             return A
         if A.format != "csr":  # a CSR one kept as it is: its canonical-format flag with it
             A = sp.csr_matrix(A)
-        A.sum_duplicates()  # sorted, each entry once: COO would add repeats, CSR replace them
+        A.sum_duplicates()  # sorted, each entry once: values are copied by position
         indptr = A.indptr.astype(PETSc.IntType, copy=False)
         indices = A.indices.astype(PETSc.IntType, copy=False)
         data = A.data.astype(PETSc.ScalarType, copy=False)
-        if not self._same_pattern(indptr, indices):
-            self.mat = self._create(A.shape, indptr, indices)
-            shared = not (indptr.flags.writeable or indices.flags.writeable)
-            # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference,
-            # so the next system's is recognised by identity; any other is copied, since its
-            # owner may change it
-            self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
-        self.mat.setValuesCOO(data, PETSc.InsertMode.INSERT_VALUES)  # assembles
+        if self._same_pattern(indptr, indices):
+            self._refill(data)
+            return self.mat
+        self.mat = PETSc.Mat().createAIJ(
+            size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
+        )
+        self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
+        if self.near_null_space is not None:
+            self.mat.setNearNullSpace(self.near_null_space)
+        self.mat.assemble()
+        shared = not (indptr.flags.writeable or indices.flags.writeable)
+        # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference, so
+        # the next system's is recognised by identity; any other is copied, since its owner
+        # may change it
+        self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
 
-    def _create(self, shape: tuple[int, int], indptr: np.ndarray, indices: np.ndarray) -> PETSc.Mat:
-        """An AIJ Mat preallocated for exactly this CSR pattern, entries in CSR order."""
-        mat = PETSc.Mat().create(comm=self.comm)
-        mat.setSizes(shape, bsize=self.block_size)
-        mat.setType(PETSc.Mat.Type.AIJ)
-        rows = np.repeat(np.arange(shape[0], dtype=PETSc.IntType), np.diff(indptr))
-        mat.setPreallocationCOO(rows, indices)
-        if self.near_null_space is not None:
-            mat.setNearNullSpace(self.near_null_space)
-        return mat
+    def _refill(self, data: np.ndarray) -> None:
+        """The same pattern's new values into the Mat (see the class notes)."""
+        from solvers.native import kernels
+
+        lib = kernels() if self.mat.getType() == PETSc.Mat.Type.SEQAIJ else None
+        if lib is None:
+            indptr, indices = self._pattern
+            self.mat.setValuesCSR(indptr, indices, data)
+            self.mat.assemble()
+            return
+        data = np.ascontiguousarray(data, dtype=np.float64)
+        lib.run("pdegen_set_aij_values", A=self.mat.handle, values=data, nnz=data.size)
 
 
 def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.NullSpace:

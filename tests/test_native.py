@@ -127,6 +127,7 @@ def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
         "pdegen_gcrodr_cycle",
         "pdegen_deflated_cg",
         "pdegen_diffusion_stencil",
+        "pdegen_set_aij_values",
     }
     cycle = native.SIGNATURES["pdegen_gcrodr_cycle"]
     assert [f.name for f in cycle.fields][:6] == ["ksp", "A", "pc", "src", "dst", "n"]
@@ -302,3 +303,27 @@ def test_the_library_cache_is_keyed_by_petscs_configuration_not_only_its_path(
     header.write_text(native.HEADER.read_text() + "\n/* changed */\n")
     monkeypatch.setattr(native, "HEADER", header)
     assert native.library_path() != first
+
+
+def test_the_value_refill_kernel_leaves_the_matrix_that_set_values_csr_does():
+    """MatrixSlot refills an unchanged pattern by one copy into PETSc's array
+    (`pdegen_set_aij_values`); MatSetValuesCSR, the fallback, is the oracle: the same values,
+    a raised state (so a factorisation refactors), and a wrong count refused, not overrun."""
+    (A, b), (A2, b2) = darcy_chain(count=2, n=12)
+    slot = MatrixSlot()
+    mat = slot.load(A)
+    state = mat.stateGet()
+    ksp = make_ksp("direct", "lu", 1e-12)
+    ksp.setOperators(mat)
+    x = vec_from_array(np.zeros_like(b))
+    ksp.solve(vec_from_array(b), x)
+    assert slot.load(A2) is mat and mat.stateGet() > state
+    oracle = PETSc.Mat().createAIJ(size=A.shape, csr=(A.indptr, A.indices, A.data))
+    oracle.assemble()
+    oracle.setValuesCSR(A2.indptr, A2.indices, A2.data)
+    oracle.assemble()
+    np.testing.assert_array_equal(mat.getValuesCSR()[2], oracle.getValuesCSR()[2])
+    ksp.solve(vec_from_array(b2), x)  # refactored: the second system's solution
+    np.testing.assert_allclose(x.getArray(), spla.spsolve(A2.tocsc(), b2), rtol=1e-10)
+    with pytest.raises(RuntimeError, match="pdegen_set_aij_values failed"):
+        native.kernels().run("pdegen_set_aij_values", A=mat.handle, values=np.zeros(5), nnz=5)

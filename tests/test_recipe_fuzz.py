@@ -330,9 +330,9 @@ def resource_mutations(base: dict, family: str) -> list[tuple[str, dict, tuple[s
         ),
         ("samples 10**12", _set(base, ("samples",), 10**12), ("samples", "output.shard_size")),
         ("samples 10**100", _set(base, ("samples",), 10**100), ("samples", "output.shard_size")),
-        (
-            "samples and shard_size 10**7",
-            _set(_set(base, ("samples",), 10**7), ("output", "shard_size"), 10**7),
+        (  # a shard is written sample by sample: only each sample's statistics are held
+            "samples and shard_size 10**9",
+            _set(_set(base, ("samples",), 10**9), ("output", "shard_size"), 10**9),
             ("output.shard_size", "samples"),
         ),
         (

@@ -13,7 +13,13 @@ import yaml
 
 from pdegen.errors import RecipeError
 from pdegen.recipe import load_recipe, recipe_from_dict
-from pdegen.resources import GIB, check_memory, estimate, machine_memory
+from pdegen.resources import (
+    BOOKKEEPING_PER_SAMPLE,
+    GIB,
+    check_memory,
+    estimate,
+    machine_memory,
+)
 from tests.conftest import small_recipe_dict
 
 HEAT = Path(__file__).parent.parent / "recipes" / "heat.yaml"
@@ -44,16 +50,17 @@ def test_grid_too_large_for_any_machine_is_refused_with_the_estimate(tmp_path):
 
 
 def test_the_field_named_is_the_one_to_change():
-    """A trajectory too long for one sample names problem.steps; the same trajectory fits one
-    at a time, so with many per shard the shard size is named instead."""
+    """A trajectory too long for the machine names problem.steps, whatever the shard size:
+    a shard is written sample by sample (`ShardWriter`), so its size holds only each
+    sample's statistics."""
     data = yaml.safe_load(HEAT.read_text())
     data["problem"]["steps"] = 2000  # 2001 frames of 65^2 nodes: 68 MB per sample
     heavy = recipe_from_dict(data)
-    with pytest.raises(RecipeError, match=r"^output\.shard_size: 50 needs about [\d.]+ GiB"):
-        check_memory(heavy, available=1 * GIB)
-    data["output"]["shard_size"] = 1
     with pytest.raises(RecipeError, match=r"^problem\.steps: 2000 needs about [\d.]+ GiB"):
-        check_memory(recipe_from_dict(data), available=int(0.3 * GIB))
+        check_memory(heavy, available=int(0.3 * GIB))
+    data["output"]["shard_size"] = 1
+    one_per_shard = estimate(recipe_from_dict(data)).total
+    assert estimate(heavy).total - one_per_shard == 49 * BOOKKEEPING_PER_SAMPLE
     with pytest.raises(RecipeError, match=r"^grid\.n: 63 in 2D needs about"):
         check_memory(heavy, available=64 * 1024**2)  # not even the interpreter fits
     check_memory(heavy, available=64 * GIB)

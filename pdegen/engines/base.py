@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pdegen.batch import solve_batch
+from pdegen.batch import shard_axes, solve_rows
+from pdegen.families import family_from_recipe
 from pdegen.plan import Plan
 from pdegen.recipe import Recipe
-from pdegen.shards import write_shard
+from pdegen.shards import ShardWriter
 
 
 @dataclass
@@ -73,11 +74,24 @@ def run_batch(job: Job, batch: int) -> BatchDone:
     """Solve one batch and write its shard atomically (on whichever process runs this)."""
     start = time.perf_counter()
     indices = job.plan.batches[batch]
-    try:
-        content = solve_batch(job.recipe, batch, indices, recipe_sha256=job.recipe_sha256)
-    except Exception as err:  # name the batch; the engine decides whether to retry
-        raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err
-    entry = write_shard(Path(job.directory), content)
+    recipe = job.recipe
+    writer = ShardWriter(
+        Path(job.directory),
+        batch,
+        len(indices),
+        recipe.to_json(),
+        shard_axes(family_from_recipe(recipe)),
+        recipe.output.dtype,
+        recipe.output.compression,
+    )
+    with writer:  # the rows go to the file as they are solved; renamed once complete
+        try:
+            content = solve_rows(
+                recipe, batch, indices, writer.add, recipe_sha256=job.recipe_sha256
+            )
+        except Exception as err:  # name the batch; the engine decides whether to retry
+            raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err
+        entry = writer.finish(content)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return BatchDone(entry, time.perf_counter() - start, peak, len(indices))
 

@@ -119,6 +119,17 @@
   IN(double *, data) \
   IN(int64_t, nnz)
 
+/*
+ * A sequential AIJ matrix's values replaced by `values` (nnz of them, in its CSR order):
+ * one copy into PETSc's own array, which raises the Mat's state (MatSeqAIJGetArrayWrite)
+ * so that factorisations and smoothers see the new operator. The pattern must be the Mat's;
+ * the count is checked against it.
+ */
+#define PDEGEN_SET_AIJ_VALUES_FIELDS(IN, OUT) \
+  IN(Mat, A) \
+  IN(const double *, values) \
+  IN(int64_t, nnz)
+
 #define PDEGEN_DECLARE_FIELD(type, name) type name;
 
 typedef struct {
@@ -133,10 +144,15 @@ typedef struct {
   PDEGEN_DIFFUSION_STENCIL_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
 } pdegen_diffusion_stencil_args;
 
+typedef struct {
+  PDEGEN_SET_AIJ_VALUES_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
+} pdegen_set_aij_values_args;
+
 /* All return a PetscErrorCode (0 on success); the OUT fields are set only on success. */
 PETSC_EXTERN PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args);
+PETSC_EXTERN PetscErrorCode pdegen_set_aij_values(pdegen_set_aij_values_args *args);
 
 /*
  * The layout the compiler gave the argument structs, as text (snprintf's contract: writes
