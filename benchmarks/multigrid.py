@@ -131,7 +131,8 @@ def shift(args) -> tuple[str, dict]:
         samples = sorted_samples(family, count)
         row = []
         for beta in betas:
-            family.shift = beta  # the instance's beta, for this measurement only
+            # the instance's beta, for this measurement only
+            family.shift_by_dim = {**Helmholtz.shift_by_dim, family.dim: beta}
             cell = run(family, samples, "gcrodr", "mg", 1)
             data[f"{label}: beta={beta}"] = cell
             row.append(text(cell, "mean"))

@@ -9,8 +9,8 @@ a few percent); recipes with fewer are rejected, since their data would be mostl
 discretisation error.
 
 `pc: mg` is geometric multigrid on the shifted Laplacian M = -div(a grad) + beta k^2 I with
-a real positive shift, beta = `Helmholtz.shift` = 1 (`preconditioner_operator`): the
-preconditioner of Laird & Giles (A. L. Laird and M. B. Giles, "Preconditioned iterative
+a real positive shift, beta = `Helmholtz.shift` (1 in 2D, 0.5 in 3D;
+`preconditioner_operator`): at beta = 1 the preconditioner of Laird & Giles (A. L. Laird and M. B. Giles, "Preconditioned iterative
 solution of the 2D Helmholtz equation", Oxford University Computing Laboratory report
 NA-02/12, 2002), the member (beta1, beta2) = (-1, 0) of the family M = -Laplace - (beta1 -
 i beta2) k^2 that Erlangga, Vuik and Oosterlee compared ("On a class of preconditioners for
@@ -26,7 +26,8 @@ preconditioned eigenvalues (lambda - k^2) / (lambda + beta k^2) of the modes of
 -div(a grad) lie in (-1/beta, 1), and those near zero (lambda near k^2) are the ones the
 shift cannot move: GCRO-DR's recycled space deflates them from one sample to the next, which
 is why `pc: mg` is meant for GCRO-DR here (beta measured in {0, 0.5, 1, 2}: 1 is best or
-tied everywhere, docs/benchmarks.md).
+tied everywhere in 2D; in {0.25, 0.5, 0.75, 1} in 3D: 0.5 is the fastest at 48^3,
+docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -70,10 +71,12 @@ class Helmholtz(Family):
     auto_multigrid = {3: (31, ("gcrodr", "mg"))}  # the shifted Laplacian: "auto by size"
     iterative_pc = "ilu"
     symmetric = True  # symmetric but indefinite: CG does not apply
-    #: beta of the shifted Laplacian -div(a grad) + beta k^2 I that `pc: mg` approximates
-    #: (module docstring; measured in docs/benchmarks.md, "Helmholtz: shifted-Laplacian
-    #: multigrid")
-    shift: ClassVar[float] = 1.0
+    #: beta of the shifted Laplacian -div(a grad) + beta k^2 I that `pc: mg` approximates,
+    #: per dimension (module docstring; measured in docs/benchmarks.md, "Helmholtz:
+    #: shifted-Laplacian multigrid"): 1 in 2D, best or tied at every 2D size and the only
+    #: clear winner as k grows; 0.5 in 3D, 8% fewer iterations and about 14% less time than
+    #: 1 at 48^3 cells, k in [9, 14], and tied at 32^3
+    shift_by_dim: ClassVar[dict[int, float]] = {2: 1.0, 3: 0.5}
     #: forward Gauss-Seidel down, backward up: inside GCRO-DR the iterations are set by the
     #: eigenvalues near k^2 that the real shift leaves, not by smoothing, so half the sweeps
     #: of the default SSOR cost no iterations and save a fifth of the time (docs/benchmarks.md)
@@ -108,6 +111,11 @@ class Helmholtz(Family):
         A, _ = diffusion_operator(np.asarray(a, dtype=float), self.h)
         A.data[self._diagonal()] -= k**2  # in place: the stencil's shared pattern is kept
         return A, self.interior(np.asarray(f, dtype=float)).ravel().copy()
+
+    @property
+    def shift(self) -> float:
+        """beta for this family's dimension (`shift_by_dim`)."""
+        return self.shift_by_dim[self.dim]
 
     def _diagonal(self) -> np.ndarray:
         """Where the diagonal entries sit in the stencil matrix's values (`stencil_pattern`).
