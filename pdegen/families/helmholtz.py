@@ -10,11 +10,12 @@ discretisation error.
 
 `pc: mg` is geometric multigrid on the shifted Laplacian M = -div(a grad) + beta k^2 I with
 a real positive shift, beta = `Helmholtz.shift` (1 in 2D, 0.5 in 3D;
-`preconditioner_operator`): at beta = 1 the preconditioner of Laird & Giles (A. L. Laird and M. B. Giles, "Preconditioned iterative
-solution of the 2D Helmholtz equation", Oxford University Computing Laboratory report
-NA-02/12, 2002), the member (beta1, beta2) = (-1, 0) of the family M = -Laplace - (beta1 -
-i beta2) k^2 that Erlangga, Vuik and Oosterlee compared ("On a class of preconditioners for
-solving the Helmholtz equation", Appl. Numer. Math. 50, 2004, 409-425); beta = 0 is the
+`preconditioner_operator`): at beta = 1 the preconditioner of Laird & Giles (A. L. Laird
+and M. B. Giles, "Preconditioned iterative solution of the 2D Helmholtz equation", Oxford
+University Computing Laboratory report NA-02/12, 2002), the member (beta1, beta2) = (-1, 0)
+of the family M = -Laplace - (beta1 - i beta2) k^2 that Erlangga, Vuik and Oosterlee
+compared ("On a class of preconditioners for solving the Helmholtz equation", Appl. Numer.
+Math. 50, 2004, 409-425); beta = 0 is the
 Laplacian of Bayliss, Goldstein and Turkel ("An iterative method for the Helmholtz equation",
 J. Comput. Phys. 49, 1983, 443-457). Their complex shift 1 - 0.5i (Erlangga, Oosterlee and
 Vuik, SIAM J. Sci. Comput. 27, 2006, 1471-1492) keeps iteration counts lower as k grows but
