@@ -74,6 +74,19 @@ def test_direct_with_cholesky_is_rejected_for_helmholtz_and_lu_is_chosen_for_it(
     assert Helmholtz.resolve_solver(recipe.solver.method, recipe.solver.pc, 2) == ("direct", "lu")
 
 
+@pytest.mark.parametrize(("family", "allowed"), [("darcy", "lu, cholesky"), ("helmholtz", "lu")])
+def test_a_direct_solve_with_an_iterative_preconditioner_is_refused_not_swapped(family, allowed):
+    """`method: direct` factorises; a recipe naming jacobi or ilu with it used to run
+    Cholesky or LU without a word. Now one line names the field and what it takes."""
+    for pc in ("jacobi", "ilu", "mg"):
+        with pytest.raises(RecipeError) as err:
+            recipe_from_dict(family_recipe(family, method="direct", pc=pc))
+        assert str(err.value) == (
+            f"recipe: solver.pc: {pc!r} is not a factorisation, and method 'direct' runs one "
+            f"(allowed: auto, {allowed})"
+        )
+
+
 @pytest.mark.parametrize("family", ["darcy", "poisson", "heat"])
 def test_spd_families_take_every_registered_solver(family):
     for field, name in SPD_ONLY:

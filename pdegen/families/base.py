@@ -229,6 +229,19 @@ class Family(abc.ABC):
                 f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
                 f"(allowed: {', '.join(allowed)})"
             )
+        if (
+            solver.method != "auto"
+            and METHODS[solver.method].direct
+            and solver.pc != "auto"
+            and not PRECONDITIONERS[solver.pc].factorisation
+        ):  # a direct solve factorises: another preconditioner would be dropped unseen
+            factorisations = [
+                p for p, e in PRECONDITIONERS.items() if e.factorisation and cls.supports(e)
+            ]
+            raise RecipeError(
+                f"solver.pc: {solver.pc!r} is not a factorisation, and method "
+                f"{solver.method!r} runs one (allowed: auto, {', '.join(factorisations)})"
+            )
         method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n)
         pcs = METHODS[method].pcs
         if pcs is not None and pc not in pcs:
