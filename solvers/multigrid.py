@@ -39,6 +39,7 @@ coarsest level is factorised (LU, nested dissection).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -202,9 +203,19 @@ def configure_multigrid(
     if not plan.usable:
         pc.setType(FALLBACK_PC)
         return None, plan.note
-    hierarchy = GridHierarchy(shape, settings.max_levels)
+    hierarchy = shared_hierarchy(tuple(shape), settings.max_levels)
     attach_multigrid(pc, hierarchy, settings)
     return hierarchy, None
+
+
+@functools.lru_cache(maxsize=4)
+def shared_hierarchy(shape: tuple[int, ...], max_levels: int | None = None) -> GridHierarchy:
+    """The `GridHierarchy` of `shape`, built once per process and shared by every chain
+    (batch) on that grid. Why: it depends on the grid alone, and building it (DMDAs, their
+    coarsenings, the interpolations) took 44 ms per 64^3 batch, 2.2 ms of each of its 20
+    samples. PCMG only reads the interpolations; the Galerkin products it builds from them
+    belong to each chain's own PC."""
+    return GridHierarchy(shape, max_levels)
 
 
 __all__ = [
@@ -213,6 +224,7 @@ __all__ = [
     "GridHierarchy",
     "MGSettings",
     "attach_multigrid",
+    "shared_hierarchy",
     "configure_multigrid",
     "node_grid",
 ]

@@ -234,6 +234,29 @@ def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone(
         assert event_count("MatLUFactorSym") - before["MatLUFactorSym"] == 1  # coarse LU
 
 
+def test_chains_on_one_grid_share_the_hierarchy_and_give_what_a_fresh_one_gives():
+    """The hierarchy is built once per process (`shared_hierarchy`): later chains on the
+    same grid, CG or GCRO-DR, must solve exactly as they would on a hierarchy of their own,
+    so nothing a chain does may stay behind in the shared Mats."""
+    from solvers.multigrid import shared_hierarchy
+
+    family = darcy(31, 2)
+    systems = [family.system(family.sample(0, i)) for i in range(3)]
+    first = ChainSolver("cg", "mg", grid=family.interior_shape)
+    assert all(first.solve(A, b).converged for A, b in systems)
+    for method in ("cg", "gcrodr"):
+        shared = ChainSolver(method, "mg", grid=family.interior_shape)
+        assert shared.hierarchy is first.hierarchy
+        shared_hierarchy.cache_clear()  # the next chain builds its own
+        own = ChainSolver(method, "mg", grid=family.interior_shape)
+        assert own.hierarchy is not first.hierarchy
+        for A, b in systems:
+            got, want = shared.solve(A, b), own.solve(A, b)
+            assert got.iterations == want.iterations
+            np.testing.assert_array_equal(got.x, want.x)
+        first = own  # the cache now holds this one
+
+
 def test_cg_mg_iterations_do_not_grow_with_the_grid():
     counts = []
     for n in (31, 63, 127):
