@@ -68,11 +68,11 @@ def keep_freed_memory() -> bool:
     Why: each sample allocates and frees the same few arrays of megabytes (the field draw,
     the matrix values, the solution). By default glibc maps every such array afresh and
     unmaps it when freed, so each sample faults every page of them in again, zeroed by the
-    kernel: about 1,700 faults and 1.5 ms of a 421 x 421 Darcy sample's assembly alone
-    (docs/benchmarks.md, "Where a sample's time goes"). Its adaptive threshold does not help
-    once the arrays are freed in another order than they were made. The price is memory
-    held between samples, which the next sample reuses. Returns whether it took effect (a
-    C library other than glibc: False, nothing changed).
+    kernel: about 470 faults more per 421 x 421 Darcy sample, and 1.1 of its 4.3 ms of
+    assembly (docs/benchmarks.md, "Where a sample's time goes"); glibc's adaptive mmap
+    threshold did not prevent it. The price is memory held between samples, which the next
+    sample reuses. Returns whether it took effect (a C library other than glibc: False,
+    nothing changed).
     """
     if platform.libc_ver()[0] != "glibc":
         return False
@@ -172,7 +172,7 @@ def solve_rows(
         **family.vector_layout(),
     )
     pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
-    samples, outcomes, extras = [], [], []
+    sample_params, outcomes, extras = [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)
         _declared(family, "inputs", family.input_names, sample.inputs)
@@ -188,13 +188,13 @@ def solve_rows(
             {name: fields[name] for name in family.output_names},
             outcome.converged,
         )
-        samples.append(sample.params)  # the fields went to `rows`: only parameters are kept
+        sample_params.append(sample.params)  # the fields went to `rows`, not kept here
         outcomes.append(outcome)
         if on_result is not None:
             on_result(position, outcome)
     params = {"index": np.asarray(indices, dtype=np.int64)}
     for name in family.params:
-        params[name] = np.asarray([smp[name] for smp in samples], dtype=np.float64)
+        params[name] = np.asarray([p[name] for p in sample_params], dtype=np.float64)
     stats = {
         "iterations": np.asarray([o.iterations for o in outcomes], dtype=np.int32),
         "residual": np.asarray([o.residual for o in outcomes]),

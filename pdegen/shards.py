@@ -161,7 +161,10 @@ class ShardWriter:
         for group, arrays in (("inputs", inputs), ("outputs", outputs)):
             for name, array in arrays.items():
                 stored = np.asarray(array).astype(self.dtype, copy=False)
-                dataset = self._datasets.get(name) or self._create(group, name, stored)
+                if name in self._datasets:
+                    dataset = self._datasets[name]
+                else:  # the first sample fixes the shape and dtype
+                    dataset = self._create(group, name, stored)
                 dataset[row] = stored
                 if counted:
                     labels = self.axes.get(name, ())
