@@ -150,13 +150,15 @@ def solve_rows(
     rows: RowSink,
     on_result: Callable[[int, SampleOutcome], None] | None = None,
     recipe_sha256: str = "",
+    family: Family | None = None,
 ) -> ShardContent:
     """Solve the samples `indices` in that order, handing each sample's fields to `rows` as
     soon as it is solved (they are not kept); returns the shard's content without its
-    fields: parameters, solver statistics, grid and attributes."""
+    fields: parameters, solver statistics, grid and attributes. `family`: the recipe's, if
+    the caller has built it already."""
     without_hugepage_advice()
     keep_freed_memory()
-    family = family_from_recipe(recipe)
+    family = family or family_from_recipe(recipe)
     method, pc = resolve_method(recipe, family)
     s = recipe.solver
     chain = ChainSolver(

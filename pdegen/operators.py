@@ -84,6 +84,25 @@ def stencil_pattern(ndim: int, n: int) -> tuple[np.ndarray, np.ndarray, list[np.
     return indptr, indices, places
 
 
+def diagonal_places(ndim: int, n: int) -> np.ndarray:
+    """Where the diagonal entries sit in the values of every stencil matrix of n^ndim
+    interior nodes (`stencil_pattern`): a family that moves only the diagonal (Helmholtz's
+    -k^2, a time step's identity, a reaction's Jacobian) adds to these in place."""
+    return stencil_pattern(ndim, n)[2][0]
+
+
+def on_pattern(A: sp.csr_matrix, data: np.ndarray) -> sp.csr_matrix:
+    """A matrix with A's pattern (its arrays kept, not copied) and the values `data`.
+
+    Why not A.copy(): that copies the pattern too, and a copy of the shared read-only
+    stencil pattern is no longer recognised as shared, so the solver compares it with
+    the last one entry by entry at every solve instead of by identity.
+    """
+    B = sp.csr_matrix((data, A.indices, A.indptr), shape=A.shape, copy=False)
+    B.has_canonical_format = A.has_canonical_format
+    return B
+
+
 def stencil_matrix(
     diagonal: np.ndarray, lower: list[np.ndarray], upper: list[np.ndarray]
 ) -> sp.csr_matrix:

@@ -94,6 +94,18 @@ class ShardContent:
     compression: str = "none"
 
 
+def _has_time_axis(labels: tuple[str, ...]) -> bool:
+    """Whether a field's axes ("sample", then the family's) put time second."""
+    return len(labels) > 1 and labels[1] == "t"
+
+
+def _counted(seed: int, fractions: dict[str, float], index: int, converged: bool) -> bool:
+    """Whether sample `index` enters the moments: a training sample that converged."""
+    from pdegen.splits import split_of
+
+    return bool(converged) and split_of(seed, int(index), fractions) == "train"
+
+
 class ShardWriter:
     """One shard written sample by sample, as its batch solves them.
 
@@ -155,9 +167,8 @@ class ShardWriter:
     ) -> None:
         """Write sample `index`'s fields as row `row` of the shard."""
         from pdegen.fieldstats import partial_moments
-        from pdegen.splits import split_of
 
-        counted = converged and split_of(self._seed, int(index), self._fractions) == "train"
+        counted = _counted(self._seed, self._fractions, index, converged)
         for group, arrays in (("inputs", inputs), ("outputs", outputs)):
             for name, array in arrays.items():
                 stored = np.asarray(array).astype(self.dtype, copy=False)
@@ -167,8 +178,7 @@ class ShardWriter:
                     dataset = self._create(group, name, stored)
                 dataset[row] = stored
                 if counted:
-                    labels = self.axes.get(name, ())
-                    time_axis = len(labels) > 1 and labels[1] == "t"
+                    time_axis = _has_time_axis(self.axes.get(name, ()))
                     self._partials[name].append(partial_moments(stored[None], time_axis))
 
     def _create(self, group: str, name: str, first: np.ndarray) -> h5py.Dataset:
@@ -208,8 +218,7 @@ class ShardWriter:
         self._file.attrs["batch"] = content.batch
         moments = {}
         for name, dataset in self._datasets.items():
-            labels = self.axes.get(name, ())
-            time_axis = len(labels) > 1 and labels[1] == "t"
+            time_axis = _has_time_axis(self.axes.get(name, ()))
             part = partial_moments(np.empty((0, *dataset.shape[1:])), time_axis)
             for partial in self._partials[name]:
                 part = merge(part, partial)
@@ -253,21 +262,21 @@ def field_moments(
     """Partial moments of every field over the shard's training samples that converged
     (`pdegen.fieldstats`), one sample at a time (memory: one field of one sample) and merged in
     row order. `fields` maps a name to (array or h5py dataset with samples on axis 0, axis
-    labels): called on the arrays a writer holds and on a finished file's datasets alike, so a
-    shard kept on resume gives the numbers it gave when written."""
+    labels). A finished file's numbers (`describe_shard`), the same rows and the same
+    arithmetic as `ShardWriter` uses while writing, so a shard kept on resume gives the
+    numbers it gave when written."""
     from pdegen.fieldstats import merge, partial_moments
-    from pdegen.splits import split_of
 
     recipe = json.loads(recipe_json)
     fractions = recipe["output"]["splits"]
     rows = [
         row
         for row, (i, ok) in enumerate(zip(indices, converged, strict=True))
-        if ok and split_of(recipe["seed"], int(i), fractions) == "train"
+        if _counted(recipe["seed"], fractions, i, ok)
     ]
     moments = {}
     for name, (values, labels) in fields.items():
-        time_axis = len(labels) > 1 and labels[1] == "t"
+        time_axis = _has_time_axis(labels)
         part = partial_moments(values[:0], time_axis)
         for row in rows:
             part = merge(part, partial_moments(values[row : row + 1], time_axis))

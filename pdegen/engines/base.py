@@ -75,19 +75,20 @@ def run_batch(job: Job, batch: int) -> BatchDone:
     start = time.perf_counter()
     indices = job.plan.batches[batch]
     recipe = job.recipe
+    family = family_from_recipe(recipe)
     writer = ShardWriter(
         Path(job.directory),
         batch,
         len(indices),
         recipe.to_json(),
-        shard_axes(family_from_recipe(recipe)),
+        shard_axes(family),
         recipe.output.dtype,
         recipe.output.compression,
     )
     with writer:  # the rows go to the file as they are solved; renamed once complete
         try:
             content = solve_rows(
-                recipe, batch, indices, writer.add, recipe_sha256=job.recipe_sha256
+                recipe, batch, indices, writer.add, recipe_sha256=job.recipe_sha256, family=family
             )
         except Exception as err:  # name the batch; the engine decides whether to retry
             raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err

@@ -1,6 +1,6 @@
 """What the Newton families share: one Newton solver per chain, and their /stats columns.
 
-A family instance lives for one batch (`pdegen.batch.solve_batch`), as does its chain solver,
+A family instance lives for one batch (`pdegen.batch.solve_rows`), as does its chain solver,
 so the Newton solver (one PETSc SNES) is made once per chain and reused sample after sample:
 whatever the chain carries (recycled space, factorisation, multigrid set-up) persists across
 Newton steps, time steps and samples.

@@ -45,7 +45,7 @@ from pdegen.errors import RecipeError
 from pdegen.families.base import FieldAxes, Sample
 from pdegen.families.newton import NewtonFamily
 from pdegen.fields import sample_rng
-from pdegen.operators import diffusion_operator, stencil_pattern
+from pdegen.operators import diagonal_places, diffusion_operator, on_pattern
 from pdegen.specs import CoefficientSpec, FieldSpec, NewtonSpec, nested, rule
 
 #: (t) -> source on the full node grid: a manufactured forcing (tests), added to r(u)
@@ -141,9 +141,8 @@ class ReactionDiffusion(NewtonFamily):
     def stepping(self, a: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
         """(A, M = I + theta dt A, the positions of the diagonal in the CSR data)."""
         A, _ = diffusion_operator(np.asarray(a, dtype=float), self.h)
-        diagonal = stencil_pattern(self.dim, self.n)[2][0]
-        M = A.copy()
-        M.data *= self.theta * self.problem.dt
+        diagonal = diagonal_places(self.dim, self.n)
+        M = on_pattern(A, A.data * (self.theta * self.problem.dt))
         M.data[diagonal] += 1.0
         return A, M, diagonal
 
@@ -159,7 +158,7 @@ class ReactionDiffusion(NewtonFamily):
             return M @ v - theta * dt * self.r(v) + c
 
         def jacobian(v: np.ndarray) -> sp.csr_matrix:
-            J = M.copy()
+            J = on_pattern(M, M.data.copy())  # the shared pattern, known to the solver
             J.data[diagonal] -= theta * dt * self.dr(v)
             return J
 
