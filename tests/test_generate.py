@@ -16,7 +16,7 @@ from pdegen.families import family_from_recipe
 from pdegen.generate import generate
 from pdegen.plan import Plan, recipe_sha256
 from pdegen.recipe import recipe_from_dict
-from pdegen.shards import atomic_path
+from pdegen.shards import ShardWriter, atomic_path, file_sha256, write_shard
 from tests.conftest import small_recipe_dict
 
 
@@ -76,6 +76,89 @@ def test_shards_hold_the_documented_layout_and_provenance(dataset):
         np.testing.assert_array_equal(f["grid/x"][()], np.linspace(0, 1, n))
         assert f.attrs["recipe_sha256"] == recipe_sha256(recipe)
         assert '"petsc"' in f.attrs["versions"] and f.attrs["format_version"] == 1
+
+
+class _OrdinaryRows(ShardWriter):
+    """The oracle: every row through h5py's ordinary `dataset[row] = value`."""
+
+    def _write_row(self, dataset, row, stored):
+        dataset[row] = stored
+
+
+def _write_ordinarily(directory, content):
+    with _OrdinaryRows(
+        directory,
+        content.batch,
+        len(content.params["index"]),
+        content.attrs["recipe"],
+        content.axes,
+        content.dtype,
+        content.compression,
+    ) as writer:
+        for row, index in enumerate(content.params["index"]):
+            writer.add(
+                row,
+                index,
+                {name: array[row] for name, array in content.inputs.items()},
+                {name: array[row] for name, array in content.outputs.items()},
+                bool(content.stats["converged"][row]),
+            )
+        return writer.finish(content)
+
+
+def _everything_in(path):
+    """Every object of an HDF5 file: values, dtypes, chunks, filters, labels, attributes."""
+    found = {}
+
+    def attributes(obj):
+        return {key: repr(np.asarray(obj.attrs[key]).tolist()) for key in obj.attrs}
+
+    with h5py.File(path, "r") as f:
+        found["/"] = attributes(f)
+
+        def visit(name, obj):
+            attrs = attributes(obj)
+            if isinstance(obj, h5py.Dataset):
+                labels = tuple(d.label for d in obj.dims)
+                layout = (obj.dtype, obj.shape, obj.chunks, obj.compression, obj.shuffle, labels)
+                found[name] = (layout, obj[()].tobytes(), attrs)
+            else:
+                found[name] = attrs
+
+        f.visititems(visit)
+    return found
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_rows_written_as_direct_chunks_hold_what_ordinary_writes_hold(tmp_path, dtype):
+    """The shard writer puts uncompressed rows in by HDF5's direct chunk write: the file must
+    hold, object for object and bit for bit, what h5py's ordinary row writes put there (the
+    chunks may sit elsewhere in the file: ordinary writes of small chunks wait in HDF5's
+    chunk cache), and give the same moments."""
+    recipe = recipe_from_dict(small_recipe_dict(output={"dtype": dtype}))
+    content = solve_batch(recipe, 0, [0, 1, 2])
+    direct, ordinary = tmp_path / "direct", tmp_path / "ordinary"
+    direct.mkdir(), ordinary.mkdir()
+    entry = write_shard(direct, content)
+    oracle = _write_ordinarily(ordinary, content)
+    assert entry["field_stats"] == oracle["field_stats"]
+    assert entry["sha256"] == file_sha256(direct / entry["file"])
+    held = _everything_in(direct / entry["file"])
+    assert held.keys() == _everything_in(ordinary / oracle["file"]).keys()
+    assert held == _everything_in(ordinary / oracle["file"])
+    stored = held["outputs/solution"][1]
+    assert stored == content.outputs["solution"].astype(dtype).tobytes()
+
+
+def test_a_row_of_another_shape_is_refused_not_written_as_a_wrong_chunk(tmp_path):
+    recipe = recipe_from_dict(small_recipe_dict())
+    content = solve_batch(recipe, 0, [0, 1])
+    field = content.inputs["coefficient"]
+    writer = ShardWriter(tmp_path, 0, 2, content.attrs["recipe"], content.axes)
+    with pytest.raises(ValueError, match="coefficient"), writer:
+        writer.add(0, 0, {"coefficient": field[0]}, {}, True)
+        writer.add(1, 1, {"coefficient": field[1][:-1]}, {}, True)
+    assert not list(tmp_path.iterdir())  # nothing half-written left
 
 
 def _read(args):

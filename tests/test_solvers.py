@@ -12,7 +12,7 @@ from pdegen.specs import CoefficientSpec
 from solvers import ChainSolver, chain_length, order_systems, solve_sequence
 from solvers.baselines import make_ksp
 from solvers.gcrodr import GCRODR
-from solvers.petsc import MatrixSlot, vec_from_array
+from solvers.petsc import MatrixSlot, _same_frozen_memory, vec_from_array
 from solvers.registry import METHODS, ORDERINGS, PRECONDITIONERS
 
 # Parametrisations come from the registry, so that a new method or preconditioner is tested
@@ -339,6 +339,29 @@ def test_matrix_slot_takes_each_systems_values_and_never_aliases_the_callers(rea
         A.data *= 2.0  # the caller changing its matrix afterwards leaves the Mat alone
         assert mat.getValuesCSR()[2] == pytest.approx(before)
     assert len(mats) == 1  # one Mat for the whole chain: symbolic work is kept
+
+
+def test_a_stencil_matrix_is_recognised_by_its_patterns_memory_not_by_comparing_it():
+    """scipy's CSR constructor hands back a view of the shared indices, not the array: the
+    slot must still see the shared pattern (same read-only memory), and must not take a
+    writeable copy, a part of it, or another dtype at the same address for it."""
+    from pdegen.operators import diffusion_operator, stencil_pattern
+
+    A, _ = diffusion_operator(np.ones((7, 7)), 1 / 6)
+    indptr, indices, _ = stencil_pattern(2, 5)
+    assert A.indices is not indices  # the case identity missed
+    assert _same_frozen_memory(A.indices, indices) and _same_frozen_memory(A.indptr, indptr)
+    assert not _same_frozen_memory(indices.copy(), indices)  # writeable: its owner may change it
+    frozen_copy = indices.copy()
+    frozen_copy.setflags(write=False)
+    assert not _same_frozen_memory(frozen_copy, indices)  # equal, but other memory
+    assert not _same_frozen_memory(indices[:-1], indices)
+    assert not _same_frozen_memory(indices.view(np.float32), indices)
+    slot = MatrixSlot()
+    first = slot.load(A)
+    B, _ = diffusion_operator(np.full((7, 7), 2.0), 1 / 6)
+    assert slot.load(B) is first and slot._same_pattern(B.indptr, B.indices)
+    np.testing.assert_allclose(first.getValuesCSR()[2], B.data)
 
 
 def test_a_direct_solve_short_of_rtol_is_refined_instead_of_failing():

@@ -312,12 +312,16 @@ class Family(abc.ABC):
         field_ = gaussian_random_field(
             rng, [self.x] * self.dim, spec.alpha, spec.tau, spec.sigma, spec.modes
         )
-        return spec.mean + field_
+        field_ += spec.mean  # in place: the draw is this function's own array
+        return field_
 
     def coefficient(self, rng: np.random.Generator, spec: CoefficientSpec) -> np.ndarray:
         field_ = self.grf(rng, spec)
         if spec.kind == "threshold":
-            return np.where(field_ >= 0.0, spec.high, spec.low)
+            # levels[mask] by np.take: the values (and dtype) of np.where(field_ >= 0, high,
+            # low), which broadcasts its scalar arms: 0.14 against 0.71 ms at 421 x 421
+            levels = np.array([spec.low, spec.high], dtype=np.result_type(spec.low, spec.high))
+            return np.take(levels, (field_ >= 0.0).view(np.uint8))
         return spec.scale * np.exp(field_)
 
     def interior(self, array: np.ndarray) -> np.ndarray:
@@ -327,7 +331,10 @@ class Family(abc.ABC):
         """f at the interior nodes plus `lift(g)`, the Dirichlet values' contribution (skipped
         when g is zero); f and g are scalars or arrays on the node grid."""
         b = self.interior(np.broadcast_to(np.asarray(f, dtype=float), self.grid_shape)).copy()
-        g = np.broadcast_to(np.asarray(g, dtype=float), self.grid_shape)
+        g = np.asarray(g, dtype=float)
+        if g.ndim == 0 and g == 0.0:  # the usual zero boundary: no scan of a broadcast grid
+            return b.ravel()
+        g = np.broadcast_to(g, self.grid_shape)
         if np.any(g):
             b += lift(g)
         return b.ravel()
