@@ -42,14 +42,41 @@ def _moments(values: np.ndarray) -> Partial:
     count = int(values.size)
     if count == 0:
         return {"count": 0, "mean": 0.0, "m2": 0.0, "min": None, "max": None}  # strict JSON
-    mean = float(values.mean())
+    mean, m2 = _mean_and_m2(values)
     return {
         "count": count,
         "mean": mean,
-        "m2": float(np.square(values - mean).sum()),
+        "m2": m2,
         "min": float(values.min()),
         "max": float(values.max()),
     }
+
+
+def _mean_and_m2(values: np.ndarray) -> tuple[float, float]:
+    """values.mean() and np.square(values - mean).sum(), by the compiled kernel where it is
+    built (`pdegen_sum_and_m2` in solvers/csrc/krylov.c: numpy's pairwise order, so the same
+    bits, tested) for a C-contiguous float64 array, else by numpy.
+
+    Why: numpy takes four passes and two temporary arrays for these, the kernel two passes
+    and none: 0.06 against 0.46 ms for a 421 x 421 field, each training sample's every field
+    as it is written. Only a C-contiguous array: numpy sums any other along its last axis
+    first, in another order.
+    """
+    if values.dtype == np.float64 and values.flags.c_contiguous:
+        kernels = _kernels()
+        if kernels is not None:
+            out = kernels.run("pdegen_sum_and_m2", values=values.reshape(-1), count=values.size)
+            return out.sum / values.size, out.m2
+    mean = float(values.mean())
+    return mean, float(np.square(values - mean).sum())
+
+
+def _kernels():
+    """The compiled kernels, or None (no compiler, PDEGEN_NATIVE=0); imported when first
+    needed, so that reading this module's functions needs no PETSc."""
+    from solvers.native import kernels
+
+    return kernels()
 
 
 def _merge_one(a: Partial, b: Partial) -> Partial:

@@ -235,10 +235,19 @@ def _fingerprint(petsc_dir: Path) -> bytes:
     return b"\0\0".join(parts)
 
 
+#: how the library is compiled (with -shared, the sources and PETSc's paths). Why
+#: -ffp-contract=off: the assembly and moments kernels promise numpy's bits, and a compiler
+#: that fuses a multiply into an add (FMA; GCC does where the target has one, as on aarch64)
+#: rounds once where numpy rounds twice.
+CFLAGS = ("-O3", "-ffp-contract=off", "-fPIC")
+
+
 def library_path() -> Path:
-    """Where the library for this source and header, and this PETSc build, lives."""
+    """Where the library for this source and header, these flags, and this PETSc build,
+    lives."""
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), HEADER.read_bytes(), _fingerprint(_petsc_dir())):
+    flags = " ".join(CFLAGS).encode()
+    for part in (SOURCE.read_bytes(), HEADER.read_bytes(), flags, _fingerprint(_petsc_dir())):
         digest.update(hashlib.sha256(part).digest())
     return _cache_dir() / f"krylov-{digest.hexdigest()[:16]}.so"
 
@@ -259,8 +268,7 @@ def compile_library(source: Path, target: Path) -> Path:
     os.close(fd)
     command = [
         compiler,
-        "-O3",
-        "-fPIC",
+        *CFLAGS,
         "-shared",
         "-o",
         tmp,

@@ -128,6 +128,7 @@ def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
         "pdegen_deflated_cg",
         "pdegen_diffusion_stencil",
         "pdegen_set_aij_values",
+        "pdegen_sum_and_m2",
     }
     cycle = native.SIGNATURES["pdegen_gcrodr_cycle"]
     assert [f.name for f in cycle.fields][:6] == ["ksp", "A", "pc", "src", "dst", "n"]

@@ -125,6 +125,34 @@ def test_field_statistics_are_numpys_over_the_training_split(darcy):
         assert (st["min"], st["max"]) == (values.min(), values.max())
 
 
+@pytest.mark.parametrize("size", [1, 7, 8, 9, 127, 128, 129, 1000, 8193, 175561])
+@pytest.mark.parametrize("law", ["normal", "offset", "levels", "zeros"])
+def test_the_compiled_moments_give_numpys_bits(size, law):
+    """A shard's moments come from the compiled kernel (`pdegen_sum_and_m2`); numpy is the
+    oracle, bit for bit: sizes at the edges of its pairwise blocks (8, 128, halves) and a
+    421^2-node field, in the shapes fields have (numpy sums any C-contiguous array as one)."""
+    from pdegen.fieldstats import _mean_and_m2
+    from solvers import native
+
+    assert native.kernels() is not None, native.status()  # CI builds the kernels
+    rng = np.random.default_rng(size)
+    values = {
+        "normal": lambda: rng.standard_normal(size),
+        "offset": lambda: 1e6 + rng.random(size),  # a large mean: m2 cancels
+        "levels": lambda: np.where(rng.random(size) < 0.5, 12.0, 3.0),
+        "zeros": lambda: -np.zeros(size),
+    }[law]()
+    shape = (1, 419, 419) if size == 175561 else (size,)
+    values = values.reshape(shape)
+    mean, m2 = _mean_and_m2(values)
+    want_mean = float(values.mean())
+    assert (mean, m2) == (want_mean, float(np.square(values - want_mean).sum()))
+    assert np.signbit(mean) == np.signbit(want_mean)
+    strided = np.repeat(values.reshape(-1), 2)[::2]  # not contiguous: numpy's own path
+    strided_mean = float(strided.mean())
+    assert _mean_and_m2(strided) == (strided_mean, float(np.square(strided - strided_mean).sum()))
+
+
 def test_trajectory_statistics_per_frame(tmp_path):
     generate(heat_recipe(), out=tmp_path / "h", progress=False, engine="serial")
     with open_dataset(tmp_path / "h") as ds:

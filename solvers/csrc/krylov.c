@@ -411,6 +411,59 @@ PetscErrorCode pdegen_set_aij_values(pdegen_set_aij_values_args *args)
   PetscFunctionReturn(PETSC_SUCCESS);
 }
 
+/*
+ * One term of a pairwise sum: the value itself, or its squared deviation from mean. The
+ * deviation is squared as numpy squares it, d * d with d rounded first; the library is built
+ * with -ffp-contract=off (solvers/native.py), so no compiler fuses it into the sum.
+ */
+static inline double Term(const double *a, int64_t i, double mean, int squared)
+{
+  double d;
+
+  if (!squared) return a[i];
+  d = a[i] - mean;
+  return d * d;
+}
+
+/* numpy's pairwise_sum (numpy/_core/src/umath/loops_utils.h.src), term by term. */
+static double PairwiseSum(const double *a, int64_t n, double mean, int squared)
+{
+  if (n < 8) {
+    double res = -0.0;
+
+    for (int64_t i = 0; i < n; i++) res += Term(a, i, mean, squared);
+    return res;
+  } else if (n <= 128) {
+    double  r[8], res;
+    int64_t i;
+
+    for (int k = 0; k < 8; k++) r[k] = Term(a, k, mean, squared);
+    for (i = 8; i < n - (n % 8); i += 8)
+      for (int k = 0; k < 8; k++) r[k] += Term(a, i + k, mean, squared);
+    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+    for (; i < n; i++) res += Term(a, i, mean, squared);
+    return res;
+  } else {
+    int64_t half = n / 2;
+
+    half -= half % 8;
+    return PairwiseSum(a, half, mean, squared) + PairwiseSum(a + half, n - half, mean, squared);
+  }
+}
+
+/* Plain C, no PETSc call: it also runs where PETSc was never initialised (pdegen check). */
+PetscErrorCode pdegen_sum_and_m2(pdegen_sum_and_m2_args *args)
+{
+  double sum, mean;
+
+  if (args->count < 1 || !args->values) return PETSC_ERR_ARG_OUTOFRANGE;
+  sum        = 0.0 + PairwiseSum(args->values, args->count, 0.0, 0);
+  mean       = sum / (double)args->count;
+  args->sum  = sum;
+  args->m2   = 0.0 + PairwiseSum(args->values, args->count, mean, 1);
+  return PETSC_SUCCESS;
+}
+
 /* snprintf at text + used, never past size; returns the length the text needs so far. */
 static size_t Append(char *text, size_t size, size_t used, const char *format, ...)
 {
@@ -450,6 +503,10 @@ size_t pdegen_layout(char *text, size_t size)
 #define RECORD pdegen_set_aij_values_args
   PDEGEN_LAYOUT_STRUCT();
   PDEGEN_SET_AIJ_VALUES_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
+#undef RECORD
+#define RECORD pdegen_sum_and_m2_args
+  PDEGEN_LAYOUT_STRUCT();
+  PDEGEN_SUM_AND_M2_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
 #undef RECORD
   return used;
 }

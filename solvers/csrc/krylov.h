@@ -1,7 +1,8 @@
 /*
- * The C boundary of the compiled Krylov loops (and the stencil assembly kernel): the one place where their arguments are
- * declared. krylov.c includes this header, and solvers/native.py parses the field lists
- * below to build its ctypes structures, so the two sides cannot be written out separately.
+ * The C boundary of the compiled Krylov loops (and the assembly and moments kernels): the one
+ * place where their arguments are declared. krylov.c includes this header, and
+ * solvers/native.py parses the field lists below to build its ctypes structures, so the two
+ * sides cannot be written out separately.
  *
  * Why a struct passed by pointer: the kernels take about twenty arguments each, and a
  * positional ctypes prototype copied by hand goes wrong silently (a swapped pair or an int
@@ -130,6 +131,20 @@
   IN(const double *, values) \
   IN(int64_t, nnz)
 
+/*
+ * The sum of count values and the sum of their squared deviations from their mean
+ * (mean = sum / count), in numpy's order: np.add.reduce of a C-contiguous float64 array,
+ * whatever its shape, is one pairwise sum over all of it (blocks of at most 128 values in 8
+ * running sums, split in halves above that), added to 0.0. So sum is values.sum() and m2
+ * np.square(values - values.mean()).sum(), bit for bit (pdegen/fieldstats.py, tested), in
+ * two passes and no temporary array instead of numpy's four and two.
+ */
+#define PDEGEN_SUM_AND_M2_FIELDS(IN, OUT) \
+  IN(const double *, values) \
+  IN(int64_t, count) \
+  OUT(double, sum) \
+  OUT(double, m2)
+
 #define PDEGEN_DECLARE_FIELD(type, name) type name;
 
 typedef struct {
@@ -148,11 +163,16 @@ typedef struct {
   PDEGEN_SET_AIJ_VALUES_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
 } pdegen_set_aij_values_args;
 
+typedef struct {
+  PDEGEN_SUM_AND_M2_FIELDS(PDEGEN_DECLARE_FIELD, PDEGEN_DECLARE_FIELD)
+} pdegen_sum_and_m2_args;
+
 /* All return a PetscErrorCode (0 on success); the OUT fields are set only on success. */
 PETSC_EXTERN PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args);
 PETSC_EXTERN PetscErrorCode pdegen_set_aij_values(pdegen_set_aij_values_args *args);
+PETSC_EXTERN PetscErrorCode pdegen_sum_and_m2(pdegen_sum_and_m2_args *args);
 
 /*
  * The layout the compiler gave the argument structs, as text (snprintf's contract: writes
