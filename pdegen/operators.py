@@ -128,16 +128,35 @@ def diffusion_operator(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.
     Computed by the compiled kernel (`solvers/csrc/krylov.c`, `pdegen_diffusion_stencil`)
     where it is built, else by `diffusion_operator_numpy`; both give the same bits (tested).
     """
-    kernels = _stencil_kernels()
     a = np.asarray(a)
-    if kernels is None or a.dtype != np.float64 or not 1 <= a.ndim <= 3 or a.shape[0] < 3:
+    if not _kernel_takes(a):
         return diffusion_operator_numpy(a, h)
     ndim, n = a.ndim, a.shape[0] - 2
     indptr, indices, _ = stencil_pattern(ndim, n)
-    faces = [np.empty(tuple(n + 1 if d == ax else n for d in range(ndim))) for ax in range(ndim)]
     data = np.empty(indices.size)
+    faces = _run_stencil_kernel(a, h, data=data)
+    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
+    A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
+    return A, faces
+
+
+def _kernel_takes(a: np.ndarray) -> bool:
+    """Whether the compiled stencil kernel is built and takes this coefficient array."""
+    return (
+        a.dtype == np.float64
+        and 1 <= a.ndim <= 3
+        and a.shape[0] >= 3
+        and _stencil_kernels() is not None
+    )
+
+
+def _run_stencil_kernel(a: np.ndarray, h: float, data=None, mat=None) -> list[np.ndarray]:
+    """The kernel's values into `data` (an array of the pattern's size) or straight into the
+    PETSc Mat `mat`; returns the face coefficients it computed on the way."""
+    ndim, n = a.ndim, a.shape[0] - 2
+    faces = [np.empty(tuple(n + 1 if d == ax else n for d in range(ndim))) for ax in range(ndim)]
     padded = faces + [None] * (3 - ndim)
-    kernels.run(
+    _stencil_kernels().run(
         "pdegen_diffusion_stencil",
         a=np.ascontiguousarray(a),
         n=n,
@@ -147,11 +166,45 @@ def diffusion_operator(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.
         faces1=padded[1],
         faces2=padded[2],
         data=data,
-        nnz=data.size,
+        nnz=stencil_pattern(ndim, n)[1].size,
+        A=None if mat is None else mat.handle,
     )
-    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
-    A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
-    return A, faces
+    return faces
+
+
+class DiffusionMatrix:
+    """The matrix of -div(a grad .) on interior nodes (`diffusion_operator`'s), assembled
+    where it is used: into a solver's PETSc Mat by `fill_aij`, or as CSR by `tocsr`.
+
+    Why: after a chain's first sample the solver's Mat already has the stencil pattern, and
+    the compiled kernel can write each sample's values into PETSc's own array instead of a
+    CSR array that is then copied there, 7 MB written and 7 MB read less per 421 x 421 sample
+    (docs/benchmarks.md, "Where a sample's time goes"). `solvers.petsc.MatrixSlot.load`
+    takes one: it calls `fill_aij` on a Mat of the same pattern and loads `tocsr()` otherwise
+    (the first sample, or no compiled kernels). The values are the same bits either way.
+    """
+
+    def __init__(self, a: np.ndarray, h: float):
+        self.a, self.h = np.ascontiguousarray(a, dtype=np.float64), h
+        ndim, n = self.a.ndim, self.a.shape[0] - 2
+        self.indptr, self.indices, _ = stencil_pattern(ndim, n)
+        self.shape = (n**ndim, n**ndim)
+        self._csr: sp.csr_matrix | None = None
+
+    def tocsr(self) -> sp.csr_matrix:
+        """The matrix as scipy CSR with the shared stencil pattern (computed once)."""
+        if self._csr is None:
+            self._csr = diffusion_operator(self.a, self.h)[0]
+        return self._csr
+
+    def fill_aij(self, mat) -> bool:
+        """Write the values into `mat`, a sequential AIJ Mat with this matrix's pattern (the
+        caller checks that; the kernel checks the count), raising its state; False, with
+        nothing written, where the compiled kernel is not built."""
+        if not _kernel_takes(self.a):
+            return False
+        _run_stencil_kernel(self.a, self.h, mat=mat)
+        return True
 
 
 def _stencil_kernels():

@@ -6,11 +6,28 @@ choice (method, preconditioner, tolerance) can also be changed from the command 
 
 from __future__ import annotations
 
+import typing
+
 import numpy as np
 import scipy.sparse as sp
 from petsc4py import PETSc
 
 from solvers.registry import PRECONDITIONERS, unknown
+
+
+@typing.runtime_checkable
+class SelfFilling(typing.Protocol):
+    """A matrix that writes its own values into a sequential AIJ Mat of its pattern, without
+    a CSR array in between (`pdegen.operators.DiffusionMatrix`): the pattern's CSR arrays,
+    the shape, `fill_aij(mat) -> bool` (False: it could not, nothing written) and `tocsr()`."""
+
+    indptr: np.ndarray
+    indices: np.ndarray
+    shape: tuple[int, int]
+
+    def fill_aij(self, mat: PETSc.Mat) -> bool: ...
+
+    def tocsr(self) -> sp.csr_matrix: ...
 
 
 class MatrixSlot:
@@ -56,12 +73,25 @@ class MatrixSlot:
             return True  # the family's shared, read-only stencil pattern
         return np.array_equal(kept_indptr, indptr) and np.array_equal(kept_indices, indices)
 
-    def load(self, A: sp.spmatrix | PETSc.Mat) -> PETSc.Mat:
+    def load(self, A: sp.spmatrix | PETSc.Mat | SelfFilling) -> PETSc.Mat:
         """The Mat for A. The very same matrix object as last time is not reloaded, so PETSc
-        sees an unchanged operator and keeps its factorisation or preconditioner."""
+        sees an unchanged operator and keeps its factorisation or preconditioner. A matrix
+        that fills itself (`SelfFilling`, `pdegen.operators.DiffusionMatrix`) writes its
+        values into a Mat of its pattern; otherwise (the first, or no kernel) it is loaded
+        as its CSR."""
         if A is self._source and self.mat is not None:
             return self.mat
         self._source = A
+        if isinstance(A, SelfFilling):
+            if (
+                self.mat is not None
+                and self._pattern is not None
+                and self.mat.getType() == PETSc.Mat.Type.SEQAIJ
+                and self._same_pattern(A.indptr, A.indices)
+                and A.fill_aij(self.mat)
+            ):
+                return self.mat
+            A = A.tocsr()
         if isinstance(A, PETSc.Mat):
             self.mat, self._pattern = A, None
             if self.near_null_space is not None:

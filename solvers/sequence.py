@@ -20,7 +20,13 @@ from petsc4py import PETSc
 from solvers.baselines import make_ksp
 from solvers.grids import FALLBACK_PC, infer_grid
 from solvers.kernels import single_threaded_blas
-from solvers.petsc import MatrixSlot, rigid_body_modes, true_relative_residual, vec_from_array
+from solvers.petsc import (
+    MatrixSlot,
+    SelfFilling,
+    rigid_body_modes,
+    true_relative_residual,
+    vec_from_array,
+)
 from solvers.registry import METHODS, PRECONDITIONERS, unknown
 
 if TYPE_CHECKING:
@@ -164,7 +170,8 @@ class _GcrotmkRunner:
         return SolveResult(x, count[0], residual, converged, reason, seconds)
 
 
-Matrix = sp.spmatrix | PETSc.Mat
+#: what `ChainSolver.solve` takes as a matrix (`MatrixSlot.load`)
+Matrix = sp.spmatrix | PETSc.Mat | SelfFilling
 #: (A, b), or (A, b, P) with P the matrix the preconditioner is built on
 System = tuple[Matrix, np.ndarray] | tuple[Matrix, np.ndarray, Matrix]
 

@@ -166,4 +166,69 @@ def test_the_compiled_stencil_kernel_refuses_a_value_array_of_the_wrong_length()
             faces2=None,
             data=np.empty(10),
             nnz=10,
+            A=None,
         )
+
+
+def _chain_of(family, method, pc):
+    from solvers import ChainSolver
+
+    return ChainSolver(method, pc=pc, rtol=1e-10, grid=family.interior_shape)
+
+
+@pytest.mark.parametrize(
+    ("dim", "method", "pc"),
+    [(2, "direct", "cholesky"), (2, "cg", "mg"), (3, "gcrodr", "ilu"), (3, "cg", "mg")],
+)
+def test_a_matrix_filled_into_the_solvers_mat_solves_as_its_csr_does(dim, method, pc):
+    """Darcy hands the solver a `DiffusionMatrix`, whose values the kernel writes straight
+    into the chain's Mat. Every sample must solve to the same bits as from its CSR matrix (a
+    factorisation, smoother or hierarchy that missed the new values would not), the Mat must
+    hold the CSR's values, one Mat serves the chain, and no CSR is built after the first."""
+    from pdegen.operators import DiffusionMatrix
+    from solvers import native
+
+    assert native.kernels() is not None, native.status()  # CI builds the kernels
+    n = 31 if dim == 2 else 11
+    family = Darcy(n, dim, Darcy.Problem())
+    from_csr, filled = _chain_of(family, method, pc), _chain_of(family, method, pc)
+    mats = set()
+    for position, index in enumerate([4, 0, 7, 2]):
+        sample = family.sample(5, index)
+        A, b = family.system(sample)
+        F, c = family.solver_system(sample)
+        assert isinstance(F, DiffusionMatrix)
+        np.testing.assert_array_equal(b, c)
+        want, got = from_csr.solve(A, b), filled.solve(F, c)
+        assert got.converged and got.iterations == want.iterations
+        np.testing.assert_array_equal(got.x, want.x)
+        np.testing.assert_allclose(got.x, spla.spsolve(A.tocsc(), b), rtol=1e-7)
+        mat = filled._slot.mat
+        np.testing.assert_array_equal(mat.getValuesCSR()[2], A.data)
+        mats.add(id(mat))
+        assert (F._csr is None) == (position > 0)  # filled in place after the first
+    assert len(mats) == 1
+
+
+def test_without_the_compiled_kernel_a_diffusion_matrix_loads_as_csr(monkeypatch):
+    """PDEGEN_NATIVE=0 (or no compiler): `fill_aij` writes nothing and says so, and the solver
+    loads the CSR matrix instead, with the same solution."""
+    from pdegen.operators import DiffusionMatrix
+    from solvers import native
+
+    family = Darcy.square(15)
+    samples = [family.sample(1, i) for i in range(3)]
+    with_kernel = [_chain_of(family, "cg", "jacobi").solve(*family.system(s)).x for s in samples]
+    monkeypatch.setenv("PDEGEN_NATIVE", "0")
+    native._load.cache_clear()
+    try:
+        chain = _chain_of(family, "cg", "jacobi")
+        for sample, want in zip(samples, with_kernel, strict=True):
+            F, b = family.solver_system(sample)
+            if chain._slot.mat is not None:
+                assert not F.fill_aij(chain._slot.mat)
+            np.testing.assert_array_equal(chain.solve(F, b).x, want)
+            assert F._csr is not None and isinstance(F, DiffusionMatrix)
+    finally:
+        monkeypatch.undo()
+        native._load.cache_clear()

@@ -387,10 +387,17 @@ class Family(abc.ABC):
         stores interpolations of its staggered unknowns)."""
         return self.interior(outputs["solution"]).ravel()
 
+    def solver_system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
+        """The system `solve_sample` hands the solver: `system`'s. A family whose matrix can
+        fill the solver's Mat in place returns that instead (Darcy: a
+        `pdegen.operators.DiffusionMatrix`, the same values); everything that reads the
+        matrix itself (checks, oracles, `pdegen check --deep`) calls `system`."""
+        return self.system(sample)
+
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """Solve one sample with a `solvers.ChainSolver`; returns its output fields and the
         results of every solve it took (one here; a trajectory takes one per step)."""
-        A, b = self.system(sample)
+        A, b = self.solver_system(sample)
         P = self.preconditioner_operator(sample, A) if chain.wants_preconditioner_operator else None
         result = chain.solve(A, b, P=P)
         return {"solution": self.solution_field(sample, result.x)}, [result]

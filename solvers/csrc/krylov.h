@@ -106,6 +106,8 @@
  *   faces0..faces2: out, per axis the face coefficients between nodes i and i + 1 on the
  *           interior lines (n + 1 along that axis, n along the others); NULL beyond dim
  *   data:   out, nnz values; nnz must be (2 dim + 1) n^dim - 2 dim n^(dim - 1)
+ *   A:      NULL, or a MATSEQAIJ with that pattern (data then NULL): the values go straight
+ *           into its own array, which raises its state as pdegen_set_aij_values does
  * The arithmetic is numpy's, operation for operation (2 a b / (a + b); diagonal terms
  * summed axis by axis; off-diagonals (-f) scale), so both paths give the same bits.
  */
@@ -118,7 +120,8 @@
   IN(double *, faces1) \
   IN(double *, faces2) \
   IN(double *, data) \
-  IN(int64_t, nnz)
+  IN(int64_t, nnz) \
+  IN(Mat, A)
 
 /*
  * A sequential AIJ matrix's values replaced by `values` (nnz of them, in its CSR order):
