@@ -253,10 +253,13 @@ class ShardWriter:
         )
 
 
-def write_shard(directory: Path, content: ShardContent) -> dict[str, Any]:
+def write_shard(
+    directory: Path, content: ShardContent, writer_class: type[ShardWriter] | None = None
+) -> dict[str, Any]:
     """Write one shard held in memory (`pdegen.batch.solve_batch`) atomically and return its
-    index entry: the rows through a `ShardWriter`, so both paths write the same file."""
-    with ShardWriter(
+    index entry: the rows through a `ShardWriter` (or the subclass `writer_class`, which the
+    tests use to write rows another way), so both paths write the same file."""
+    with (writer_class or ShardWriter)(
         directory,
         content.batch,
         len(content.params["index"]),

@@ -85,27 +85,6 @@ class _OrdinaryRows(ShardWriter):
         dataset[row] = stored
 
 
-def _write_ordinarily(directory, content):
-    with _OrdinaryRows(
-        directory,
-        content.batch,
-        len(content.params["index"]),
-        content.attrs["recipe"],
-        content.axes,
-        content.dtype,
-        content.compression,
-    ) as writer:
-        for row, index in enumerate(content.params["index"]):
-            writer.add(
-                row,
-                index,
-                {name: array[row] for name, array in content.inputs.items()},
-                {name: array[row] for name, array in content.outputs.items()},
-                bool(content.stats["converged"][row]),
-            )
-        return writer.finish(content)
-
-
 def _everything_in(path):
     """Every object of an HDF5 file: values, dtypes, chunks, filters, labels, attributes."""
     found = {}
@@ -140,7 +119,7 @@ def test_rows_written_as_direct_chunks_hold_what_ordinary_writes_hold(tmp_path, 
     direct, ordinary = tmp_path / "direct", tmp_path / "ordinary"
     direct.mkdir(), ordinary.mkdir()
     entry = write_shard(direct, content)
-    oracle = _write_ordinarily(ordinary, content)
+    oracle = write_shard(ordinary, content, _OrdinaryRows)
     assert entry["field_stats"] == oracle["field_stats"]
     assert entry["sha256"] == file_sha256(direct / entry["file"])
     held = _everything_in(direct / entry["file"])
