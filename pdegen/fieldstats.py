@@ -63,20 +63,14 @@ def _mean_and_m2(values: np.ndarray) -> tuple[float, float]:
     first, in another order.
     """
     if values.dtype == np.float64 and values.flags.c_contiguous:
-        kernels = _kernels()
+        from solvers.native import kernels as built  # here: reading stats needs no PETSc
+
+        kernels = built()
         if kernels is not None:
             out = kernels.run("pdegen_sum_and_m2", values=values.reshape(-1), count=values.size)
             return out.sum / values.size, out.m2
     mean = float(values.mean())
     return mean, float(np.square(values - mean).sum())
-
-
-def _kernels():
-    """The compiled kernels, or None (no compiler, PDEGEN_NATIVE=0); imported when first
-    needed, so that reading this module's functions needs no PETSc."""
-    from solvers.native import kernels
-
-    return kernels()
 
 
 def _merge_one(a: Partial, b: Partial) -> Partial:

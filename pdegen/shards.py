@@ -9,6 +9,7 @@ SHA-256 checksum; it is what the loader reads.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import os
@@ -112,9 +113,9 @@ class ShardWriter:
     Why not hold the batch and write it at the end: each sample's fields then lived until the
     batch was done and were stacked into one array per field before writing, a copy of
     every field (about 1 ms of a 421 x 421 Darcy sample, mostly the kernel zeroing the
-    stacked arrays' fresh pages) and 2 b G 8 bytes per worker (140 MB for a shard of 50 at
-    421 x 421). Rows go into datasets created at the first sample, one chunk per sample as
-    before, so the file is the one `write_shard` wrote.
+    stacked arrays' fresh pages) and twice the shard's fields in memory per worker (140 MB for
+    a shard of 50 at 421 x 421). Rows go into datasets created at the first sample, one chunk
+    per sample; `write_shard` writes a shard held in memory through this class too.
 
     A context manager over `atomic_path`: the file is a temporary until `finish` has written
     the rest and the block ends without an error; on an error it is removed. The moments of
@@ -133,14 +134,14 @@ class ShardWriter:
         compression: str = "none",
     ):
         self.path = Path(directory) / shard_name(batch)
-        self.batch, self.count, self.axes = batch, count, axes
+        self.count, self.axes = count, axes
         self.dtype, self.compression = dtype, compression
         recipe = json.loads(recipe_json)
         self._seed, self._fractions = recipe["seed"], recipe["output"]["splits"]
         self._atomic = atomic_path(self.path)
         self._file: h5py.File | None = None
         self._datasets: dict[str, h5py.Dataset] = {}
-        self._partials: dict[str, list] = {}  # per field: (row, partial) of the rows counted
+        self._partials: dict[str, list] = {}  # per field: the partials of the rows counted
         self._tmp: Path | None = None
 
     def __enter__(self) -> ShardWriter:
@@ -242,10 +243,8 @@ class ShardWriter:
         moments = {}
         for name, dataset in self._datasets.items():
             time_axis = _has_time_axis(self.axes.get(name, ()))
-            part = partial_moments(np.empty((0, *dataset.shape[1:])), time_axis)
-            for partial in self._partials[name]:
-                part = merge(part, partial)
-            moments[name] = part
+            empty = partial_moments(np.empty((0, *dataset.shape[1:])), time_axis)
+            moments[name] = functools.reduce(merge, self._partials[name], empty)
         self._file.close()
         self._file = None
         return shard_entry_of(
@@ -303,10 +302,8 @@ def field_moments(
     moments = {}
     for name, (values, labels) in fields.items():
         time_axis = _has_time_axis(labels)
-        part = partial_moments(values[:0], time_axis)
-        for row in rows:
-            part = merge(part, partial_moments(values[row : row + 1], time_axis))
-        moments[name] = part
+        partials = (partial_moments(values[row : row + 1], time_axis) for row in rows)
+        moments[name] = functools.reduce(merge, partials, partial_moments(values[:0], time_axis))
     return moments
 
 

@@ -84,10 +84,8 @@ class MatrixSlot:
         self._source = A
         if isinstance(A, SelfFilling):
             if (
-                self.mat is not None
-                and self._pattern is not None
-                and self.mat.getType() == PETSc.Mat.Type.SEQAIJ
-                and self._same_pattern(A.indptr, A.indices)
+                self._same_pattern(A.indptr, A.indices)
+                and self._sequential()
                 and A.fill_aij(self.mat)
             ):
                 return self.mat
@@ -120,11 +118,15 @@ class MatrixSlot:
         self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
 
+    def _sequential(self) -> bool:
+        """Whether the Mat is a sequential AIJ one, whose value array the kernels write."""
+        return self.mat.getType() == PETSc.Mat.Type.SEQAIJ
+
     def _refill(self, data: np.ndarray) -> None:
         """The same pattern's new values into the Mat (see the class notes)."""
         from solvers.native import kernels
 
-        lib = kernels() if self.mat.getType() == PETSc.Mat.Type.SEQAIJ else None
+        lib = kernels() if self._sequential() else None
         if lib is None:
             indptr, indices = self._pattern
             self.mat.setValuesCSR(indptr, indices, data)

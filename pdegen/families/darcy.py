@@ -39,10 +39,7 @@ class Darcy(Family):
     ) -> tuple[sp.csr_matrix, np.ndarray]:
         """System for explicit nodal fields on the full node grid: coefficient a, source f
         (read at interior nodes) and Dirichlet values g (read at boundary nodes)."""
-        a = np.asarray(a, dtype=float)
-        if a.shape != self.grid_shape:
-            raise ValueError(f"coefficient shape {a.shape} != grid shape {self.grid_shape}")
-        A, faces = diffusion_operator(a, self.h)
+        A, faces = diffusion_operator(self._coefficient_on_grid(a), self.h)
         return A, self.right_hand_side(f, g, lambda g: boundary_lift(faces, g, self.h))
 
     def sample(self, seed: int, index: int) -> Sample:
@@ -58,10 +55,14 @@ class Darcy(Family):
         changes `system` gets its own."""
         if type(self).system is not Darcy.system:
             return self.system(sample)
-        a = np.asarray(sample.inputs["coefficient"], dtype=float)
+        a = self._coefficient_on_grid(sample.inputs["coefficient"])
+        return DiffusionMatrix(a, self.h), self.right_hand_side(self.problem.source, 0.0, None)
+
+    def _coefficient_on_grid(self, a: np.ndarray) -> np.ndarray:
+        a = np.asarray(a, dtype=float)
         if a.shape != self.grid_shape:
             raise ValueError(f"coefficient shape {a.shape} != grid shape {self.grid_shape}")
-        return DiffusionMatrix(a, self.h), self.right_hand_side(self.problem.source, 0.0, None)
+        return a
 
     @classmethod
     def square(

@@ -322,10 +322,27 @@ PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args)
  */
 static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args, double *data);
 
+/*
+ * The value array of a sequential AIJ matrix of nnz entries, for writing every value
+ * (MatSeqAIJGetArrayWrite: restoring it raises the Mat's state). Refuses another type or
+ * count, so a caller's wrong pattern is an error, not an overrun.
+ */
+static PetscErrorCode AIJValuesForWrite(Mat A, int64_t nnz, PetscScalar **v)
+{
+  PetscBool seqaij;
+  MatInfo   info;
+
+  PetscFunctionBegin;
+  PetscCall(PetscObjectTypeCompare((PetscObject)A, MATSEQAIJ, &seqaij));
+  PetscCheck(seqaij, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "not a MATSEQAIJ matrix");
+  PetscCall(MatGetInfo(A, MAT_LOCAL, &info));
+  PetscCheck((int64_t)info.nz_used == nnz, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "%" PRId64 " values for a matrix of %" PRId64 " entries", nnz, (int64_t)info.nz_used);
+  PetscCall(MatSeqAIJGetArrayWrite(A, v));
+  PetscFunctionReturn(PETSC_SUCCESS);
+}
+
 PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args)
 {
-  PetscBool    seqaij;
-  MatInfo      info;
   PetscScalar *v;
 
   PetscFunctionBegin;
@@ -335,11 +352,7 @@ PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args)
     PetscFunctionReturn(PETSC_SUCCESS);
   }
   PetscCheck(!args->data, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "both data and A given");
-  PetscCall(PetscObjectTypeCompare((PetscObject)args->A, MATSEQAIJ, &seqaij));
-  PetscCheck(seqaij, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "not a MATSEQAIJ matrix");
-  PetscCall(MatGetInfo(args->A, MAT_LOCAL, &info));
-  PetscCheck((int64_t)info.nz_used == args->nnz, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "%" PRId64 " values for a matrix of %" PRId64 " entries", args->nnz, (int64_t)info.nz_used);
-  PetscCall(MatSeqAIJGetArrayWrite(args->A, &v));
+  PetscCall(AIJValuesForWrite(args->A, args->nnz, &v));
   {
     const PetscErrorCode ierr = DiffusionStencil(args, v);
 
@@ -428,16 +441,10 @@ static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args
  */
 PetscErrorCode pdegen_set_aij_values(pdegen_set_aij_values_args *args)
 {
-  PetscBool    seqaij;
-  MatInfo      info;
   PetscScalar *v;
 
   PetscFunctionBegin;
-  PetscCall(PetscObjectTypeCompare((PetscObject)args->A, MATSEQAIJ, &seqaij));
-  PetscCheck(seqaij, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "not a MATSEQAIJ matrix");
-  PetscCall(MatGetInfo(args->A, MAT_LOCAL, &info));
-  PetscCheck((int64_t)info.nz_used == args->nnz, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "%" PRId64 " values for a matrix of %" PRId64 " entries", args->nnz, (int64_t)info.nz_used);
-  PetscCall(MatSeqAIJGetArrayWrite(args->A, &v));
+  PetscCall(AIJValuesForWrite(args->A, args->nnz, &v));
   PetscCall(PetscArraycpy(v, args->values, args->nnz));
   PetscCall(MatSeqAIJRestoreArrayWrite(args->A, &v));
   PetscFunctionReturn(PETSC_SUCCESS);
