@@ -1,7 +1,7 @@
 """Geometric multigrid's smoother and cycle, measured: CG + `pc: mg` on Darcy 12 / 3.
 
 Darcy with the neural-operator benchmark's thresholded coefficient (12 / 3, alpha = 2,
-tau = 3) on FNO's 421 x 421 node grid (n = 419: three levels down to 104^2) and on the
+tau = 3) on FNO's 421 x 421 node grid (n = 419: four levels down to 34^2) and on the
 64^3-cell cube (n = 63: six levels down to one unknown), CG to rtol 1e-8, every smoother
 and cycle of `solvers.multigrid` side by side in one run. Each cell: the mean per-sample
 seconds over the samples after the first (the chain's steady state: numeric PtAP, smoother

@@ -3,20 +3,30 @@
 The families' unknowns are the interior nodes of a vertex grid of the unit square or cube:
 n interior nodes per axis, n + 1 cells of width h = 1/(n + 1), Dirichlet values on the
 boundary nodes, numbered in C order (last axis fastest). `solvers.multigrid` builds the
-hierarchy as PETSc DMDAs of the whole node grid (boundary nodes included), coarsened by 2.
+hierarchy as PETSc DMDAs of the whole node grid (boundary nodes included), coarsened by 2
+(or 3: the levels rule).
 
-**The levels rule.** A DMDA vertex grid of M nodes coarsens by 2 only when its M - 1 cells
-are even (PETSc's Q1 interpolation needs an integer ratio (M_fine - 1) / (M_coarse - 1)), so
-a level of n interior nodes has a coarser one when n + 1 is even, and the coarser one has
+**The levels rule.** A DMDA vertex grid of M nodes coarsens by an integer ratio r only when
+r divides its M - 1 cells (PETSc's Q1 interpolation needs (M_fine - 1) / (M_coarse - 1) to be
+an integer), so a level of n interior nodes has a coarser one by 2 when n + 1 is even, with
 (n + 1) / 2 - 1 interior nodes: the fine nodes of even index, which keeps the coarse grid's
-boundary on the fine grid's boundary. Grids with n + 1 = 2^k m cells therefore have k + 1
-levels down to m - 1 interior nodes per axis:
+boundary on the fine grid's boundary. The rule halves while it can; when halving stops on a
+level still larger than `THIRD_ABOVE` unknowns whose cells 3 divides, it coarsens by 3 (the
+fine nodes of index divisible by 3) and goes on. Why: the coarsest level is factorised for
+every sample, and at FNO's 421 x 421 that factorisation and its triangular solves were a
+quarter of the solve; a step by 3 costs one CG iteration more and the solve is 12% faster
+(docs/benchmarks.md, "Coarsening by 3"). Coarsening by 3 with linear interpolation and
+Galerkin coarse operators is the vertex-centred factor-3 multigrid of Dendy and Moulton,
+"Black box multigrid with coarsening by a factor of three", Numer. Linear Algebra Appl. 17
+(2010). Larger odd ratios (5, 7) cost more iterations than they save (measured at 421^2: 10
+and 13 iterations against 8). Examples:
 
-- FNO's 421 x 421 nodes (n = 419, 420 = 2^2 * 105 cells): 419 -> 209 -> 104, three levels,
-  a coarsest grid of 104^2 = 10 816 unknowns, factorised by LU;
+- FNO's 421 x 421 nodes (n = 419, 420 = 2^2 * 105 cells): 419 -> 209 -> 104 -> 34, four
+  levels, a coarsest grid of 34^2 = 1 156 unknowns, factorised by LU;
 - 2^k + 1 nodes (n = 2^k - 1: 31, 63, 127, 255): down to one unknown;
-- 64^3 nodes (n = 62, 63 cells) and n = 64 (65 cells) do not coarsen at all; 64^3 unknowns
-  in the dyadic sense is n = 63 (64 cells): 63 -> 31 -> 15 -> 7 -> 3 -> 1.
+- 64^3 nodes (n = 62, 63 = 3^2 * 7 cells): 62 -> 20 -> 6, by 3 twice; n = 64 (65 cells)
+  does not coarsen at all; 64^3 unknowns in the dyadic sense is n = 63 (64 cells):
+  63 -> 31 -> 15 -> 7 -> 3 -> 1.
 
 The coarsest level is solved by LU, so it must be small: at most `MAX_COARSEST` unknowns
 (16 384 = 128^2 in 2D, where the factorisation of a 9-point operator is a few ms; 4 096 =
@@ -37,6 +47,8 @@ from dataclasses import dataclass
 
 #: the largest coarsest level (unknowns) that is factorised, per dimension
 MAX_COARSEST: dict[int, int] = {1: 65536, 2: 16384, 3: 4096}
+#: a level that does not halve and has more unknowns than this is coarsened by 3 where it can
+THIRD_ABOVE: dict[int, int] = {1: 4096, 2: 4096, 3: 4096}
 #: what `pc: mg` runs on a grid that coarsens too little
 FALLBACK_PC = "gamg"
 
@@ -69,6 +81,8 @@ class Coarsening:
         fine = self.shapes[0]
         if self.levels < 2:
             why = f"{_text(tuple(n + 1 for n in fine), 'x')} cells per axis do not halve"
+            if math.prod(fine) > THIRD_ABOVE[len(fine)]:
+                why += " or divide by 3"
         else:
             why = (
                 f"its coarsest level, {_text(self.shapes[-1])} = {self.coarsest_unknowns} "
@@ -76,7 +90,7 @@ class Coarsening:
             )
         return (
             f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
-            f"multigrid needs n + 1 = 2^k m cells per axis, m small): running {FALLBACK_PC}"
+            f"multigrid needs n + 1 = 2^k 3^j m cells per axis, m small): running {FALLBACK_PC}"
         )
 
 
@@ -90,17 +104,29 @@ def _text(shape: tuple[int, ...], power: str = "^") -> str:
 def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening:
     """The hierarchy of an interior grid `shape` by the levels rule (module docstring):
     halve the cells while every axis has an even number of them and a coarse interior node
-    remains, at most `max_levels` levels."""
+    remains; past that, divide them by 3 while the level is larger than `THIRD_ABOVE`; at
+    most `max_levels` levels."""
     shape = tuple(int(n) for n in shape)
     if not shape or min(shape) < 1:
         raise ValueError(f"a grid needs at least one interior node per axis, got {shape}")
     shapes = [shape]
     while max_levels is None or len(shapes) < max_levels:
-        cells = [n + 1 for n in shapes[-1]]
-        if any(c % 2 for c in cells) or min(cells) < 4:
+        ratio = _ratio(shapes[-1])
+        if ratio is None:
             break
-        shapes.append(tuple(c // 2 - 1 for c in cells))
+        shapes.append(tuple((n + 1) // ratio - 1 for n in shapes[-1]))
     return Coarsening(tuple(shapes))
+
+
+def _ratio(shape: tuple[int, ...]) -> int | None:
+    """The ratio the level `shape` is coarsened by: 2, 3 or None (it is the coarsest)."""
+    cells = [n + 1 for n in shape]
+    if all(c % 2 == 0 for c in cells) and min(cells) >= 4:
+        return 2
+    large = math.prod(shape) > THIRD_ABOVE[len(shape)]
+    if large and all(c % 3 == 0 for c in cells) and min(cells) >= 6:
+        return 3
+    return None
 
 
 def infer_grid(size: int, first_row: list[int] | tuple[int, ...]) -> tuple[int, ...] | None:
@@ -122,4 +148,4 @@ def infer_grid(size: int, first_row: list[int] | tuple[int, ...]) -> tuple[int, 
     return (n,) * dim
 
 
-__all__ = ["FALLBACK_PC", "MAX_COARSEST", "Coarsening", "coarsen", "infer_grid"]
+__all__ = ["FALLBACK_PC", "MAX_COARSEST", "THIRD_ABOVE", "Coarsening", "coarsen", "infer_grid"]

@@ -1,8 +1,9 @@
 """Geometric multigrid (`pc: mg`): PETSc's PCMG on DMDAs of the families' node grid.
 
 **The grid as DMDAs.** The finest DMDA is the families' node grid itself, boundary nodes
-included (n + 2 vertices per axis); its coarsenings by `DMCoarsenHierarchy` halve the cells
-(`solvers.grids` states the levels rule). PETSc's Q1 interpolation between two of them
+included (n + 2 vertices per axis); each coarser one has a half or a third of the cells of
+the one above (`solvers.grids` states the levels rule). PETSc's Q1 interpolation between two
+of them
 (`DMCreateInterpolation`) is restricted to the interior nodes, rows and columns
 (`MatCreateSubMatrix`): dropping the coarse boundary columns is exact because the unknowns
 vanish there (Dirichlet values are lifted into b), and what is left is the classical
@@ -121,13 +122,10 @@ class GridHierarchy:
         self.coarsening: Coarsening = coarsen(shape, max_levels)
         if self.coarsening.levels < 2:
             raise ValueError(self.coarsening.note or f"the {shape} grid does not coarsen")
-        fine = node_grid(self.coarsening.shapes[0])
-        # finest first, as DMCoarsenHierarchy returns them
-        self.dms: list[PETSc.DMDA] = [fine, *fine.coarsenHierarchy(self.levels - 1)]
-        for dm, interior in zip(self.dms, self.coarsening.shapes, strict=True):
-            expected = tuple(n + 2 for n in reversed(interior))
-            if tuple(dm.getSizes()) != expected:  # PETSc's rule and ours disagree
-                raise RuntimeError(f"DMDA coarsened to {dm.getSizes()}, expected {expected}")
+        # finest first; each level made at its own size (DMCoarsenHierarchy takes one ratio
+        # for every level, and the levels rule may coarsen by 2 and then by 3), and
+        # DMCreateInterpolation reads the ratio from the two sizes
+        self.dms: list[PETSc.DMDA] = [node_grid(shape) for shape in self.coarsening.shapes]
         interpolations = []
         for fine_dm, coarse_dm in zip(self.dms[:-1], self.dms[1:], strict=True):
             full, _ = coarse_dm.createInterpolation(fine_dm)

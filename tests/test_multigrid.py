@@ -19,7 +19,7 @@ from pdegen.loader import open_dataset
 from pdegen.recipe import recipe_from_dict
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, solve_sequence
-from solvers.grids import MAX_COARSEST, coarsen, infer_grid
+from solvers.grids import MAX_COARSEST, THIRD_ABOVE, coarsen, infer_grid
 from solvers.multigrid import GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.conftest import small_recipe_dict
@@ -42,15 +42,15 @@ def to_scipy(mat: PETSc.Mat) -> sp.csr_matrix:
     return sp.csr_matrix((data, indices, indptr), shape=mat.getSize())
 
 
-def linear_interpolation_1d(n: int) -> sp.csr_matrix:
+def linear_interpolation_1d(n: int, ratio: int = 2) -> sp.csr_matrix:
     """Coarse interior nodes j = 1..m at x = j / (m + 1) to fine ones i = 1..n (n + 1 =
-    2 (m + 1)), zero Dirichlet values: the classical vertex-centred interpolation."""
-    m = (n + 1) // 2 - 1
+    ratio (m + 1)), zero Dirichlet values: the classical vertex-centred interpolation, coarse
+    node j on fine node ratio j and its hat function reaching ratio - 1 fine nodes each way."""
+    m = (n + 1) // ratio - 1
     P = sp.lil_matrix((n, m))
-    for j in range(m):  # coarse node j (0-based) sits on fine node 2 j + 1
-        P[2 * j + 1, j] = 1.0
-        P[2 * j, j] = 0.5
-        P[2 * j + 2, j] = 0.5
+    for j in range(1, m + 1):
+        for offset in range(1 - ratio, ratio):
+            P[ratio * j + offset - 1, j - 1] = 1.0 - abs(offset) / ratio
     return P.tocsr()
 
 
@@ -77,16 +77,20 @@ def test_the_dmda_x_axis_is_our_last_axis(shape):
         assert np.allclose(coords[..., component], line.reshape(shape_1d))
 
 
-@pytest.mark.parametrize("shape", [(7, 15), (3, 7, 15)])
-def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape):
+@pytest.mark.parametrize(
+    "shape,ratio",
+    [((7, 15), 2), ((3, 7, 15), 2), ((80, 62), 3), ((8, 14, 44), 3)],  # > THIRD_ABOVE: by 3
+)
+def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape, ratio):
     """The interior part of DMCreateInterpolation between the node-grid DMDAs is the tensor
     product of 1D linear interpolation in our C order (a rectangular grid, so a swapped axis
-    would show), and reproduces a smooth function to O(h^2)."""
+    would show), by 2 and by 3, and reproduces a smooth function to O(h^2)."""
     hierarchy = GridHierarchy(shape)
+    assert hierarchy.shapes[1] == tuple((n + 1) // ratio - 1 for n in shape)
     P = to_scipy(hierarchy.interpolations[-1])  # coarser level -> finest
-    expected = linear_interpolation_1d(shape[0])
+    expected = linear_interpolation_1d(shape[0], ratio)
     for n in shape[1:]:
-        expected = sp.kron(expected, linear_interpolation_1d(n), format="csr")
+        expected = sp.kron(expected, linear_interpolation_1d(n, ratio), format="csr")
     assert P.shape == expected.shape
     assert abs(P - expected).max() < 1e-14
     coarse = hierarchy.shapes[1]
@@ -98,17 +102,25 @@ def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape):
 
     error = np.abs(P @ f(coarse) - f(shape)).max()
     h = 1.0 / (min(coarse) + 1)
-    assert error < (np.pi * len(shape)) ** 2 * h**2 / 8  # the linear interpolation bound
+    # the linear interpolation bound, h^2 / 8 times |d^2 f / dx_k^2| <= (pi (k + 1))^2 per axis
+    assert error < sum((np.pi * (k + 1)) ** 2 for k in range(len(shape))) * h**2 / 8
 
 
 def test_the_levels_rule():
-    assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104))
+    # FNO's grid: halved twice (420 = 4 * 105 cells), then 105 cells by 3 since 104^2 > 4096
+    assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104), (34, 34))
+    assert coarsen((419, 419), max_levels=3).shapes[-1] == (104, 104)
+    assert THIRD_ABOVE[2] == 4096 and (34 * 34) < THIRD_ABOVE[2] < 104 * 104
     cube = coarsen((63, 63, 63))
     assert [s[0] for s in cube.shapes] == [63, 31, 15, 7, 3, 1] and cube.usable
     assert coarsen((63, 63, 63), max_levels=3).levels == 3
-    for shape in [(46, 46, 46), (62, 62, 62), (64, 64, 64), (30, 30)]:  # odd cell counts
+    assert [s[0] for s in coarsen((62, 62, 62)).shapes] == [62, 20, 6]  # 63 = 3^2 * 7 cells
+    assert [s[0] for s in coarsen((80, 80)).shapes] == [80, 26]  # 27^2 cells: small, stop
+    for shape in [(46, 46, 46), (64, 64, 64), (30, 30), (26, 26)]:  # 47, 65, 31; 27^2 small
         assert coarsen(shape).levels == 1 and not coarsen(shape).usable
         assert "do not halve" in coarsen(shape).note
+    assert "or divide by 3" in coarsen((64, 64, 64)).note
+    assert "or divide by 3" not in coarsen((26, 26)).note  # too small to be divided
     too_big = coarsen((93, 93, 93))  # one halving, to 46^3 > MAX_COARSEST[3]
     assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
     assert not too_big.usable and "larger than" in too_big.note
@@ -133,6 +145,10 @@ CASES = {
     "darcy3d": lambda: darcy(15, 3),
     "helmholtz2d": lambda: helmholtz(31, 2),
     "helmholtz3d": lambda: helmholtz(15, 3),
+    # grids whose hierarchy coarsens by 3 (81 and 21 cells per axis; the levels rule)
+    "darcy2d-by3": lambda: darcy(80, 2),
+    "darcy3d-by3": lambda: darcy(20, 3),
+    "helmholtz2d-by3": lambda: helmholtz(80, 2),
 }
 
 
@@ -154,7 +170,10 @@ def test_every_method_with_mg_agrees_with_a_direct_solve(case, method):
         method, "mg", rtol=rtol, grid=family.interior_shape, max_iterations=3000, multigrid=settings
     )
     assert chain.wants_preconditioner_operator and chain.pc == "mg" and chain.note is None
-    assert chain.hierarchy.levels == (5 if family.dim == 2 else 4)  # down to one unknown
+    assert (
+        chain.hierarchy.levels
+        == {(31, 31): 5, (15, 15, 15): 4, (80, 80): 2, (20,) * 3: 2}[family.interior_shape]
+    )  # down to one unknown by halving, or one step by 3
     for index in range(3):
         sample = family.sample(1, index)
         A, b = family.system(sample)
