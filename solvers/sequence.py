@@ -20,6 +20,7 @@ from petsc4py import PETSc
 from solvers.baselines import make_ksp
 from solvers.grids import FALLBACK_PC, infer_grid
 from solvers.kernels import single_threaded_blas
+from solvers.multigrid import galerkin_products
 from solvers.petsc import (
     MatrixSlot,
     SelfFilling,
@@ -322,7 +323,7 @@ class ChainSolver:
             x0 = self._previous
         # One BLAS thread for every method (PETSc's vector kernels call the system BLAS too):
         # the same sums in the same order on every engine, and no method gets extra threads.
-        with single_threaded_blas():
+        with single_threaded_blas(), galerkin_products(self.hierarchy):
             result = self._runner.solve(mat, pmat, bvec, x0)
         if result.converged:
             self._previous = result.x

@@ -20,7 +20,7 @@ from pdegen.recipe import recipe_from_dict
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, solve_sequence
 from solvers.grids import MAX_COARSEST, THIRD_ABOVE, coarsen, infer_grid
-from solvers.multigrid import GridHierarchy, MGSettings, node_grid
+from solvers.multigrid import GALERKIN_ALGORITHM, GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.conftest import small_recipe_dict
 
@@ -227,6 +227,40 @@ def test_gcrodr_with_shifted_mg_beats_ilu_on_indefinite_helmholtz():
 
 def event_count(name: str) -> int:
     return PETSc.Log.Event(name).getPerfInfo()["count"]
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_galerkin_products_by_rap_in_3d_only_and_the_same_operators(dim):
+    """3D chains form their coarse operators with PETSc's "rap" (`GALERKIN_ALGORITHM`; it
+    transposes P, so MatTranspose runs, once per level), 2D ones with the default; the
+    operators agree with P^T A P computed by scipy, and the option does not outlive the solve
+    (the user's own `-matptap_via` is left alone)."""
+    PETSc.Log.begin()
+    family = darcy(15 if dim == 3 else 31, dim)
+    A, b = family.system(family.sample(0, 0))
+    chain = ChainSolver("cg", "mg", grid=family.interior_shape)
+    before = event_count("MatTranspose")
+    assert chain.solve(A, b).converged
+    levels = chain.hierarchy.levels
+    assert event_count("MatTranspose") - before == (levels - 1 if dim == 3 else 0)
+    assert GALERKIN_ALGORITHM.get(dim) == ("rap" if dim == 3 else None)
+    assert not PETSc.Options().hasName("matptap_via")
+    pc = chain._runner.pc
+    operator = A.tocsr()
+    for level in range(levels - 1, 0, -1):  # finest first
+        P = to_scipy(pc.getMGInterpolation(level))
+        operator = (P.T @ operator @ P).tocsr()
+        coarse = to_scipy(pc.getMGSmoother(level - 1).getOperators()[0])
+        assert abs(coarse - operator).max() <= 1e-12 * abs(operator).max()
+    db = PETSc.Options()
+    db.setValue("matptap_via", "scalable")  # a user's choice: kept, and used
+    try:
+        before = event_count("MatTranspose")
+        fresh = ChainSolver("cg", "mg", grid=family.interior_shape)
+        assert fresh.solve(A, b).converged
+        assert event_count("MatTranspose") == before and db.getString("matptap_via") == "scalable"
+    finally:
+        db.delValue("matptap_via")
 
 
 def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone():
