@@ -79,9 +79,12 @@ class Coarsening:
         if self.usable:
             return None
         fine = self.shapes[0]
-        if self.levels < 2:
-            why = f"{_text(tuple(n + 1 for n in fine), 'x')} cells per axis do not halve"
-            if math.prod(fine) > THIRD_ABOVE[len(fine)]:
+        if self.levels < 2 and _ratio(fine) is not None:
+            why = "max_levels allows only one level"
+        elif self.levels < 2:
+            cells = tuple(n + 1 for n in fine)
+            why = f"{_text(cells, 'x')} cells per axis do not halve"
+            if math.prod(fine) > THIRD_ABOVE[len(fine)] and any(c % 3 for c in cells):
                 why += " or divide by 3"
         else:
             why = (
@@ -90,7 +93,8 @@ class Coarsening:
             )
         return (
             f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
-            f"multigrid needs n + 1 = 2^k 3^j m cells per axis, m small): running {FALLBACK_PC}"
+            f"multigrid needs n + 1 = 2^k m cells per axis, m small, with factors 3 of m also "
+            f"taken on levels above {THIRD_ABOVE[len(fine)]} unknowns): running {FALLBACK_PC}"
         )
 
 

@@ -3,8 +3,7 @@
 **The grid as DMDAs.** The finest DMDA is the families' node grid itself, boundary nodes
 included (n + 2 vertices per axis); each coarser one has a half or a third of the cells of
 the one above (`solvers.grids` states the levels rule). PETSc's Q1 interpolation between two
-of them
-(`DMCreateInterpolation`) is restricted to the interior nodes, rows and columns
+of them (`DMCreateInterpolation`) is restricted to the interior nodes, rows and columns
 (`MatCreateSubMatrix`): dropping the coarse boundary columns is exact because the unknowns
 vanish there (Dirichlet values are lifted into b), and what is left is the classical
 bilinear (trilinear) interpolation of the vertex-centred Dirichlet problem.
@@ -150,21 +149,23 @@ class GridHierarchy:
 
 
 @contextlib.contextmanager
-def galerkin_products(hierarchy: GridHierarchy | None) -> Iterator[None]:
-    """While PCMG builds its coarse operators (inside the solve that first sets it up),
-    have PETSc form them by `GALERKIN_ALGORITHM` for the hierarchy's dimension.
+def galerkin_products(hierarchy: GridHierarchy | None, operator: PETSc.Mat) -> Iterator[None]:
+    """While PCMG builds its coarse operators from `operator` (inside the solve that first
+    sets it up), have PETSc form them by `GALERKIN_ALGORITHM` for the hierarchy's dimension.
 
     Why: in 3D PETSc's default SeqAIJ PtAP took a quarter of a 64^3 Darcy solve (35 of 145
     ms per sample, 27-point coarse operators from 7-point ones); "rap", which forms R = P^T
     once and then R (A P), took 22 ms, and the solve 9% less time, for 44 MB more per worker
     (docs/benchmarks.md, "Galerkin products"). In 2D it saved nothing (9-point operators) and
     cost 23 MB, so 2D keeps the default. PETSc reads the choice (`-matptap_via`, the option
-    of MatPtAP's callers) when it forms a product's symbolic part, so it is in the options
-    database only during our solves; a value the user set there is left as it is.
+    of MatPtAP's callers, unprefixed: the product Mat has no prefix, so a KSP's prefixed
+    `options` cannot set it) when it forms a product's symbolic part, so it is in the options
+    database only during our solves; a value the user set there (or in PETSC_OPTIONS) is
+    left as it is. "rap" is a SeqAIJ algorithm: other matrix types keep PETSc's default.
     """
     algorithm = None if hierarchy is None else GALERKIN_ALGORITHM.get(len(hierarchy.shapes[0]))
     db = PETSc.Options()
-    if algorithm is None or db.hasName("matptap_via"):
+    if algorithm is None or operator.getType() != "seqaij" or db.hasName("matptap_via"):
         yield
         return
     db.setValue("matptap_via", algorithm)

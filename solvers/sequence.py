@@ -323,7 +323,7 @@ class ChainSolver:
             x0 = self._previous
         # One BLAS thread for every method (PETSc's vector kernels call the system BLAS too):
         # the same sums in the same order on every engine, and no method gets extra threads.
-        with single_threaded_blas(), galerkin_products(self.hierarchy):
+        with single_threaded_blas(), galerkin_products(self.hierarchy, pmat):
             result = self._runner.solve(mat, pmat, bvec, x0)
         if result.converged:
             self._previous = result.x

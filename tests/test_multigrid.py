@@ -20,7 +20,7 @@ from pdegen.recipe import recipe_from_dict
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, solve_sequence
 from solvers.grids import MAX_COARSEST, THIRD_ABOVE, coarsen, infer_grid
-from solvers.multigrid import GALERKIN_ALGORITHM, GridHierarchy, MGSettings, node_grid
+from solvers.multigrid import GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.conftest import small_recipe_dict
 
@@ -106,11 +106,31 @@ def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape, ratio):
     assert error < sum((np.pi * (k + 1)) ** 2 for k in range(len(shape))) * h**2 / 8
 
 
+def test_every_interpolation_of_a_hierarchy_by_2_then_3_is_the_classical_one():
+    """(161, 215): 162 x 216 cells halve to (80, 107), whose 81 x 108 cells do not, and
+    8560 > THIRD_ABOVE unknowns divide by 3 to (26, 35): each level's interpolation, in
+    PCMG's order (coarsest first), is the tensor product of 1D linear interpolation at its
+    own ratio."""
+    hierarchy = GridHierarchy((161, 215))
+    assert hierarchy.shapes == ((161, 215), (80, 107), (26, 35))
+    for level, P in enumerate(hierarchy.interpolations, start=1):
+        fine = hierarchy.shapes[hierarchy.levels - 1 - level]
+        coarse = hierarchy.shapes[hierarchy.levels - level]
+        ratio = (fine[0] + 1) // (coarse[0] + 1)
+        assert ratio == (2 if level == 2 else 3)
+        expected = sp.kron(
+            linear_interpolation_1d(fine[0], ratio),
+            linear_interpolation_1d(fine[1], ratio),
+            format="csr",
+        )
+        assert abs(to_scipy(P) - expected).max() < 1e-14
+
+
 def test_the_levels_rule():
     # FNO's grid: halved twice (420 = 4 * 105 cells), then 105 cells by 3 since 104^2 > 4096
     assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104), (34, 34))
     assert coarsen((419, 419), max_levels=3).shapes[-1] == (104, 104)
-    assert THIRD_ABOVE[2] == 4096 and (34 * 34) < THIRD_ABOVE[2] < 104 * 104
+    assert 34 * 34 < THIRD_ABOVE[2] < 104 * 104
     cube = coarsen((63, 63, 63))
     assert [s[0] for s in cube.shapes] == [63, 31, 15, 7, 3, 1] and cube.usable
     assert coarsen((63, 63, 63), max_levels=3).levels == 3
@@ -121,6 +141,7 @@ def test_the_levels_rule():
         assert "do not halve" in coarsen(shape).note
     assert "or divide by 3" in coarsen((64, 64, 64)).note
     assert "or divide by 3" not in coarsen((26, 26)).note  # too small to be divided
+    assert "max_levels" in coarsen((419, 419), max_levels=1).note  # it would coarsen
     too_big = coarsen((93, 93, 93))  # one halving, to 46^3 > MAX_COARSEST[3]
     assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
     assert not too_big.usable and "larger than" in too_big.note
@@ -147,6 +168,7 @@ CASES = {
     "helmholtz3d": lambda: helmholtz(15, 3),
     # grids whose hierarchy coarsens by 3 (81 and 21 cells per axis; the levels rule)
     "darcy2d-by3": lambda: darcy(80, 2),
+    "darcy2d-by2-then-3": lambda: darcy(161, 2),
     "darcy3d-by3": lambda: darcy(20, 3),
     "helmholtz2d-by3": lambda: helmholtz(80, 2),
 }
@@ -170,10 +192,9 @@ def test_every_method_with_mg_agrees_with_a_direct_solve(case, method):
         method, "mg", rtol=rtol, grid=family.interior_shape, max_iterations=3000, multigrid=settings
     )
     assert chain.wants_preconditioner_operator and chain.pc == "mg" and chain.note is None
-    assert (
-        chain.hierarchy.levels
-        == {(31, 31): 5, (15, 15, 15): 4, (80, 80): 2, (20,) * 3: 2}[family.interior_shape]
-    )  # down to one unknown by halving, or one step by 3
+    levels = {(31, 31): 5, (15, 15, 15): 4, (80, 80): 2, (20,) * 3: 2, (161, 161): 3}
+    # down to one unknown by halving; one step by 3; halving, then a step by 3
+    assert chain.hierarchy.levels == levels[family.interior_shape]
     for index in range(3):
         sample = family.sample(1, index)
         A, b = family.system(sample)
@@ -243,7 +264,6 @@ def test_galerkin_products_by_rap_in_3d_only_and_the_same_operators(dim):
     assert chain.solve(A, b).converged
     levels = chain.hierarchy.levels
     assert event_count("MatTranspose") - before == (levels - 1 if dim == 3 else 0)
-    assert GALERKIN_ALGORITHM.get(dim) == ("rap" if dim == 3 else None)
     assert not PETSc.Options().hasName("matptap_via")
     pc = chain._runner.pc
     operator = A.tocsr()
@@ -252,6 +272,8 @@ def test_galerkin_products_by_rap_in_3d_only_and_the_same_operators(dim):
         operator = (P.T @ operator @ P).tocsr()
         coarse = to_scipy(pc.getMGSmoother(level - 1).getOperators()[0])
         assert abs(coarse - operator).max() <= 1e-12 * abs(operator).max()
+    if dim == 2:
+        return
     db = PETSc.Options()
     db.setValue("matptap_via", "scalable")  # a user's choice: kept, and used
     try:
@@ -263,13 +285,31 @@ def test_galerkin_products_by_rap_in_3d_only_and_the_same_operators(dim):
         db.delValue("matptap_via")
 
 
-def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone():
+def test_the_galerkin_option_is_gone_after_a_solve_that_fails():
+    family = darcy(15, 3)
+    A, b = family.system(family.sample(0, 0))
+    chain = ChainSolver("cg", "mg", grid=family.interior_shape)
+
+    def fail(*args):
+        assert PETSc.Options().getString("matptap_via") == "rap"  # in effect inside
+        raise RuntimeError("solver failed")
+
+    chain._runner.solve = fail
+    with pytest.raises(RuntimeError, match="solver failed"):
+        chain.solve(A, b)
+    assert not PETSc.Options().hasName("matptap_via")
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone(dim):
+    """In 3D too, where the products are "rap": its transposes of P happen once per chain."""
     PETSc.Log.begin()
-    family = darcy(31, 2)
+    family = darcy(31, 2) if dim == 2 else darcy(15, 3)
     chain = ChainSolver("cg", "mg", grid=family.interior_shape)
     levels = chain.hierarchy.levels
     pc = chain._runner.pc
-    before = {e: event_count(e) for e in ("MatPtAPSymbolic", "MatPtAPNumeric", "MatLUFactorSym")}
+    events = ("MatPtAPSymbolic", "MatPtAPNumeric", "MatLUFactorSym", "MatTranspose")
+    before = {e: event_count(e) for e in events}
     handles = None
     for index in range(4):  # four different matrices, one sparsity pattern
         A, b = family.system(family.sample(0, index))
@@ -285,6 +325,8 @@ def test_the_hierarchy_is_built_once_per_chain_and_only_the_numeric_ptap_redone(
             index + 1
         )
         assert event_count("MatLUFactorSym") - before["MatLUFactorSym"] == 1  # coarse LU
+        transposes = event_count("MatTranspose") - before["MatTranspose"]
+        assert transposes == (levels - 1 if dim == 3 else 0)  # rap's R = P^T, formed once
 
 
 def test_chains_on_one_grid_share_the_hierarchy_and_give_what_a_fresh_one_gives():
