@@ -29,6 +29,7 @@ CASES = {"2D n=419 (421^2 nodes)": (419, 2), "3D n=63 (64^3 cells)": (63, 3)}
 SETTINGS = {
     "Chebyshev(2)/Jacobi": ("chebyshev", 2),
     "SSOR x1": ("sor", 1),
+    "GS forward down, backward up x1": ("gs", 1),
     "SSOR x2": ("sor", 2),
     "Chebyshev(2)/SSOR": ("chebyshev-sor", 2),
 }

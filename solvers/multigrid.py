@@ -33,8 +33,10 @@ numeric factorisation; the symbolic PtAP and the coarse symbolic factorisation h
 It beat Chebyshev(2)/Jacobi, whose eigenvalue estimates (10 GMRES steps per level) are
 redone for every sample, in time per sample on 2D and 3D Darcy 12 / 3, and a W-cycle saved
 no iterations worth its cost. The V-cycle with a symmetric smoother is a symmetric positive
-definite preconditioner for an SPD operator, so CG and recycling CG can use it. The
-coarsest level is factorised (LU, nested dissection).
+definite preconditioner for an SPD operator, so CG and recycling CG can use it. Families
+choose their own (`Family.multigrid_smoother`): Helmholtz and 2D Darcy run `gs`, one forward
+Gauss-Seidel sweep down and one backward up, which is still symmetric and was faster there.
+The coarsest level is factorised (LU, nested dissection).
 """
 
 from __future__ import annotations

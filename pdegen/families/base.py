@@ -93,9 +93,10 @@ class Family(abc.ABC):
     auto_multigrid: ClassVar[dict[int, tuple[int, tuple[str, str]]]] = {}
     #: the preconditioner `pc: auto` means for an iterative method named explicitly
     iterative_pc: ClassVar[str] = "ilu"
-    #: the smoother of `pc: mg`'s V-cycle (a name of `solvers.multigrid.SMOOTHERS`), measured
-    #: per family (docs/benchmarks.md, "Multigrid smoothers" and the Helmholtz section)
-    multigrid_smoother: ClassVar[str] = "sor"
+    #: the smoother of `pc: mg`'s V-cycle (a name of `solvers.multigrid.SMOOTHERS`), or one
+    #: per dimension, measured per family (docs/benchmarks.md, "Multigrid smoothers" and the
+    #: Helmholtz section)
+    multigrid_smoother: ClassVar[str | dict[int, str]] = "sor"
     #: every sample has the same matrix (many right-hand sides), and `system` returns the very
     #: same matrix object each time, so the solve keeps one factorisation or preconditioner;
     #: ordering the chain then gains a recycling method nothing (`resolve_ordering`)
@@ -351,7 +352,10 @@ class Family(abc.ABC):
         """The `solvers.multigrid.MGSettings` that `pc: mg` runs with for this family."""
         from solvers.multigrid import MGSettings  # starts PETSc: not at recipe validation
 
-        return MGSettings(smoother=self.multigrid_smoother)
+        smoother = self.multigrid_smoother
+        if isinstance(smoother, dict):
+            smoother = smoother[self.dim]
+        return MGSettings(smoother=smoother)
 
     def preconditioner_operator(self, sample: Sample, A: sp.csr_matrix) -> sp.csr_matrix | None:
         """The matrix a preconditioner that asks for one (`Preconditioner.own_operator`:
