@@ -17,13 +17,11 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
+from mg_smoothers import COEFFICIENT, run
 from tables import save
 
 from pdegen.families import Darcy
 from pdegen.families.darcy import DarcyProblem
-from pdegen.specs import CoefficientSpec
-from solvers import ChainSolver
 from solvers.grids import coarsen
 from solvers.multigrid import MGSettings
 
@@ -32,7 +30,6 @@ CASES = {
     "2D n=254 (256^2 nodes)": (254, 2),
     "3D n=62 (64^3 nodes)": (62, 3),
 }
-COEFFICIENT = CoefficientSpec(kind="threshold", alpha=2.0, tau=3.0, high=12.0, low=3.0)
 
 
 def halving_levels(shape: tuple[int, ...]) -> int:
@@ -42,17 +39,6 @@ def halving_levels(shape: tuple[int, ...]) -> int:
         if (fine[0] + 1) != 2 * (coarse[0] + 1):
             return level
     return len(shapes)
-
-
-def run(systems, shape, pc: str, settings: MGSettings, repeats: int) -> dict:
-    best, its = np.inf, []
-    for _ in range(repeats):
-        chain = ChainSolver("cg", pc, rtol=1e-8, grid=shape, multigrid=settings)
-        results = [chain.solve(A, b) for A, b in systems]
-        assert all(r.converged for r in results) and chain.pc == pc
-        best = min(best, float(np.mean([r.seconds for r in results[1:]])))
-        its = [r.iterations for r in results]
-    return {"seconds": best, "iterations": float(np.mean(its))}
 
 
 def main() -> None:
@@ -71,13 +57,13 @@ def main() -> None:
         systems = [family.system(family.sample(0, i)) for i in range(args.samples)]
         cells = {}
         rule = " -> ".join(str(s[0]) for s in coarsen(shape).shapes)
-        cells["rule"] = run(systems, shape, "mg", MGSettings(), args.repeats) | {"levels": rule}
+        cells["rule"] = run(systems, shape, MGSettings(), args.repeats) | {"levels": rule}
         halving = halving_levels(shape)
         if halving >= 2:
             capped = MGSettings(max_levels=halving)
             kept = " -> ".join(str(s[0]) for s in coarsen(shape, halving).shapes)
-            cells["halving"] = run(systems, shape, "mg", capped, args.repeats) | {"levels": kept}
-        cells["gamg"] = run(systems, shape, "gamg", MGSettings(), args.repeats)
+            cells["halving"] = run(systems, shape, capped, args.repeats) | {"levels": kept}
+        cells["gamg"] = run(systems, shape, MGSettings(), args.repeats, pc="gamg")
         rows[case] = cells
 
         def text(cell: dict | None) -> str:
