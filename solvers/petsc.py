@@ -167,8 +167,11 @@ def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Nul
     not in others, so the modes (and GAMG's prolongator from them, and every solution) rounded
     differently in about one process in thirty (measured: 20 of 678 processes solving one 2D
     elasticity system, only the rotation columns of the prolongator differing; 0 of 100 with
-    these). Built here with numpy, in a fixed order of operations on one array, they are the
-    same bits in every process.
+    these). Built here in a fixed order of operations on one array, without BLAS (numpy's
+    elementwise products and its pairwise sums, whose order depends on neither memory nor
+    threads; OpenBLAS splits long dot products across its threads, and the serial engine runs
+    as many as there are cores where Dask workers run one), they are the same bits in every
+    process. Sequential vectors: `comm` is a one-process communicator, as before.
     """
     x = np.asarray(coordinates, dtype=PETSc.ScalarType)
     nodes, dim = x.shape
@@ -184,8 +187,12 @@ def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Nul
         modes[dim + r, :, j] = -x[:, i]
     flat = modes.reshape(len(modes), -1)
     for k in range(dim, len(flat)):  # classical Gram-Schmidt against the earlier modes
-        flat[k] -= (flat[:k] @ flat[k]) @ flat[:k]
-        flat[k] /= np.sqrt(flat[k] @ flat[k])
+        dots = [float(np.add.reduce(flat[j] * flat[k])) for j in range(k)]
+        for j, dot in enumerate(dots):
+            flat[k] -= dot * flat[j]
+        norm = float(np.sqrt(np.add.reduce(flat[k] * flat[k])))
+        if norm > 0.0:  # one free node has no rotation: left zero, as PETSc's VecNormalize does
+            flat[k] /= norm
     vectors = []
     for mode in flat:
         vec = PETSc.Vec().createSeq(mode.size, bsize=dim, comm=comm)
