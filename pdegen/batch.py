@@ -19,6 +19,7 @@ from pdegen.families import Family, family_from_recipe
 from pdegen.recipe import Recipe
 from pdegen.shards import ShardContent
 from solvers.grids import coarsen
+from solvers.kernels import single_threaded_blas
 from solvers.registry import METHODS, PRECONDITIONERS
 from solvers.sequence import ChainSolver, SolveResult
 
@@ -155,7 +156,19 @@ def solve_rows(
     """Solve the samples `indices` in that order, handing each sample's fields to `rows` as
     soon as it is solved (they are not kept); returns the shard's content without its
     fields: parameters, solver statistics, grid and attributes. `family`: the recipe's, if
-    the caller has built it already."""
+    the caller has built it already.
+
+    BLAS runs on one thread for the whole batch, in every engine: a Dask worker is started
+    with one (its nanny's OPENBLAS_NUM_THREADS=1), while the serial engine's process and
+    each MPI rank would otherwise run as many as there are cores. OpenBLAS rounds a long dot
+    product differently on 1 and 2 threads (the near-null space did, `rigid_body_modes`),
+    so a dataset's bits would depend on the engine; and one thread per core is what pdegen
+    runs anyway (more oversubscribe the ranks)."""
+    with single_threaded_blas():
+        return _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family)
+
+
+def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) -> ShardContent:
     without_hugepage_advice()
     keep_freed_memory()
     family = family or family_from_recipe(recipe)

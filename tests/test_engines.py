@@ -201,6 +201,32 @@ def test_same_parameters_whatever_the_shard_size(tmp_path):
             np.testing.assert_allclose(da[i]["solution"], db[i]["solution"], rtol=1e-6)
 
 
+def test_batches_solve_with_one_blas_thread_whatever_the_process_has(tmp_path, monkeypatch):
+    """A Dask worker starts with one BLAS thread; the serial engine's process (here, set to
+    two) and MPI ranks do not. Every batch runs with one, so a dataset's bits do not depend
+    on the engine, and the process gets its own setting back afterwards."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import pdegen.batch
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    seen = []
+    solve = pdegen.batch._solve_rows
+
+    def spy(*args):
+        seen.append(blas_threads())
+        return solve(*args)
+
+    monkeypatch.setattr(pdegen.batch, "_solve_rows", spy)
+    with threadpool_limits(2, user_api="blas"):
+        generate(recipe_from_dict(recipe_dict()), out=tmp_path / "s", progress=False)
+        after = blas_threads()
+    assert len(seen) == 4 and all(threads and set(threads) == {1} for threads in seen), seen
+    assert set(after) == {2}, after
+
+
 def test_bad_engine_options_are_one_line_errors(tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict()))
     bad = cli(["generate", "r.yaml", "--workers", "0"], tmp_path)
