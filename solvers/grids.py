@@ -79,17 +79,16 @@ class Coarsening:
         if self.usable:
             return None
         fine = self.shapes[0]
-        if self.levels < 2 and _ratio(fine) is not None:
+        cut = _ratio(self.shapes[-1]) is not None  # it would coarsen on: max_levels stopped it
+        if self.levels < 2 and cut:
             why = "max_levels allows only one level"
         elif self.levels < 2:
-            cells = tuple(n + 1 for n in fine)
-            why = f"{_text(cells, 'x')} cells per axis do not halve"
-            if math.prod(fine) > THIRD_ABOVE[len(fine)] and any(c % 3 for c in cells):
-                why += " or divide by 3"
+            why = _why_it_stops(fine)
         else:
             why = (
                 f"its coarsest level, {_text(self.shapes[-1])} = {self.coarsest_unknowns} "
                 f"unknowns, is larger than the {MAX_COARSEST[len(fine)]} factorised"
+                + (f", where max_levels stops it at {self.levels} levels" if cut else "")
             )
         return (
             f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
@@ -120,6 +119,23 @@ def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening
             break
         shapes.append(tuple((n + 1) // ratio - 1 for n in shapes[-1]))
     return Coarsening(tuple(shapes))
+
+
+def _why_it_stops(shape: tuple[int, ...]) -> str:
+    """Why `_ratio` finds no ratio for the level `shape`, in words: cells that do not halve
+    or an axis too short to, and, on a level large enough for a step by 3, cells that 3 does
+    not divide or an axis too short for it."""
+    cells = tuple(n + 1 for n in shape)
+    if any(c % 2 for c in cells):
+        why = f"{_text(cells, 'x')} cells per axis do not halve"
+    else:
+        why = f"an axis has only {min(cells)} cells, too few to halve"
+    if math.prod(shape) > THIRD_ABOVE[len(shape)]:
+        if any(c % 3 for c in cells):
+            why += " or divide by 3"
+        else:
+            why += f", and an axis has only {min(cells)} cells, too few to divide by 3"
+    return why
 
 
 def _ratio(shape: tuple[int, ...]) -> int | None:

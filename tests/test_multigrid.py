@@ -142,6 +142,12 @@ def test_the_levels_rule():
     assert "or divide by 3" in coarsen((64, 64, 64)).note
     assert "or divide by 3" not in coarsen((26, 26)).note  # too small to be divided
     assert "max_levels" in coarsen((419, 419), max_levels=1).note  # it would coarsen
+    # the reason named is the one that holds: 3 divides 3 x 3000 cells, but one axis is short
+    assert "only 3 cells, too few to divide by 3" in coarsen((2, 2999)).note
+    assert "only 2 cells, too few to halve" in coarsen((1, 8191)).note  # 2 x 8192: even
+    cut = coarsen((62, 62, 62), max_levels=2)  # 62 -> 20, which would go on to 6
+    assert "larger than" in cut.note and "max_levels stops it at 2 levels" in cut.note
+    assert "max_levels" not in coarsen((93, 93, 93)).note  # 46^3 coarsens no further
     too_big = coarsen((93, 93, 93))  # one halving, to 46^3 > MAX_COARSEST[3]
     assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
     assert not too_big.usable and "larger than" in too_big.note
