@@ -145,6 +145,7 @@ def throwaway(**declarations):
         ({"iterative_pc": "icc"}, "preconditioner 'icc' is not usable"),
         ({"auto_solvers": {2: ("direct", "ilu"), 3: ("gmres", "ilu")}}, "cannot run with pc"),
         ({"symmetric": 1}, "symmetric must be True or False"),
+        ({"multigrid_smoother": {2: "gs"}}, "multigrid_smoother must be one name or a name for"),
     ],
 )
 def test_contradictory_declarations_are_rejected_when_the_family_is_defined(declarations, message):

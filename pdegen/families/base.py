@@ -468,6 +468,10 @@ def _check_declarations(cls: type[Family]) -> None:
         raise TypeError(f"{where}: a field has a time axis, so the family must define `times`")
     if set(cls.auto_solvers) != {2, 3}:
         raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
+    smoother = cls.multigrid_smoother
+    by_dim = smoother if isinstance(smoother, dict) else {2: smoother, 3: smoother}
+    if set(by_dim) != {2, 3} or not all(isinstance(v, str) for v in by_dim.values()):
+        raise TypeError(f"{where}: multigrid_smoother must be one name or a name for dims 2 and 3")
     choices = [(f"auto_solvers[{d}]", m, pc) for d, (m, pc) in cls.auto_solvers.items()]
     for label, method, pc in [*choices, ("iterative_pc", None, cls.iterative_pc)]:
         if method is not None and (method not in METHODS or not cls.supports(METHODS[method])):
