@@ -33,10 +33,25 @@ def single_threaded_blas() -> Iterator[None]:
     Their BLAS work is tall-skinny products over long vectors: memory-bound, so extra threads
     buy nothing on one solve and fight the other workers or ranks that pdegen runs one per
     core (measured: 3x slower per GCRO-DR iteration with two OpenBLAS threads on a busy
-    2-core machine).
+    2-core machine). Re-entrant: inside another such block (a batch, `pdegen.batch.solve_rows`,
+    around its solves) it does nothing, instead of setting and restoring the limit again
+    (15 us a block).
     """
-    with _blas_controller().limit(limits=1, user_api="blas"):
+    global _single_threaded_depth
+    if _single_threaded_depth:  # already limited (a batch around its solves): nothing to do
         yield
+        return
+    _single_threaded_depth += 1
+    try:
+        with _blas_controller().limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _single_threaded_depth -= 1
+
+
+#: how many `single_threaded_blas` blocks the process is inside (pdegen's solving processes
+#: are single-threaded: one task per Dask worker, one rank per process)
+_single_threaded_depth = 0
 
 
 class Workspace:

@@ -193,17 +193,15 @@ def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Nul
         norm = float(np.sqrt(np.add.reduce(flat[k] * flat[k])))
         if norm > 0.0:  # one free node has no rotation: left zero, as PETSc's VecNormalize does
             flat[k] /= norm
-    vectors = []
-    for mode in flat:
-        vec = PETSc.Vec().createSeq(mode.size, bsize=dim, comm=comm)
-        vec.setArray(mode)
-        vectors.append(vec)
+    vectors = [vec_from_array(mode, comm, block_size=dim) for mode in flat]
     return PETSc.NullSpace().create(constant=False, vectors=vectors, comm=comm)
 
 
-def vec_from_array(array: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Vec:
-    """A PETSc Vec holding a copy of `array`."""
-    vec = PETSc.Vec().createSeq(array.size, comm=comm)
+def vec_from_array(
+    array: np.ndarray, comm=PETSc.COMM_SELF, block_size: int | None = None
+) -> PETSc.Vec:
+    """A PETSc Vec holding a copy of `array` (of PETSc block size `block_size`, if given)."""
+    vec = PETSc.Vec().createSeq(array.size, bsize=block_size, comm=comm)
     vec.array[:] = array
     return vec
 
