@@ -16,8 +16,8 @@ test: install
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check pdegen solvers tests benchmarks
-	$(BIN)/ruff format --check pdegen solvers tests benchmarks
+	$(BIN)/ruff check pdegen solvers tests benchmarks scripts
+	$(BIN)/ruff format --check pdegen solvers tests benchmarks scripts
 
 bench: install  # one case; docs/benchmarks.md lists every command
 	$(BIN)/python benchmarks/recycling.py darcy

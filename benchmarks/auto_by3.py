@@ -3,7 +3,7 @@
 Before that step these grids ran each family's `auto_solvers` pair (mg was not usable); now,
 above the family's crossover (`Family.auto_multigrid`), `auto` runs its multigrid pair on a
 hierarchy with a step by 3. Both pairs side by side on the same samples, through the batch
-path a worker runs (`pdegen.batch.solve_rows`: the family's draw, its systems, its Newton or
+path a worker runs (`pdegen.run.batch.solve_rows`: the family's draw, its systems, its Newton or
 time steps), from the family's own recipe with the grid changed; the solver time per sample
 (`/stats/seconds`: every solve of the sample, time steps and Newton steps included) after the
 first sample, best of `--repeats` batches.
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 from tables import save
 
-from pdegen.batch import resolve_method, solve_rows
 from pdegen.families import family_from_recipe
-from pdegen.recipe import load_recipe
+from pdegen.recipe.schema import load_recipe
+from pdegen.run.batch import solve_rows
 from solvers.grids import coarsen
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -48,7 +48,11 @@ def per_sample(recipe_name: str, settings: list[str], samples: int, repeats: int
         assert content.stats["converged"].all(), recipe_name
         best = min(best, float(np.mean(content.stats["seconds"][1:])))
         its = float(np.mean(content.stats["iterations"]))
-    return {"seconds": best, "iterations": its, "ran": "+".join(resolve_method(recipe, family))}
+    return {
+        "seconds": best,
+        "iterations": its,
+        "ran": "+".join(family.resolve_for(recipe.solver.method, recipe.solver.pc)),
+    }
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
 """Where one batch's wall time goes: draw, assembly, copy into PETSc, solve, residual check,
-packaging and shard write, measured on the real batch path (`pdegen.engines.base.run_batch`).
+packaging and shard write, measured on the real batch path (`pdegen.run.engines.base.run_batch`).
 
 Each phase is timed by wrapping the function that does it (the family's `sample`,
 `solver_system` and `system`, and Darcy's `DiffusionMatrix.fill_aij`, which computes the
@@ -24,14 +24,14 @@ from pathlib import Path
 
 from tables import save
 
-import pdegen.batch
-import pdegen.engines.base as engine_base
-import pdegen.shards
+import pdegen.dataset.shards
+import pdegen.run.batch
+import pdegen.run.engines.base as engine_base
 import solvers.sequence
+from pdegen.discretisation.operators import DiffusionMatrix
 from pdegen.families import family_from_recipe
-from pdegen.operators import DiffusionMatrix
-from pdegen.plan import make_plan, recipe_sha256
-from pdegen.recipe import load_recipe
+from pdegen.recipe.schema import load_recipe
+from pdegen.run.plan import make_plan, recipe_sha256
 from solvers.petsc import MatrixSlot
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -96,7 +96,7 @@ def main() -> None:
         return result
 
     runner.solve = timed("solve + residual check", solve)
-    writer = pdegen.shards.ShardWriter
+    writer = pdegen.dataset.shards.ShardWriter
     writer.add = timed("write shard", writer.add)  # each sample's rows, as they are solved
     writer.finish = timed("write shard", writer.finish)  # the rest, moments and checksum
     with tempfile.TemporaryDirectory() as tmp:
@@ -109,7 +109,7 @@ def main() -> None:
     spent["solve"] = solve_only
     spent["other (packaging, checks, statistics)"] = wall - sum(spent.values())
     n = args.samples
-    method = pdegen.batch.resolve_method(recipe, family_from_recipe(recipe))
+    method = family_from_recipe(recipe).resolve_for(recipe.solver.method, recipe.solver.pc)
     grid = "x".join([str(recipe.grid.n + 2)] * recipe.grid.dim)
     lines = [
         f"{recipe.name}: {recipe.family} {grid} nodes, {n} samples in one batch, "

@@ -25,7 +25,7 @@ from tables import save
 
 import solvers.sequence
 from pdegen.families import family_from_recipe
-from pdegen.recipe import load_recipe
+from pdegen.recipe.schema import load_recipe
 from solvers.petsc import rigid_body_modes
 from solvers.sequence import ChainSolver
 

@@ -26,10 +26,10 @@ import numpy as np
 import yaml
 from tables import save
 
-from pdegen.batch import solve_batch
 from pdegen.families import family_from_recipe
-from pdegen.plan import make_plan
-from pdegen.recipe import load_recipe, recipe_from_dict
+from pdegen.recipe.schema import load_recipe, recipe_from_dict
+from pdegen.run.batch import solve_batch
+from pdegen.run.plan import make_plan
 
 ROOT = Path(__file__).resolve().parent.parent
 PY = sys.executable

@@ -14,17 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-from pdegen.engines import DEFAULT_ENGINE, ENGINES
 from pdegen.errors import PdegenError
+from pdegen.run.engines import DEFAULT_ENGINE, ENGINES
 
 
 def _generate(args: argparse.Namespace) -> None:
-    from pdegen.generate import generate
-    from pdegen.recipe import load_recipe
+    from pdegen.recipe.schema import load_recipe
+    from pdegen.run.generate import generate
 
     recipe = load_recipe(args.recipe, settings=args.set, samples=args.samples, seed=args.seed)
     if args.shard_size is not None:
-        from pdegen.recipe import recipe_from_dict
+        from pdegen.recipe.schema import recipe_from_dict
 
         data = recipe.to_dict()
         data["output"]["shard_size"] = args.shard_size
@@ -46,7 +46,7 @@ def _generate(args: argparse.Namespace) -> None:
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    from pdegen.loader import open_dataset
+    from pdegen.dataset.loader import open_dataset
 
     path = Path(args.path)
     if not path.exists():
@@ -115,19 +115,19 @@ def _inspect(args: argparse.Namespace) -> None:
 
 
 def _show(args: argparse.Namespace) -> None:
-    from pdegen.show import show_command  # matplotlib only for this subcommand
+    from pdegen.dataset.show import show_command  # matplotlib only for this subcommand
 
     show_command(args.path, args.out, args.samples)
 
 
 def _check(args: argparse.Namespace) -> int:
-    from pdegen.check import run_check
+    from pdegen.dataset.check import run_check
 
     return run_check(args.path, deep=args.deep, seed=args.seed)
 
 
 def _export(args: argparse.Namespace) -> None:
-    from pdegen.export import check_format, export_dataset
+    from pdegen.dataset.export import check_format, export_dataset
 
     check_format(args.format, "--format")
     if args.out is None:

@@ -1,15 +1,19 @@
-"""Recipe building blocks shared by the families: random fields, ranges, grids.
+"""Recipe building blocks shared by the families: random fields, ranges, grids, the solver.
 
 Each is a frozen dataclass whose field metadata carries its validation rules (gt, ge, lt, le,
-choices), read by `pdegen.recipe`. Defaults here are the documented defaults of a recipe.
+choices), read by `pdegen.recipe.schema`. Defaults here are the documented defaults of a recipe.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from typing import Any, Literal
 
 import numpy as np
+
+from solvers import registry as solver_registry
+from solvers.settings import DEFAULTS
 
 
 def rule(default: Any = dataclasses.MISSING, **rules: Any) -> Any:
@@ -85,3 +89,34 @@ class NewtonSpec:
     atol: float = rule(1e-10, ge=0.0)
     max_it: int = rule(50, ge=1, le=1000)
     line_search: Literal["bt", "basic"] = "bt"
+
+
+# The solver's names come from `solvers.registry`; "auto" lets the family choose
+# (`Family.resolve_solver`, `Family.resolve_ordering`).
+METHODS = ("auto", *solver_registry.METHODS)
+PRECONDITIONERS = ("auto", *solver_registry.PRECONDITIONERS)
+ORDERINGS = ("auto", *solver_registry.ORDERINGS)
+
+
+@dataclasses.dataclass(frozen=True)
+class SolverSpec:
+    """A recipe's `solver:` section; its defaults are `solvers.settings.DEFAULTS`."""
+
+    method: str = rule("auto", choices=METHODS)
+    pc: str = rule("auto", choices=PRECONDITIONERS)
+    rtol: float = rule(DEFAULTS.rtol, gt=0.0, lt=1.0)
+    max_iterations: int = rule(DEFAULTS.max_iterations, ge=1)
+    restart: int = rule(DEFAULTS.restart, ge=2)
+    recycle: int = rule(DEFAULTS.recycle, ge=0)
+    warm_start: bool = False
+    ordering: str = rule("auto", choices=ORDERINGS)
+
+
+def field_specs(spec: Any, where: str) -> Iterator[tuple[str, FieldSpec]]:
+    """Every random field in a problem section, with its dotted path."""
+    if isinstance(spec, FieldSpec):
+        yield where, spec
+        return
+    if dataclasses.is_dataclass(spec):
+        for f in dataclasses.fields(spec):
+            yield from field_specs(getattr(spec, f.name), f"{where}.{f.name}")

@@ -55,7 +55,7 @@ ensure_build_tools() {  # only needed when something is compiled or downloaded
 }
 # mpi4py (one big C file, one core) does not need PETSc: it is built in the background at the
 # lowest CPU priority, so it uses the core that PETSc's configure and petsc4py's single-file
-# compile leave idle and yields to PETSc's parallel make (measured: see README, cold set-up).
+# compile leave idle and yields to PETSc's parallel make (measured: see docs/install.md, cold set-up).
 step() {  # step NAME COMMAND...: run, log its duration
   local name=$1 t0; shift; t0=$(date +%s)
   "$@"

@@ -17,6 +17,7 @@ from solvers.gcrodr import GCRODR
 from solvers.petsc import configure_pc
 from solvers.rcg import RecycledCG
 from solvers.registry import METHODS, PRECONDITIONERS, unknown
+from solvers.settings import DEFAULTS
 
 GUESSES = (None, "fischer", "pod")
 _prefixes = itertools.count()
@@ -25,10 +26,10 @@ _prefixes = itertools.count()
 def make_ksp(
     method: str,
     pc: str = "jacobi",
-    rtol: float = 1e-8,
-    max_iterations: int = 10000,
-    restart: int = 40,
-    recycle: int = 20,
+    rtol: float = DEFAULTS.rtol,
+    max_iterations: int = DEFAULTS.max_iterations,
+    restart: int = DEFAULTS.restart,
+    recycle: int = DEFAULTS.recycle,
     guess: str | None = None,
     options: dict[str, str] | None = None,
     comm=PETSc.COMM_SELF,

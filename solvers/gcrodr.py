@@ -40,6 +40,7 @@ from scipy.linalg import lapack
 
 from solvers import native
 from solvers.kernels import Workspace, operator_key, single_threaded_blas
+from solvers.settings import DEFAULTS
 
 Reason = PETSc.KSP.ConvergedReason
 
@@ -104,8 +105,8 @@ class GCRODR:
 
     def __init__(
         self,
-        restart: int = 40,
-        recycle: int = 20,
+        restart: int = DEFAULTS.restart,
+        recycle: int = DEFAULTS.recycle,
         update_every: int = UPDATE_EVERY,
         use_native: bool = True,
     ):

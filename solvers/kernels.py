@@ -33,7 +33,7 @@ def single_threaded_blas() -> Iterator[None]:
     Their BLAS work is tall-skinny products over long vectors: memory-bound, so extra threads
     buy nothing on one solve and fight the other workers or ranks that pdegen runs one per
     core (measured: 3x slower per GCRO-DR iteration with two OpenBLAS threads on a busy
-    2-core machine). Re-entrant: inside another such block (a batch, `pdegen.batch.solve_rows`,
+    2-core machine). Re-entrant: inside another such block (a batch, `pdegen.run.batch.solve_rows`,
     around its solves) it does nothing, instead of setting and restoring the limit again
     (15 us a block).
     """
@@ -79,7 +79,7 @@ class Workspace:
             self._dst.resetArray()
 
     def handles(self, ksp: PETSc.KSP) -> dict[str, int | None]:
-        """The C handles the compiled kernels take, by their field names in csrc/krylov.h:
+        """The C handles the compiled kernels take, by their field names in csrc/kernels.h:
         the KSP (for its monitors), A, the PC or None, and the two work Vecs that borrow rows."""
         pc = None if self.pc is None else self.pc.handle
         return {

@@ -18,8 +18,9 @@ from solvers.registry import PRECONDITIONERS, unknown
 @typing.runtime_checkable
 class SelfFilling(typing.Protocol):
     """A matrix that writes its own values into a sequential AIJ Mat of its pattern, without
-    a CSR array in between (`pdegen.operators.DiffusionMatrix`): the pattern's CSR arrays,
-    the shape, `fill_aij(mat) -> bool` (False: it could not, nothing written) and `tocsr()`."""
+    a CSR array in between (`pdegen.discretisation.operators.DiffusionMatrix`): the pattern's
+    CSR arrays, the shape, `fill_aij(mat) -> bool` (False: it could not, nothing written)
+    and `tocsr()`."""
 
     indptr: np.ndarray
     indices: np.ndarray
@@ -40,7 +41,7 @@ class MatrixSlot:
     of them), without comparing the arrays.
 
     New values for an unchanged pattern go straight into PETSc's own value array, one
-    memcpy (`pdegen_set_aij_values` in solvers/csrc/krylov.c), which raises the Mat's state
+    memcpy (`pdegen_set_aij_values` in solvers/csrc/assembly.c), which raises the Mat's state
     so that factorisations and smoothers (SOR's inverted diagonal is keyed on that state)
     see the new operator; where the compiled kernels are not built, MatSetValuesCSR and an
     assembly do the same. Why: MatSetValuesCSR searches every row for every entry, 4.4 ms
@@ -76,9 +77,9 @@ class MatrixSlot:
     def load(self, A: sp.spmatrix | PETSc.Mat | SelfFilling) -> PETSc.Mat:
         """The Mat for A. The very same matrix object as last time is not reloaded, so PETSc
         sees an unchanged operator and keeps its factorisation or preconditioner. A matrix
-        that fills itself (`SelfFilling`, `pdegen.operators.DiffusionMatrix`) writes its
-        values into a Mat of its pattern; otherwise (the first, or no kernel) it is loaded
-        as its CSR."""
+        that fills itself (`SelfFilling`, `pdegen.discretisation.operators.DiffusionMatrix`)
+        writes its values into a Mat of its pattern; otherwise (the first, or no kernel) it is
+        loaded as its CSR."""
         if A is self._source and self.mat is not None:
             return self.mat
         self._source = A
@@ -112,9 +113,9 @@ class MatrixSlot:
             self.mat.setNearNullSpace(self.near_null_space)
         self.mat.assemble()
         shared = not (indptr.flags.writeable or indices.flags.writeable)
-        # a read-only pattern (`pdegen.operators.stencil_pattern`) is kept by reference, so
-        # the next system's is recognised by its memory; any other is copied, since its owner
-        # may change it
+        # a read-only pattern (`pdegen.discretisation.operators.stencil_pattern`) is kept by
+        # reference, so the next system's is recognised by its memory; any other is copied,
+        # since its owner may change it
         self._pattern = (indptr, indices) if shared else (indptr.copy(), indices.copy())
         return self.mat
 

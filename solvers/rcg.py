@@ -25,6 +25,7 @@ from scipy.linalg.blas import daxpy as axpy
 
 from solvers import native
 from solvers.kernels import Workspace, operator_key, single_threaded_blas
+from solvers.settings import DEFAULTS
 
 Reason = PETSc.KSP.ConvergedReason
 
@@ -32,7 +33,12 @@ Reason = PETSc.KSP.ConvergedReason
 class RecycledCG:
     """Deflated PCG that carries its deflation space from one solve to the next."""
 
-    def __init__(self, recycle: int = 10, window: int | None = None, use_native: bool = True):
+    def __init__(
+        self,
+        recycle: int = DEFAULTS.rcg_recycle,
+        window: int | None = None,
+        use_native: bool = True,
+    ):
         self.recycle = recycle
         self.window = window
         # The compiled CG loop when it is available (solvers.native), else the Python one.

@@ -1,6 +1,6 @@
 """The solver choices a user can name (methods, preconditioners, orderings), declared once.
 
-Recipe validation (`pdegen.recipe`, which adds "auto"), the solve harness
+Recipe validation (`pdegen.recipe.schema`, which adds "auto"), the solve harness
 (`solvers.sequence`, `solvers.baselines`, `solvers.petsc`), ordering (`solvers.ordering`), the
 family contract (`pdegen.families.base`) and the tests all read these tables, so a new method,
 preconditioner or ordering is one entry here plus the code that runs it. Each entry carries

@@ -29,6 +29,7 @@ from solvers.petsc import (
     vec_from_array,
 )
 from solvers.registry import METHODS, PRECONDITIONERS, unknown
+from solvers.settings import DEFAULTS
 
 if TYPE_CHECKING:
     from solvers.multigrid import GridHierarchy, MGSettings
@@ -204,11 +205,11 @@ class ChainSolver:
         self,
         method: str = "gcrodr",
         pc: str = "jacobi",
-        rtol: float = 1e-8,
-        restart: int = 40,
-        recycle: int = 20,
+        rtol: float = DEFAULTS.rtol,
+        restart: int = DEFAULTS.restart,
+        recycle: int = DEFAULTS.recycle,
         warm_start: bool = False,
-        max_iterations: int = 10000,
+        max_iterations: int = DEFAULTS.max_iterations,
         guess: str | None = None,
         options: dict[str, str] | None = None,
         grid: tuple[int, ...] | None = None,
@@ -334,11 +335,11 @@ def solve_sequence(
     systems: Iterable[System],
     method: str = "gcrodr",
     pc: str = "jacobi",
-    rtol: float = 1e-8,
-    restart: int = 40,
-    recycle: int = 20,
+    rtol: float = DEFAULTS.rtol,
+    restart: int = DEFAULTS.restart,
+    recycle: int = DEFAULTS.recycle,
     warm_start: bool = False,
-    max_iterations: int = 10000,
+    max_iterations: int = DEFAULTS.max_iterations,
     guess: str | None = None,
     options: dict[str, str] | None = None,
     on_result: Callable[[int, SolveResult], None] | None = None,

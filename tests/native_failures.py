@@ -86,14 +86,14 @@ def solve(ksp: PETSc.KSP, b: np.ndarray) -> np.ndarray:
 
 def petsc_allocated() -> float:
     """Bytes PETSc has allocated and not freed (counted only under -malloc_debug)."""
-    libpetsc = sorted((native._petsc_dir() / "lib").glob("libpetsc.so.*"))[-1]
+    libpetsc = sorted((native.library._petsc_dir() / "lib").glob("libpetsc.so.*"))[-1]
     usage = ctypes.c_double()
     ctypes.CDLL(str(libpetsc)).PetscMallocGetCurrentUsage(ctypes.byref(usage))
     return usage.value
 
 
 def main(out: str, rounds: int = 12) -> None:
-    from tests.test_solvers import darcy_chain
+    from tests.helpers import darcy_chain
 
     A, b = darcy_chain(count=1, n=16)[0]
     report = {"native": native.kernels() is not None, "failures": 0, "allocated": []}

@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from pdegen import open_dataset
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
+from tests.helpers import small_recipe_dict
 
 
 @pytest.fixture(scope="module")

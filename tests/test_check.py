@@ -17,14 +17,20 @@ import h5py
 import numpy as np
 import pytest
 
-from pdegen.check import FAILURES_NAME, ROUNDING_FACTOR, UNIT_ROUNDOFF, CheckReport, check_dataset
 from pdegen.cli import main
-from pdegen.fieldstats import finish, merge_all
-from pdegen.generate import FAILURES_NAME as WRITTEN_FAILURES_NAME
-from pdegen.generate import generate
-from pdegen.recipe import load_recipe, recipe_from_dict
-from pdegen.shards import describe_shard
-from tests.conftest import small_recipe_dict
+from pdegen.dataset.check import (
+    FAILURES_NAME,
+    ROUNDING_FACTOR,
+    UNIT_ROUNDOFF,
+    CheckReport,
+    check_dataset,
+)
+from pdegen.dataset.shards import describe_shard
+from pdegen.dataset.statistics import finish, merge_all
+from pdegen.recipe.schema import load_recipe, recipe_from_dict
+from pdegen.run.generate import FAILURES_NAME as WRITTEN_FAILURES_NAME
+from pdegen.run.generate import generate
+from tests.helpers import small_recipe_dict
 
 ROOT = Path(__file__).parent.parent
 HEAT = {

@@ -8,13 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import DELETE, small_recipe_dict
-
-PDEGEN = [sys.executable, "-m", "pdegen.cli"]
-
-
-def run(args, cwd):
-    return subprocess.run([*PDEGEN, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+from tests.helpers import DELETE, run, small_recipe_dict
 
 
 def tree(path: Path) -> list[str]:

@@ -89,7 +89,7 @@ def test_cached_stencil_pattern_assembles_what_scipys_coo_conversion_does(ndim, 
     building every matrix through COO, entry for entry."""
     import scipy.sparse as sp
 
-    from pdegen.operators import _couplings, stencil_matrix
+    from pdegen.discretisation.operators import _couplings, stencil_matrix
 
     rng = np.random.default_rng(ndim * 100 + n)
     diagonal = rng.random((n,) * ndim)
@@ -125,10 +125,10 @@ def test_cached_stencil_pattern_assembles_what_scipys_coo_conversion_does(ndim, 
     ],
 )
 def test_the_compiled_stencil_kernel_gives_numpys_bits(ndim, n, kind):
-    """`diffusion_operator` runs the compiled kernel (solvers/csrc/krylov.c); its numpy
+    """`diffusion_operator` runs the compiled kernel (solvers/csrc/assembly.c); its numpy
     twin is the oracle: the same pattern, values and face coefficients, bit for bit, in
     every dimension (1 is the edge of the padded-axes indexing, n = 1 has no neighbours)."""
-    from pdegen.operators import diffusion_operator, diffusion_operator_numpy
+    from pdegen.discretisation.operators import diffusion_operator, diffusion_operator_numpy
     from solvers import native
 
     assert native.kernels() is not None, native.status()  # CI builds the kernels
@@ -185,7 +185,7 @@ def test_a_matrix_filled_into_the_solvers_mat_solves_as_its_csr_does(dim, method
     into the chain's Mat. Every sample must solve to the same bits as from its CSR matrix (a
     factorisation, smoother or hierarchy that missed the new values would not), the Mat must
     hold the CSR's values, one Mat serves the chain, and no CSR is built after the first."""
-    from pdegen.operators import DiffusionMatrix
+    from pdegen.discretisation.operators import DiffusionMatrix
     from solvers import native
 
     assert native.kernels() is not None, native.status()  # CI builds the kernels
@@ -213,7 +213,7 @@ def test_a_matrix_filled_into_the_solvers_mat_solves_as_its_csr_does(dim, method
 def test_without_the_compiled_kernel_a_diffusion_matrix_loads_as_csr(monkeypatch):
     """PDEGEN_NATIVE=0 (or no compiler): `fill_aij` writes nothing and says so, and the solver
     loads the CSR matrix instead, with the same solution."""
-    from pdegen.operators import DiffusionMatrix
+    from pdegen.discretisation.operators import DiffusionMatrix
     from solvers import native
 
     family = Darcy.square(15)

@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from pdegen.engines import DEFAULT_ENGINE, ENGINES
+from pdegen.discretisation.fields import gaussian_random_field, sample_rng
 from pdegen.families import FAMILIES
 from pdegen.families.stokes import ForceSpec, ViscositySpec
-from pdegen.fields import gaussian_random_field, sample_rng
-from pdegen.recipe import Recipe, SplitSpec
+from pdegen.recipe.schema import Recipe, SplitSpec
+from pdegen.run.engines import DEFAULT_ENGINE, ENGINES
 from pdegen.specs import CoefficientSpec, FieldSpec, NewtonSpec, RangeSpec
 
 ROOT = Path(__file__).parent.parent
@@ -224,3 +224,71 @@ def test_every_cli_flag_the_readme_shows_exists_and_every_flag_is_shown():
     assert shown == flags, f"README only: {shown - flags}; --help only: {flags - shown}"
     engines = set(re.findall(r"--engine (\w+)", README))
     assert engines | {DEFAULT_ENGINE} == set(ENGINES)
+
+
+BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+
+
+def benchmark_headings(text: str) -> list[str]:
+    """The headings of a markdown file, code blocks skipped."""
+    headings, fenced = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        elif not fenced and line.startswith("#"):
+            headings.append(line.lstrip("#").strip())
+    return headings
+
+
+def cited_sections(text: str) -> list[str]:
+    """The section names a text cites: `docs/benchmarks.md, "A" and "B"` and `("A" in
+    docs/benchmarks.md)`, across comment line breaks."""
+    flat = re.sub(r"\s*\n\s*(#:?|\*)?\s*", " ", text)
+    cited = []
+    for match in re.finditer(
+        r"benchmarks\.md\)?,\s*((?:\"[^\"]+\"(?:,?\s*(?:and the|and)?\s*)?)+)", flat
+    ):
+        cited += re.findall(r"\"([^\"]+)\"", match.group(1))
+    cited += re.findall(r"\(\"([^\"]+)\" in docs/benchmarks\.md", flat)
+    return cited
+
+
+def test_the_cited_section_finder_reads_every_form_of_citation():
+    text = (
+        'a (docs/benchmarks.md, "Where a sample\'s time goes"): b\n'
+        '    #: measured in docs/benchmarks.md, "Helmholtz:\n    #: shifted-Laplacian multigrid")\n'
+        '(docs/benchmarks.md, "auto by size" and "Solve time")\n'
+        '("Heat\'s implicit step" in docs/benchmarks.md)'
+    )
+    assert cited_sections(text) == [
+        "Where a sample's time goes",
+        "Helmholtz: shifted-Laplacian multigrid",
+        "auto by size",
+        "Solve time",
+        "Heat's implicit step",
+    ]
+    assert benchmark_headings("# A\n```\n# not a heading\n```\n## B (x)\n") == ["A", "B (x)"]
+
+
+def test_every_section_of_the_benchmarks_reference_that_the_code_cites_exists():
+    """docs/benchmarks.md is the reference the code cites by section name; the history is in
+    docs/benchmarks-log.md. A renamed or removed section would leave a dangling citation."""
+    headings = benchmark_headings(BENCHMARKS.read_text())
+    sources = [
+        *[
+            p
+            for d in ("pdegen", "solvers", "benchmarks", "scripts")
+            for p in (ROOT / d).rglob("*.py")
+        ],
+        ROOT / "README.md",
+        *[p for p in (ROOT / "docs").glob("*.md") if not p.name.startswith("benchmarks")],
+    ]
+    cited = {(name, p.relative_to(ROOT)) for p in sources for name in cited_sections(p.read_text())}
+    assert len({name for name, _ in cited}) >= 10  # the finder finds the citations
+    missing = sorted(
+        f"{where}: {name!r}"
+        for name, where in cited
+        if not any(h.startswith(name) for h in headings)
+    )
+    assert not missing, "cited sections missing from docs/benchmarks.md: " + "; ".join(missing)
+    assert (ROOT / "docs" / "benchmarks-log.md").is_file()

@@ -18,14 +18,14 @@ import numpy as np
 import pytest
 from petsc4py import PETSc
 
+from pdegen.discretisation.fem import lame
 from pdegen.errors import RecipeError
 from pdegen.families import Elasticity
 from pdegen.families.elasticity import ElasticityProblem
-from pdegen.fem import lame
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
 from solvers.registry import METHODS, PRECONDITIONERS
 from solvers.sequence import ChainSolver
-from tests.conftest import small_recipe_dict
+from tests.helpers import elasticity_engine_recipe, small_recipe_dict
 
 NU = 0.3
 
@@ -474,7 +474,7 @@ def test_bad_recipe_values_are_one_line_errors(problem, solver, message):
 
 
 def test_a_pure_traction_recipe_fails_at_the_cli_in_one_line(tmp_path, write_recipe):
-    from tests.test_cli_errors import run
+    from tests.helpers import run
 
     path = write_recipe(elasticity_recipe(clamped="none"))
     result = run(["generate", str(path), "--engine", "serial"], tmp_path)
@@ -505,59 +505,17 @@ def test_random_force_is_stored_and_gravity_is_not():
     np.testing.assert_allclose(loads[:, 1].sum(), -((gravity.n / (gravity.n + 1)) ** 2))
 
 
-# -- engines -------------------------------------------------------------------------------
+# -- generation ----------------------------------------------------------------------------
+# (serial, Dask and MPI write this recipe's dataset bit for bit: tests/test_engines.py)
 
 
-def engine_recipe(directory) -> dict:
-    data = small_recipe_dict(
-        family="elasticity",
-        samples=8,
-        grid={"n": 9},
-        solver={"method": "rcg", "pc": "gamg"},  # recycling: sorted chain, cut into batches
-        output={"dir": str(directory), "shard_size": 3},
-    )
-    data["problem"] = {"clamped": "x0 y1", "body_force": "random"}
-    return data
-
-
-def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
-    import shutil
-    import subprocess
-    import sys
-
-    import yaml
-
+def test_a_generated_dataset_is_converged_clamped_and_passes_a_deep_check(tmp_path):
     from pdegen import open_dataset
-    from pdegen.check import check_dataset
-    from pdegen.generate import generate
-    from tests.test_engines import read_all
+    from pdegen.dataset.check import check_dataset
+    from pdegen.run.generate import generate
 
-    recipe = recipe_from_dict(engine_recipe(tmp_path))
-    assert recipe.solver.ordering == "greedy"
+    recipe = recipe_from_dict(elasticity_engine_recipe())
     generate(recipe, out=tmp_path / "s", progress=False, engine="serial")
-    generate(recipe, out=tmp_path / "d", progress=False, engine="dask", workers=2)
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(engine_recipe(tmp_path)))
-    mpirun = shutil.which("mpirun")
-    assert mpirun, "mpirun is installed by make install"
-    result = subprocess.run(
-        [mpirun, "-n", "2", sys.executable, "-m", "pdegen.cli", "generate", "r.yaml"]
-        + ["--engine", "mpi", "--out", "m", "--quiet"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr
-    expected = read_all(tmp_path / "s")
-    assert any(k.endswith("outputs/displacement_y") for k in expected)
-    assert any(k.endswith("inputs/force_x") for k in expected)
-    for other in ("d", "m"):
-        got = read_all(tmp_path / other)
-        assert sorted(got) == sorted(expected)
-        for key, value in expected.items():
-            # the same bits: the near-null space no longer depends on where PETSc's vectors
-            # lie (solvers.petsc.rigid_body_modes)
-            np.testing.assert_array_equal(got[key], value, err_msg=f"{other}: {key}")
     with open_dataset(tmp_path / "s") as ds:
         assert (ds.stats()["residual"] <= 1e-8).all() and len(ds) == 8
         item = ds[0]
@@ -572,7 +530,7 @@ def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
 def test_generation_hands_gamg_the_layout_the_family_declares():
     """A generated sample's iteration count is that of a chain with the family's layout (2D:
     the rigid-body modes; 3D: block size d only), not that of a scalar near-null space."""
-    from pdegen.batch import solve_batch
+    from pdegen.run.batch import solve_batch
 
     for dim, n in ((2, 15), (3, 7)):
         data = small_recipe_dict(

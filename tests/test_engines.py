@@ -1,12 +1,10 @@
 """Serial, Dask and MPI engines run the same plan: identical datasets, resume, failures."""
 
+import copy
 import os
-import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -14,101 +12,102 @@ import pytest
 import yaml
 
 from pdegen import open_dataset
-from pdegen.engines import ENGINES
 from pdegen.errors import PdegenError
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
-from tests.conftest import small_recipe_dict
-
-PYTHON = sys.executable
-MPIRUN = shutil.which("mpirun")
-
-
-def recipe_dict(**changes):
-    base = {
-        "samples": 12,
-        "output": {"shard_size": 3},
-        "solver": {"method": "gcrodr", "pc": "jacobi"},
-    }
-    return small_recipe_dict(**{**base, **changes})
-
-
-def cli(args, cwd, **kwargs):
-    return subprocess.run(
-        [PYTHON, "-m", "pdegen.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        **kwargs,
-    )
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.engines import ENGINES
+from pdegen.run.generate import generate
+from tests.helpers import (
+    MPIRUN,
+    PYTHON,
+    assert_same_dataset,
+    cli,
+    elasticity_engine_recipe,
+    mpi,
+    nonlinear_diffusion_recipe,
+    reaction_diffusion_recipe,
+    read_all,
+    recipe_dict,
+    small_recipe_dict,
+    stokes_recipe,
+)
 
 
-def mpi(ranks, args, cwd):
-    return subprocess.run(
-        [MPIRUN, "-n", str(ranks), PYTHON, "-m", "pdegen.cli", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+def newton_recipe(recipe: dict) -> dict:
+    """A Newton family's recipe with two batches of four samples."""
+    return {**recipe, "samples": 8, "output": {"shard_size": 4}}
 
 
-def read_all(path: Path) -> dict[str, np.ndarray]:
-    """Every dataset of every shard, keyed by shard and name (stats timing excluded)."""
-    out = {}
-    for shard in sorted(path.glob("shard-*.h5")):
-        with h5py.File(shard, "r") as f:
+# Every engine case: the recipe, the Dask workers and MPI ranks, and names the dataset must
+# hold. Every recipe recycles (GCRO-DR, RCG), so its chain is sorted and cut into batches.
+ENGINE_CASES = [
+    pytest.param(
+        recipe_dict(), 1, ("inputs/coefficient", "outputs/solution"), id="darcy-gcrodr-1-worker"
+    ),
+    pytest.param(
+        recipe_dict(), 2, ("inputs/coefficient", "outputs/solution"), id="darcy-gcrodr-2-workers"
+    ),
+    pytest.param(
+        elasticity_engine_recipe(),
+        2,
+        ("outputs/displacement_y", "inputs/force_x"),
+        id="elasticity-rcg-gamg",
+    ),
+    pytest.param(
+        stokes_recipe(
+            samples=6,
+            output={"shard_size": 2},
+            solver={"method": "gcrodr", "pc": "fieldsplit"},
+        ),
+        2,
+        ("outputs/velocity_x", "outputs/pressure"),
+        id="stokes-gcrodr-fieldsplit",
+    ),
+    pytest.param(
+        newton_recipe(reaction_diffusion_recipe()),
+        2,
+        ("stats/newton_iterations",),
+        id="reaction-diffusion-gcrodr-ilu",
+    ),
+    pytest.param(
+        newton_recipe(nonlinear_diffusion_recipe()),
+        2,
+        ("stats/newton_iterations",),
+        id="nonlinear-diffusion-gcrodr-ilu",
+    ),
+]
 
-            def visit(name, obj, shard=shard):
-                if isinstance(obj, h5py.Dataset) and name != "stats/seconds":
-                    out[f"{shard.name}/{name}"] = obj[()]
 
-            f.visititems(visit)
-    return out
+def plan_cuts(path) -> tuple:
+    plan = yaml.safe_load((path / "plan.json").read_text())
+    return plan["order"], plan["batches"]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    recipe = recipe_from_dict(recipe_dict())
-    out = tmp_path_factory.mktemp("ref") / "serial"
-    generate(recipe, out=out, progress=False, engine="serial")
-    return recipe, out, read_all(out)
-
-
-def assert_same_dataset(expected: dict, path: Path):
-    """Bit for bit: inputs, parameters, order and counts, and the solutions too (one BLAS
-    thread in every engine's batches; nothing a solve computes depends on where its vectors
-    lie, `solvers.petsc.rigid_body_modes`)."""
-    got = read_all(path)
-    assert sorted(got) == sorted(expected)
-    for key, value in expected.items():
-        np.testing.assert_array_equal(got[key], value, err_msg=key)
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_dask_engine_matches_the_serial_engine(reference, tmp_path, workers):
-    recipe, _, expected = reference
+@pytest.mark.parametrize("data,workers,names", ENGINE_CASES)
+def test_every_engine_writes_the_serial_dataset_bit_for_bit(tmp_path, data, workers, names):
+    """Serial, then Dask, then `mpirun` through the command line: the same plan, and every
+    array of every shard the same bits (iteration counts included). The recycled space
+    carries across samples (and Newton steps) within a batch; the engines cut the same
+    batches. Without mpirun the Dask half still runs, then the test is skipped."""
+    recipe = recipe_from_dict(copy.deepcopy(data))
+    assert recipe.solver.ordering == "greedy"
+    generate(recipe, out=tmp_path / "s", progress=False, engine="serial")
+    expected = read_all(tmp_path / "s")
+    for name in names:
+        assert any(key.endswith(name) for key in expected), (name, sorted(expected))
     summary = generate(recipe, out=tmp_path / "d", progress=False, engine="dask", workers=workers)
     assert summary.engine == "dask" and summary.workers == workers
     assert_same_dataset(expected, tmp_path / "d")
-    plan = yaml.safe_load((tmp_path / "d" / "plan.json").read_text())
-    ref_plan = yaml.safe_load((reference[1] / "plan.json").read_text())
-    assert (plan["order"], plan["batches"]) == (ref_plan["order"], ref_plan["batches"])
-
-
-@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
-@pytest.mark.parametrize("ranks", [1, 2])
-def test_mpi_engine_matches_the_serial_engine(reference, tmp_path, ranks):
-    _, _, expected = reference
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict()))
-    result = mpi(
-        ranks, ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"], tmp_path
-    )
+    assert plan_cuts(tmp_path / "d") == plan_cuts(tmp_path / "s")
+    if MPIRUN is None:
+        pytest.skip("mpirun is installed by make install")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    args = ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"]
+    result = mpi(workers, args, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("dataset: m") == 1  # only rank 0 reports
-    assert f"on mpi with {ranks} worker(s)" in result.stdout
+    assert f"on mpi with {workers} worker(s)" in result.stdout
     assert_same_dataset(expected, tmp_path / "m")
+    assert plan_cuts(tmp_path / "m") == plan_cuts(tmp_path / "s")
 
 
 @pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
@@ -207,19 +206,19 @@ def test_batches_solve_with_one_blas_thread_whatever_the_process_has(tmp_path, m
     on the engine, and the process gets its own setting back afterwards."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    import pdegen.batch
+    import pdegen.run.batch
 
     def blas_threads() -> list[int]:
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     seen = []
-    solve = pdegen.batch._solve_rows
+    solve = pdegen.run.batch._solve_rows
 
     def spy(*args):
         seen.append(blas_threads())
         return solve(*args)
 
-    monkeypatch.setattr(pdegen.batch, "_solve_rows", spy)
+    monkeypatch.setattr(pdegen.run.batch, "_solve_rows", spy)
     with threadpool_limits(2, user_api="blas"):
         generate(recipe_from_dict(recipe_dict()), out=tmp_path / "s", progress=False)
         after = blas_threads()

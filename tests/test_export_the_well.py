@@ -26,18 +26,19 @@ import pytest
 import yaml
 
 from pdegen import open_dataset
-from pdegen.errors import PdegenError
-from pdegen.export import export_dataset
-from pdegen.export.the_well import (
+from pdegen.dataset.export import export_dataset
+from pdegen.dataset.export.the_well import (
     STATS_KEYS,
+    dataset_family,
     export_the_well,
     simulation_parameters,
     well_fields,
 )
+from pdegen.dataset.splits import SPLITS
+from pdegen.errors import PdegenError
 from pdegen.families import FAMILIES
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
-from pdegen.splits import SPLITS
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 
 ROOT = Path(__file__).parent.parent
 PDEGEN = [sys.executable, "-m", "pdegen.cli"]
@@ -258,8 +259,8 @@ def test_fields_and_scalars_are_the_pdegen_samples_in_order(name, sources, expor
             open_dataset(sources[name], split=split) as ds,
         ):
             family = ds.attrs()["family"]
-            axes, dim = ds.axes, len(f["dimensions"].attrs["spatial_dims"])
-            plan = well_fields(family, ds.input_fields, ds.output_fields, axes, dim)
+            dim = len(f["dimensions"].attrs["spatial_dims"])
+            plan = well_fields(dataset_family(ds))
             assert np.array_equal(f["pdegen/index"][()], ds.sample_indices)
             assert f["pdegen/index"].dtype == np.int64
             for order in range(3):
@@ -305,9 +306,7 @@ def test_the_mapping_per_family():
     for dim in (2, 3):
         for name, cls in FAMILIES.items():
             family = cls(5, dim, cls.Problem())
-            plan = well_fields(
-                name, family.input_names, family.output_names, family.field_axes(), dim
-            )
+            plan = well_fields(family)
             got[name, dim] = {(p.group, p.name, p.sources, p.time_varying) for p in plan}
     solution = ("t0_fields", "solution", ("solution",), True)
     assert got["darcy", 2] == {("t0_fields", "coefficient", ("coefficient",), False), solution}
@@ -434,8 +433,7 @@ def test_stats_yaml_is_compute_statistics_over_the_train_file(name, sources, exp
     # the same numbers pdegen computed at generation, where they mean the same thing
     with open_dataset(sources[name]) as ds:
         pdegen = ds.field_stats()
-        dim = sum(axis in ds.coordinates() for axis in "xyz")
-        plan = well_fields(ds.attrs()["family"], ds.input_fields, ds.output_fields, ds.axes, dim)
+        plan = well_fields(dataset_family(ds))
     for p in plan:
         for i, source in enumerate(p.sources):
             mean, std = (np.atleast_1d(stats[key][p.name])[i] for key in ("mean", "std"))

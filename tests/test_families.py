@@ -11,9 +11,9 @@ from pdegen.families import Darcy, Helmholtz, Poisson
 from pdegen.families.darcy import DarcyProblem
 from pdegen.families.helmholtz import HelmholtzProblem
 from pdegen.families.poisson import PoissonProblem
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
 from pdegen.specs import CoefficientSpec
-from tests.conftest import small_recipe_dict
+from tests.helpers import small_recipe_dict
 
 PI = math.pi
 

@@ -12,33 +12,10 @@ import pytest
 from pdegen import open_dataset
 from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES, Family, FieldAxes, Helmholtz, Sample
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 from solvers.registry import METHODS, PRECONDITIONERS
-from tests.conftest import small_recipe_dict
-from tests.test_cli_errors import run
-
-# Small valid recipes per family: Helmholtz needs a grid that resolves its wavenumbers.
-PROBLEMS = {
-    "darcy": ({"n": 15}, {"coefficient": {"kind": "lognormal"}}),
-    "poisson": ({"n": 15}, {}),
-    "helmholtz": ({"n": 31}, {"wavenumber": {"min": 8, "max": 12}}),
-    "heat": ({"n": 15}, {"steps": 3}),
-    "convection-diffusion": ({"n": 15}, {}),
-    "elasticity": ({"n": 9}, {"clamped": "x0"}),
-    "nonlinear-diffusion": ({"n": 15}, {}),
-    # dt > epsilon^2: the first Jacobian is indefinite, as declared (not positive definite)
-    "reaction-diffusion": ({"n": 31}, {"dt": 0.004, "steps": 2}),
-    "stokes": ({"n": 15}, {}),
-}
-
-
-def family_recipe(family: str, **solver):
-    grid, problem = PROBLEMS[family]
-    data = small_recipe_dict(family=family, grid=grid, solver={"method": "gmres", **solver})
-    data["problem"] = problem
-    return data
-
+from tests.helpers import family_recipe, run
 
 SPD_ONLY = [("method", "cg"), ("method", "rcg"), ("pc", "icc"), ("pc", "cholesky")]
 
@@ -124,6 +101,7 @@ def throwaway(**declarations):
 
     body = {
         "name": "throwaway",
+        "discretisation": "a test's",
         "Problem": Problem,
         "inputs": {"k": FieldAxes()},
         "sample": lambda self, seed, index: Sample(index, {}),
@@ -140,11 +118,13 @@ def throwaway(**declarations):
         ({"outputs": {"k": FieldAxes()}}, "'k' is declared as output but is already an input"),
         ({"params": ("index",)}, "'index' is declared as parameter but is already reserved"),
         ({"inputs": {"k": "x, y"}}, "input 'k' must be a FieldAxes"),
-        ({"outputs": {"u": FieldAxes(time=True)}}, "must define `times`"),
+        ({"outputs": {"u": FieldAxes(time=True)}}, "declares `time_stepping` exactly when"),
+        ({"time_stepping": property(lambda self: None)}, "declares `time_stepping` exactly when"),
         ({"auto_solvers": {2: ("cg", "ilu"), 3: ("gmres", "ilu")}}, "method 'cg' is not usable"),
         ({"iterative_pc": "icc"}, "preconditioner 'icc' is not usable"),
         ({"auto_solvers": {2: ("direct", "ilu"), 3: ("gmres", "ilu")}}, "cannot run with pc"),
         ({"symmetric": 1}, "symmetric must be True or False"),
+        ({"discretisation": None}, "discretisation must say how the PDE is discretised"),
         ({"multigrid_smoother": {2: "gs"}}, "multigrid_smoother must be one name or a name for"),
     ],
 )
@@ -212,7 +192,7 @@ def test_shards_label_axes_and_the_loader_and_inspect_read_them(tmp_path):
 
 @pytest.mark.parametrize("name", list(FAMILIES))
 def test_every_family_writes_exactly_its_declared_fields(name):
-    from pdegen.batch import solve_batch
+    from pdegen.run.batch import solve_batch
 
     family, recipe = small_instance(name)
     content = solve_batch(recipe, 0, [0, 1])

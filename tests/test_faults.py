@@ -13,13 +13,12 @@ import pytest
 import yaml
 
 from pdegen import open_dataset
-from pdegen.engines.dask_engine import MultiThreadedWorkerError, run_batch_on_worker
 from pdegen.errors import PdegenError
-from pdegen.generate import FAILURES_NAME, generate
-from pdegen.lock import LOCK_NAME, DatasetLock
-from pdegen.recipe import recipe_from_dict
-from tests.conftest import small_recipe_dict
-from tests.test_engines import MPIRUN, PYTHON, cli, recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.engines.dask_engine import MultiThreadedWorkerError, run_batch_on_worker
+from pdegen.run.generate import FAILURES_NAME, generate
+from pdegen.run.lock import LOCK_NAME, DatasetLock
+from tests.helpers import MPIRUN, PYTHON, cli, recipe_dict, small_recipe_dict
 
 needs_mpirun = pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
 

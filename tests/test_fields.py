@@ -2,8 +2,13 @@
 
 import numpy as np
 
+from pdegen.discretisation.fields import (
+    cosine_series,
+    gaussian_random_field,
+    grf_coefficients,
+    sample_rng,
+)
 from pdegen.families import Darcy
-from pdegen.fields import cosine_series, gaussian_random_field, grf_coefficients, sample_rng
 from pdegen.specs import CoefficientSpec
 
 

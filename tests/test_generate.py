@@ -11,13 +11,13 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from pdegen import open_dataset
-from pdegen.batch import solve_batch
+from pdegen.dataset.shards import ShardWriter, atomic_path, file_sha256, write_shard
 from pdegen.families import family_from_recipe
-from pdegen.generate import generate
-from pdegen.plan import Plan, recipe_sha256
-from pdegen.recipe import recipe_from_dict
-from pdegen.shards import ShardWriter, atomic_path, file_sha256, write_shard
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.batch import solve_batch
+from pdegen.run.generate import generate
+from pdegen.run.plan import Plan, recipe_sha256
+from tests.helpers import small_recipe_dict
 
 
 @pytest.fixture(scope="module")

@@ -11,18 +11,18 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from petsc4py import PETSc
 
+from pdegen.dataset.loader import open_dataset
 from pdegen.families import Darcy, Helmholtz
 from pdegen.families.darcy import DarcyProblem
 from pdegen.families.helmholtz import HelmholtzProblem
-from pdegen.generate import generate
-from pdegen.loader import open_dataset
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, solve_sequence
 from solvers.grids import MAX_COARSEST, THIRD_ABOVE, coarsen, infer_grid
 from solvers.multigrid import GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
-from tests.conftest import small_recipe_dict
+from tests.helpers import small_recipe_dict
 
 ITERATIVE = [m for m, e in METHODS.items() if not e.direct]
 THRESHOLD = CoefficientSpec(kind="threshold", alpha=2.0, tau=3.0, high=12.0, low=3.0)
@@ -475,7 +475,7 @@ def test_a_helmholtz_recipe_runs_gcrodr_on_the_shifted_multigrid(tmp_path):
 def test_every_family_generates_with_pc_mg(family, tmp_path):
     """Heat's trajectory (one matrix per sample), Poisson's shared matrix and the
     nonsymmetric convection-diffusion operator take the hierarchy too."""
-    from tests.test_family_contract import family_recipe
+    from tests.helpers import family_recipe
 
     data = family_recipe(family, pc="mg")
     data["samples"] = 3

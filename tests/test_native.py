@@ -13,14 +13,14 @@ import pytest
 import scipy.sparse.linalg as spla
 from petsc4py import PETSc
 
+from pdegen.discretisation.operators import diffusion_operator
 from pdegen.families import Darcy
-from pdegen.operators import diffusion_operator
 from pdegen.specs import CoefficientSpec
 from solvers import native
 from solvers.baselines import make_ksp
 from solvers.petsc import MatrixSlot, vec_from_array
+from tests.helpers import darcy_chain, drifting_chain
 from tests.native_failures import Flaky, failing_ksp, solve
-from tests.test_solvers import darcy_chain, drifting_chain
 
 MPIRUN = shutil.which("mpirun")
 
@@ -102,15 +102,17 @@ def test_recycling_on_a_matrix_distributed_over_two_ranks(tmp_path):
 
 # --- the checked interface ----------------------------------------------------------------
 def altered_library(tmp_path: Path, old: str, new: str) -> Path:
-    """The kernels compiled from a copy of csrc/ whose krylov.h has `old` replaced by `new`:
+    """The kernels compiled from a copy of csrc/ whose kernels.h has `old` replaced by `new`:
     a library built from another header than the one Python reads."""
     src = tmp_path / "csrc"
     src.mkdir()
-    shutil.copy(native.SOURCE, src / "krylov.c")
+    for source in native.SOURCES:
+        shutil.copy(source, src / source.name)
     header = native.HEADER.read_text()
     assert old in header
-    (src / "krylov.h").write_text(header.replace(old, new, 1))
-    return native.compile_library(src / "krylov.c", tmp_path / "altered.so")
+    (src / native.HEADER.name).write_text(header.replace(old, new, 1))
+    sources = tuple(src / source.name for source in native.SOURCES)
+    return native.compile_library(sources, tmp_path / "altered.so")
 
 
 @pytest.fixture
@@ -143,7 +145,7 @@ def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
         (
             "IN(int64_t, kk) /* recycled rows */ \\\n  IN(int64_t, steps)",
             "IN(int64_t, steps) /* recycled rows */ \\\n  IN(int64_t, kk)",
-            r"pdegen_gcrodr_cycle_args\.kk: field 8 is 'kk' in krylov\.h, 'steps' in the library",
+            r"pdegen_gcrodr_cycle_args\.kk: field 8 is 'kk' in kernels\.h, 'steps' in the library",
         ),
         # a narrower type: every later offset moves
         (
@@ -165,7 +167,7 @@ def test_the_real_library_reports_the_layout_ctypes_built_from_the_header():
         (
             "#define PDEGEN_ABI_VERSION 1",
             "#define PDEGEN_ABI_VERSION 2",
-            r"ABI version: library 2, krylov\.h 1",
+            r"ABI version: library 2, kernels\.h 1",
         ),
     ],
     ids=["swapped", "narrower", "same-size-type", "extra-field", "abi-version"],
@@ -288,7 +290,7 @@ def test_the_library_cache_is_keyed_by_petscs_configuration_not_only_its_path(
     tmp_path, monkeypatch
 ):
     root = fake_petsc(tmp_path / "petsc", "#define PETSC_USE_REAL_DOUBLE 1\n")
-    monkeypatch.setattr(native, "_petsc_dir", lambda: root)
+    monkeypatch.setattr(native.library, "_petsc_dir", lambda: root)
     first = native.library_path()
     assert native.library_path() == first  # the same build: the same library
     # PETSc reconfigured in place (64-bit indices): same path, another library
@@ -300,9 +302,9 @@ def test_the_library_cache_is_keyed_by_petscs_configuration_not_only_its_path(
     fake_petsc(root, "#define PETSC_USE_REAL_DOUBLE 1\n")
     assert native.library_path() == first
     # and by the header the struct layout comes from, as well as the C source
-    header = tmp_path / "krylov.h"
+    header = tmp_path / "kernels.h"
     header.write_text(native.HEADER.read_text() + "\n/* changed */\n")
-    monkeypatch.setattr(native, "HEADER", header)
+    monkeypatch.setattr(native.layout, "HEADER", header)
     assert native.library_path() != first
 
 

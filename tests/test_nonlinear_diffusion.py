@@ -1,8 +1,9 @@
 """Nonlinear diffusion -div(a k(u) grad u) = f by Newton: second order against a manufactured
 solution through the full Newton solve (2D, 3D, both laws), exact Jacobian (finite
-differences, quadratic convergence), every allowed method agrees with LU, SPD-only solvers
-are refused, failed Newton solves are flagged and left out, and the per-sample statistics
-hold Newton and linear iterations."""
+differences, quadratic convergence), every allowed method agrees with LU, and the per-sample
+statistics hold Newton and linear iterations. For both Newton families (this and
+reaction-diffusion): SPD-only solvers are refused, and failed Newton solves are flagged and
+left out. That the engines write the same dataset: tests/test_engines.py."""
 
 import subprocess
 import sys
@@ -10,18 +11,16 @@ import sys
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from pdegen import open_dataset
-from pdegen.check import check_dataset
+from pdegen.dataset.check import check_dataset
 from pdegen.errors import RecipeError
 from pdegen.families import NonlinearDiffusion
 from pdegen.families.nonlinear_diffusion import NonlinearDiffusionProblem, conductivity_law
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 from solvers.sequence import ChainSolver
-from tests.conftest import small_recipe_dict
-from tests.test_engines import MPIRUN, assert_same_dataset, mpi, read_all
+from tests.helpers import nonlinear_diffusion_recipe, reaction_diffusion_recipe
 
 
 def manufactured(n: int, dim: int, law: str, beta: float = 1.0):
@@ -125,28 +124,27 @@ def test_every_allowed_method_agrees_with_lu(method, pc):
         assert np.abs(got.x - reference.x).max() <= 1e-6 * scale
 
 
-def recipe(**problem):
-    data = small_recipe_dict(
-        family="nonlinear-diffusion",
-        samples=6,
-        grid={"n": 15},
-        solver={"method": "gcrodr", "pc": "ilu"},
-        output={"shard_size": 3},
-    )
-    data["problem"] = problem
-    return data
+NEWTON_RECIPES = {
+    "reaction-diffusion": reaction_diffusion_recipe,
+    "nonlinear-diffusion": nonlinear_diffusion_recipe,
+}
 
 
-@pytest.mark.parametrize("field,name", [("method", "cg"), ("method", "rcg"), ("pc", "cholesky")])
-def test_spd_only_solvers_are_refused(field, name):
-    data = recipe()
+@pytest.mark.parametrize(
+    "field,name", [("method", "cg"), ("method", "rcg"), ("pc", "cholesky"), ("pc", "icc")]
+)
+@pytest.mark.parametrize("family", list(NEWTON_RECIPES))
+def test_spd_only_solvers_are_refused(family, field, name):
+    """Both Newton families: nonlinear diffusion's Jacobian is nonsymmetric, reaction-diffusion's
+    symmetric but indefinite once dt > epsilon^2."""
+    data = NEWTON_RECIPES[family]()
     data["solver"] = {"method": "gmres", "pc": "ilu", field: name}
     with pytest.raises(RecipeError, match=rf"solver\.{field}: '{name}' needs a symmetric positive"):
         recipe_from_dict(data)
 
 
 def test_auto_runs_lu_in_2d():
-    data = recipe()
+    data = nonlinear_diffusion_recipe()
     data["solver"] = {"method": "auto", "pc": "auto"}
     loaded = recipe_from_dict(data)
     assert NonlinearDiffusion.resolve_solver(loaded.solver.method, loaded.solver.pc, 2) == (
@@ -156,7 +154,7 @@ def test_auto_runs_lu_in_2d():
 
 
 def test_stats_hold_newton_and_linear_iterations_and_check_passes(tmp_path):
-    loaded = recipe_from_dict(recipe())
+    loaded = recipe_from_dict(nonlinear_diffusion_recipe())
     generate(loaded, out=tmp_path / "d", progress=False, engine="serial")
     with open_dataset(tmp_path / "d") as ds:
         stats = ds.stats()
@@ -179,15 +177,17 @@ def test_stats_hold_newton_and_linear_iterations_and_check_passes(tmp_path):
     assert f"Newton iterations: mean {newton.mean():.1f}, min {newton.min()}" in shown.stdout
 
 
-def test_a_sample_whose_newton_solve_fails_is_flagged_and_left_out(tmp_path):
-    """max_it 2 with a tight tolerance: every Newton solve stops unconverged."""
-    loaded = recipe_from_dict(recipe(newton={"max_it": 2, "rtol": 1e-12}))
+@pytest.mark.parametrize("family,max_it", [("reaction-diffusion", 1), ("nonlinear-diffusion", 2)])
+def test_a_sample_whose_newton_solve_fails_is_flagged_and_left_out(tmp_path, family, max_it):
+    """A small max_it with a tight tolerance: every Newton solve stops unconverged (a
+    trajectory's at its first step; the later steps are not attempted)."""
+    loaded = recipe_from_dict(NEWTON_RECIPES[family](newton={"max_it": max_it, "rtol": 1e-12}))
     generate(loaded, out=tmp_path / "d", progress=False, engine="serial")
     with open_dataset(tmp_path / "d", include_unconverged=True) as ds:
         stats = ds.stats()
         assert not stats["converged"].any()
         assert set(stats["reason"]) == {b"DIVERGED_MAX_IT"}
-        assert (stats["newton_iterations"] == 2).all()
+        assert (stats["newton_iterations"] == max_it).all()
     with open_dataset(tmp_path / "d") as ds:
         assert len(ds) == 0  # never served as good data
     report = check_dataset(tmp_path / "d")
@@ -197,7 +197,7 @@ def test_a_sample_whose_newton_solve_fails_is_flagged_and_left_out(tmp_path):
 def test_an_unsolvable_exponential_law_is_flagged_and_the_rest_kept(tmp_path):
     """exp(beta u) with a strong source has no solution where the Kirchhoff variable falls
     below -1/beta: those samples fail, the others are stored as good."""
-    loaded = recipe_from_dict(recipe(k="exponential", beta=1.0))
+    loaded = recipe_from_dict(nonlinear_diffusion_recipe(k="exponential", beta=1.0))
     generate(loaded, out=tmp_path / "d", progress=False, engine="serial")
     with open_dataset(tmp_path / "d", include_unconverged=True) as ds:
         converged = ds.stats()["converged"]
@@ -211,30 +211,11 @@ def test_an_unsolvable_exponential_law_is_flagged_and_the_rest_kept(tmp_path):
             assert f["stats/converged"].dtype == bool
 
 
-@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
-def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
-    """GCRO-DR carries its recycled space across Newton steps and samples within a batch:
-    the engines cut the same batches, so the data are the same (iteration counts bit for
-    bit, as in tests/test_engines.py)."""
-    data = recipe()
-    data["samples"], data["output"] = 8, {"shard_size": 4}
-    loaded = recipe_from_dict(data)
-    generate(loaded, out=tmp_path / "serial", progress=False, engine="serial")
-    expected = read_all(tmp_path / "serial")
-    assert any(key.endswith("stats/newton_iterations") for key in expected)
-    generate(loaded, out=tmp_path / "dask", progress=False, engine="dask", workers=2)
-    assert_same_dataset(expected, tmp_path / "dask")
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    result = mpi(2, ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert_same_dataset(expected, tmp_path / "m")
-
-
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_check_deep_re_evaluates_the_nonlinear_residual(tmp_path, dtype):
     """`pdegen check --deep` accepts the stored solutions (within the Newton tolerance plus
     the storage bound) and catches one whose value was changed."""
-    data = recipe()
+    data = nonlinear_diffusion_recipe()
     data["output"] = {"shard_size": 3, "dtype": dtype}
     generate(recipe_from_dict(data), out=tmp_path / "d", progress=False, engine="serial")
     report = check_dataset(tmp_path / "d", deep=6)

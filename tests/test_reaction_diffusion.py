@@ -1,25 +1,24 @@
 """Reaction-diffusion trajectories (Allen-Cahn, Fisher-KPP) with Newton per time step: second
 order in space against a manufactured solution, first (backward Euler) and second
 (Crank-Nicolson) order in time against a fine reference, every allowed method agrees with LU,
-SPD-only solvers are refused, failed Newton solves are flagged, statistics per sample, and the
-engines agree."""
+and statistics per sample. With nonlinear diffusion, in tests/test_nonlinear_diffusion.py:
+SPD-only solvers are refused and failed Newton solves are flagged; in tests/test_engines.py:
+the engines write the same dataset."""
 
 import dataclasses
 
 import numpy as np
 import pytest
-import yaml
 
 from pdegen import open_dataset
-from pdegen.check import check_dataset
+from pdegen.dataset.check import check_dataset
 from pdegen.errors import RecipeError
 from pdegen.families import ReactionDiffusion
 from pdegen.families.reaction_diffusion import ReactionDiffusionProblem, reaction_law
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 from solvers.sequence import ChainSolver
-from tests.conftest import small_recipe_dict
-from tests.test_engines import MPIRUN, assert_same_dataset, mpi, read_all
+from tests.helpers import reaction_diffusion_recipe
 
 
 def manufactured(n: int, dim: int, reaction: str, scheme: str, steps: int, end: float):
@@ -141,36 +140,14 @@ def test_every_allowed_method_agrees_with_lu(method, pc):
         assert np.abs(got - reference).max() <= 1e-6 * np.abs(reference).max()
 
 
-def recipe(**problem):
-    data = small_recipe_dict(
-        family="reaction-diffusion",
-        samples=6,
-        grid={"n": 31},
-        solver={"method": "gcrodr", "pc": "ilu"},
-        output={"shard_size": 3},
-    )
-    data["problem"] = {"steps": 4, **problem}
-    return data
-
-
-@pytest.mark.parametrize(
-    "field,name", [("method", "cg"), ("method", "rcg"), ("pc", "cholesky"), ("pc", "icc")]
-)
-def test_spd_only_solvers_are_refused(field, name):
-    data = recipe()
-    data["solver"] = {"method": "gmres", "pc": "ilu", field: name}
-    with pytest.raises(RecipeError, match=rf"solver\.{field}: '{name}' needs a symmetric positive"):
-        recipe_from_dict(data)
-
-
 def test_an_unresolved_interface_is_refused():
     with pytest.raises(RecipeError, match=r"problem\.epsilon: 0\.01 is below the grid spacing"):
-        recipe_from_dict(recipe(epsilon=0.01))
+        recipe_from_dict(reaction_diffusion_recipe(epsilon=0.01))
 
 
 @pytest.mark.parametrize("reaction", ["allen-cahn", "fisher-kpp"])
 def test_trajectories_stats_and_check(tmp_path, reaction):
-    loaded = recipe_from_dict(recipe(reaction=reaction))
+    loaded = recipe_from_dict(reaction_diffusion_recipe(reaction=reaction))
     generate(loaded, out=tmp_path / "d", progress=False, engine="serial")
     with open_dataset(tmp_path / "d") as ds:
         stats = ds.stats()
@@ -186,33 +163,6 @@ def test_trajectories_stats_and_check(tmp_path, reaction):
             assert inner.min() > 0 and inner.max() < 1
     report = check_dataset(tmp_path / "d", deep=3)
     assert report.ok and len(report.deep) == 3, report.lines()
-
-
-def test_a_trajectory_whose_newton_solve_fails_is_flagged_and_left_out(tmp_path):
-    loaded = recipe_from_dict(recipe(newton={"max_it": 1, "rtol": 1e-12}))
-    generate(loaded, out=tmp_path / "d", progress=False, engine="serial")
-    with open_dataset(tmp_path / "d", include_unconverged=True) as ds:
-        stats = ds.stats()
-        assert not stats["converged"].any()
-        assert set(stats["reason"]) == {b"DIVERGED_MAX_IT"}
-    with open_dataset(tmp_path / "d") as ds:
-        assert len(ds) == 0
-    assert check_dataset(tmp_path / "d").ok
-
-
-@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
-def test_serial_dask_and_mpi_engines_write_the_same_dataset(tmp_path):
-    data = recipe()
-    data["samples"], data["output"] = 8, {"shard_size": 4}
-    loaded = recipe_from_dict(data)
-    generate(loaded, out=tmp_path / "serial", progress=False, engine="serial")
-    expected = read_all(tmp_path / "serial")
-    generate(loaded, out=tmp_path / "dask", progress=False, engine="dask", workers=2)
-    assert_same_dataset(expected, tmp_path / "dask")
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    result = mpi(2, ["generate", "r.yaml", "--engine", "mpi", "--out", "m", "--quiet"], tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert_same_dataset(expected, tmp_path / "m")
 
 
 def test_after_a_failed_step_the_march_stops_and_the_sample_is_flagged():
@@ -234,16 +184,15 @@ def test_auto_runs_the_fastest_measured_pair_for_the_regime():
     """Definite steps (the default recipe): GMRES + ILU in 2D, GMRES + mg from 127 where the
     grid coarsens, GMRES + ILU in 3D. Steps that can meet an indefinite Jacobian (theta dt
     max r' >= 1): LU in 2D, the only pair that converged every sample there."""
-    from pdegen.batch import resolve_method
-    from pdegen.recipe import recipe_from_dict
-    from tests.conftest import small_recipe_dict
+    from pdegen.recipe.schema import recipe_from_dict
+    from tests.helpers import small_recipe_dict
 
     def resolved(dim, n, **problem):
         data = small_recipe_dict(family="reaction-diffusion", grid={"n": n, "dim": dim})
         data["solver"] = {"method": "auto", "pc": "auto"}
         data["problem"] = problem
         recipe = recipe_from_dict(data)
-        return resolve_method(recipe, ReactionDiffusion(n, dim, recipe.problem))
+        return ReactionDiffusion(n, dim, recipe.problem).resolve_for("auto", "auto")
 
     assert resolved(2, 63) == ("gmres", "ilu")
     assert resolved(2, 127) == ("gmres", "mg")
@@ -258,8 +207,8 @@ def test_auto_runs_the_fastest_measured_pair_for_the_regime():
 
 def test_a_time_step_that_overflows_is_refused_naming_dt():
     from pdegen.errors import RecipeError
-    from pdegen.recipe import recipe_from_dict
-    from tests.conftest import small_recipe_dict
+    from pdegen.recipe.schema import recipe_from_dict
+    from tests.helpers import small_recipe_dict
 
     data = small_recipe_dict(family="reaction-diffusion", grid={"n": 31})
     data["solver"] = {"method": "auto", "pc": "auto"}

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from pdegen.generate import generate
-from pdegen.recipe import load_recipe
+from pdegen.recipe.schema import load_recipe
+from pdegen.run.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

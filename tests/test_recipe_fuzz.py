@@ -41,7 +41,7 @@ import yaml
 from pdegen.cli import main
 from pdegen.errors import PdegenError
 from pdegen.families import FAMILIES
-from pdegen.recipe import Recipe, load_recipe, recipe_from_dict
+from pdegen.recipe.schema import Recipe, load_recipe, recipe_from_dict
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 SEED = 12

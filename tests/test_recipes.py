@@ -7,8 +7,8 @@ import pytest
 
 from pdegen import open_dataset
 from pdegen.families import family_from_recipe
-from pdegen.generate import generate
-from pdegen.recipe import load_recipe
+from pdegen.recipe.schema import load_recipe
+from pdegen.run.generate import generate
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 

@@ -1,5 +1,5 @@
 """Names declared once: recipe validation, the CLI and the solve harness accept exactly the
-registries' names (solvers/registry.py, pdegen.engines.ENGINES), so a new one is one entry."""
+registries' names (solvers/registry.py, pdegen.run.engines.ENGINES), so a new one is one entry."""
 
 import re
 import subprocess
@@ -10,14 +10,14 @@ import pytest
 from petsc4py import PETSc
 
 from pdegen.cli import build_parser
-from pdegen.engines import ENGINES, make_engine
 from pdegen.errors import RecipeError
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.engines import ENGINES, make_engine
 from solvers import ChainSolver, order_systems
 from solvers.baselines import make_ksp
 from solvers.petsc import configure_pc
 from solvers.registry import METHODS, ORDERINGS, PRECONDITIONERS
-from tests.conftest import small_recipe_dict
+from tests.helpers import small_recipe_dict
 
 
 def allowed(message: str) -> set[str]:
@@ -89,7 +89,7 @@ def test_the_cli_offers_exactly_the_registered_engines():
 def test_names_are_read_without_starting_petsc():
     """Validating a recipe and building the CLI need the names, not PETSc or MPI."""
     code = (
-        "import sys; import pdegen.recipe, pdegen.cli; pdegen.cli.build_parser(); "
+        "import sys; import pdegen.recipe.schema, pdegen.cli; pdegen.cli.build_parser(); "
         "print(sorted(m for m in ('petsc4py.PETSc', 'mpi4py.MPI', 'dask') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

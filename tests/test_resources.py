@@ -12,15 +12,15 @@ import pytest
 import yaml
 
 from pdegen.errors import RecipeError
-from pdegen.recipe import load_recipe, recipe_from_dict
-from pdegen.resources import (
+from pdegen.recipe.resources import (
     BOOKKEEPING_PER_SAMPLE,
     GIB,
     check_memory,
     estimate,
     machine_memory,
 )
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import load_recipe, recipe_from_dict
+from tests.helpers import small_recipe_dict
 
 HEAT = Path(__file__).parent.parent / "recipes" / "heat.yaml"
 

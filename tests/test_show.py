@@ -13,10 +13,8 @@ import numpy as np
 import pytest
 
 from pdegen import cli
-from pdegen.generate import generate
-from pdegen.loader import open_dataset
-from pdegen.recipe import recipe_from_dict
-from pdegen.show import (
+from pdegen.dataset.loader import open_dataset
+from pdegen.dataset.show import (
     PARAMS_PNG,
     SAMPLES_PNG,
     STATS_PNG,
@@ -27,7 +25,9 @@ from pdegen.show import (
     stats_figure,
     write_figures,
 )
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
+from tests.helpers import small_recipe_dict
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -212,7 +212,7 @@ def test_cli_show_prints_the_files_it_wrote(datasets, tmp_path):
 
 def test_import_pdegen_stays_free_of_matplotlib():
     code = (
-        "import sys, pdegen, pdegen.cli, pdegen.show; "
+        "import sys, pdegen, pdegen.cli, pdegen.dataset.show; "
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

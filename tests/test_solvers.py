@@ -14,6 +14,7 @@ from solvers.baselines import make_ksp
 from solvers.gcrodr import GCRODR
 from solvers.petsc import MatrixSlot, _same_frozen_memory, vec_from_array
 from solvers.registry import METHODS, ORDERINGS, PRECONDITIONERS
+from tests.helpers import darcy_chain, drifting_chain
 
 # Parametrisations come from the registry, so that a new method or preconditioner is tested
 # by adding its entry (as scipy's iterative-solver tests run from one list of solvers).
@@ -23,19 +24,6 @@ RECYCLING_KSPS = [m for m, e in METHODS.items() if e.recycles and e.ksp]
 # the block preconditioner needs a block system's blocks: tests/test_stokes.py runs it
 POINTWISE = {p: e for p, e in PRECONDITIONERS.items() if not e.split}
 APPROXIMATE_PCS = [p for p, e in POINTWISE.items() if not e.factorisation]
-
-
-def darcy_chain(count=6, n=20, kind="lognormal", seed=0):
-    family = Darcy.square(n, CoefficientSpec(kind=kind))
-    return [family.system(family.sample(seed, i)) for i in range(count)]
-
-
-def drifting_chain(count=5, n=24, step=0.05):
-    """Neighbouring systems that differ a little, as a sorted chain does."""
-    family = Darcy.square(n, CoefficientSpec(kind="lognormal"))
-    base = family.sample(0, 0).inputs["coefficient"]
-    drift = np.log(family.sample(0, 1).inputs["coefficient"])
-    return [family.assemble(base * np.exp(step * t * drift), 1.0) for t in range(count)]
 
 
 def helmholtz_like(count=5, n=24, k2=60.0):
@@ -345,7 +333,7 @@ def test_a_stencil_matrix_is_recognised_by_its_patterns_memory_not_by_comparing_
     """scipy's CSR constructor hands back a view of the shared indices, not the array: the
     slot must still see the shared pattern (same read-only memory), and must not take a
     writeable copy, a part of it, or another dtype at the same address for it."""
-    from pdegen.operators import diffusion_operator, stencil_pattern
+    from pdegen.discretisation.operators import diffusion_operator, stencil_pattern
 
     A, _ = diffusion_operator(np.ones((7, 7)), 1 / 6)
     indptr, indices, _ = stencil_pattern(2, 5)

@@ -1,32 +1,28 @@
-"""The Stokes family: MAC discretisation, saddle-point solvers, recipe checks and engines.
+"""The Stokes family: MAC discretisation, saddle-point solvers and recipe checks.
 
 Oracles: an exact divergence-free flow with variable viscosity (its force computed by hand),
-Sylvester's law of inertia for the saddle point, scipy's SuperLU for every method, and the
-serial engine for Dask and MPI.
+Sylvester's law of inertia for the saddle point, and scipy's SuperLU for every method. That
+the serial, Dask and MPI engines write the same Stokes dataset: tests/test_engines.py.
 """
 
-import shutil
 import subprocess
 import sys
 
 import numpy as np
 import pytest
 import scipy.sparse.linalg as spl
-import yaml
 
-from pdegen.batch import solve_batch
 from pdegen.errors import RecipeError
 from pdegen.families import Sample, Stokes
 from pdegen.families.stokes import StokesProblem, ViscositySpec, trapezoid_mean
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.batch import solve_batch
+from pdegen.run.generate import generate
 from solvers.registry import METHODS, PRECONDITIONERS
 from solvers.sequence import ChainSolver
-from tests.conftest import small_recipe_dict
-from tests.test_engines import read_all
+from tests.helpers import small_recipe_dict, stokes_recipe
 
 PI = np.pi
-MPIRUN = shutil.which("mpirun")
 
 
 # -- the manufactured solution: stream function psi = sin^2(pi x) sin^2(pi y) ------------------
@@ -274,14 +270,6 @@ def test_minres_with_the_block_preconditioner_is_nearly_grid_independent():
     assert its[63] < 1.5 * its[15], its
 
 
-def recipe(**changes):
-    problem = changes.pop("problem", {})
-    solver = {"method": "auto", "pc": "auto", **changes.pop("solver", {})}
-    data = small_recipe_dict(**{"family": "stokes", "grid": {"n": 15}, "solver": solver, **changes})
-    data["problem"] = problem
-    return data
-
-
 @pytest.mark.parametrize(
     "solver,message",
     [
@@ -295,7 +283,7 @@ def recipe(**changes):
 )
 def test_solvers_the_saddle_point_cannot_take_are_refused_at_load(solver, message):
     with pytest.raises(RecipeError) as err:
-        recipe_from_dict(recipe(solver=solver), "r.yaml")
+        recipe_from_dict(stokes_recipe(solver=solver), "r.yaml")
     assert str(err.value).startswith(f"r.yaml: {message}")
     assert "\n" not in str(err.value)
 
@@ -316,7 +304,7 @@ def test_fieldsplit_is_refused_for_a_family_without_blocks():
     ],
 )
 def test_bad_problem_values_are_one_line_errors(problem, message, write_recipe):
-    path = write_recipe(recipe(problem=problem))
+    path = write_recipe(stokes_recipe(problem=problem))
     cli = subprocess.run(
         [sys.executable, "-m", "pdegen.cli", "generate", str(path), "--out", str(path.parent)],
         capture_output=True,
@@ -328,7 +316,7 @@ def test_bad_problem_values_are_one_line_errors(problem, message, write_recipe):
 
 
 def test_constant_viscosity_and_swirl_force_give_one_vortex():
-    data = recipe(
+    data = stokes_recipe(
         problem={"viscosity": {"kind": "constant", "value": 2.0}, "force": {"kind": "swirl"}}
     )
     content = solve_batch(recipe_from_dict(data), 0, [0, 1])
@@ -341,51 +329,10 @@ def test_constant_viscosity_and_swirl_force_give_one_vortex():
     assert u[mid, -3] < 0 < u[mid, 2] and v[2, mid] < 0 < v[-3, mid]
 
 
-ENGINE_RECIPE = {
-    "samples": 6,
-    "output": {"shard_size": 2},
-    "solver": {"method": "gcrodr", "pc": "fieldsplit"},
-}
-
-
-@pytest.fixture(scope="module")
-def serial_reference(tmp_path_factory):
-    out = tmp_path_factory.mktemp("stokes") / "serial"
-    generate(recipe_from_dict(recipe(**ENGINE_RECIPE)), out=out, progress=False, engine="serial")
-    return read_all(out)
-
-
-def assert_same(expected: dict, got: dict) -> None:
-    assert sorted(got) == sorted(expected)
-    for key, value in expected.items():  # every input, output, parameter and count
-        np.testing.assert_array_equal(got[key], value, err_msg=key)
-
-
-def test_dask_engine_writes_the_serial_dataset(serial_reference, tmp_path):
-    data = recipe_from_dict(recipe(**ENGINE_RECIPE))
-    generate(data, out=tmp_path / "d", progress=False, engine="dask", workers=2)
-    assert_same(serial_reference, read_all(tmp_path / "d"))
-
-
-@pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")
-def test_mpi_engine_writes_the_serial_dataset(serial_reference, tmp_path):
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe(**ENGINE_RECIPE)))
-    run = subprocess.run(
-        [MPIRUN, "-n", "2", sys.executable, "-m", "pdegen.cli", "generate", "r.yaml"]
-        + ["--engine", "mpi", "--out", "m", "--quiet"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stderr
-    assert_same(serial_reference, read_all(tmp_path / "m"))
-
-
 def test_check_verifies_a_stokes_dataset_and_says_deep_checks_only_its_inputs(tmp_path):
-    from pdegen.check import check_dataset
+    from pdegen.dataset.check import check_dataset
 
-    data = recipe(samples=4, solver={"method": "minres", "pc": "fieldsplit"})
+    data = stokes_recipe(samples=4, solver={"method": "minres", "pc": "fieldsplit"})
     generate(recipe_from_dict(data), out=tmp_path / "s", progress=False, engine="serial")
     report = check_dataset(tmp_path / "s", deep=2)
     assert report.ok and report.samples == 4, report.problems

@@ -11,8 +11,8 @@ from pdegen.errors import RecipeError
 from pdegen.families import ConvectionDiffusion, Heat
 from pdegen.families.convection import ConvectionProblem
 from pdegen.families.heat import HeatProblem
-from pdegen.recipe import recipe_from_dict
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from tests.helpers import small_recipe_dict
 
 PI = math.pi
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from pdegen import open_dataset
+from pdegen.dataset.splits import SPLITS, split_of
 from pdegen.errors import PdegenError, RecipeError
-from pdegen.generate import generate
-from pdegen.recipe import recipe_from_dict
-from pdegen.splits import SPLITS, split_of
-from tests.conftest import small_recipe_dict
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
+from tests.helpers import small_recipe_dict
 
 SPLIT_20 = {"train": 0.6, "valid": 0.2, "test": 0.2}
 
@@ -131,7 +131,7 @@ def test_the_compiled_moments_give_numpys_bits(size, law):
     """A shard's moments come from the compiled kernel (`pdegen_sum_and_m2`); numpy is the
     oracle, bit for bit: sizes at the edges of its pairwise blocks (8, 128, halves) and a
     421^2-node field, in the shapes fields have (numpy sums any C-contiguous array as one)."""
-    from pdegen.fieldstats import _mean_and_m2
+    from pdegen.dataset.statistics import _mean_and_m2
     from solvers import native
 
     assert native.kernels() is not None, native.status()  # CI builds the kernels
@@ -336,7 +336,7 @@ def test_no_ordering_means_no_sample_is_drawn_to_plan(monkeypatch):
     """A factorisation carries nothing between solves: planning must not draw every input
     just to sort them (22 s for 1050 samples at 421 x 421)."""
     from pdegen.families import family_from_recipe
-    from pdegen.plan import make_plan
+    from pdegen.run.plan import make_plan
 
     direct = recipe(solver={"method": "direct", "pc": "cholesky", "ordering": "auto"})
     assert direct.solver.ordering == "none"

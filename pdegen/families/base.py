@@ -15,14 +15,16 @@ from __future__ import annotations
 import abc
 import dataclasses
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import gaussian_random_field
+from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
-from pdegen.fields import gaussian_random_field
-from pdegen.specs import CoefficientSpec, FieldSpec
+from pdegen.families.residuals import StepResidual, linear_residual
+from pdegen.specs import CoefficientSpec, FieldSpec, SolverSpec
 from solvers.registry import (
     METHODS,
     POSITIVE_DEFINITE,
@@ -32,9 +34,6 @@ from solvers.registry import (
     Preconditioner,
     describe_operator,
 )
-
-if TYPE_CHECKING:
-    from pdegen.recipe import SolverSpec
 
 FEATURE_POINTS = 32  # ordering compares fields on at most this many nodes per axis
 SPACE_AXES = ("x", "y", "z")
@@ -77,6 +76,10 @@ class Family(abc.ABC):
 
     name: ClassVar[str]
     Problem: ClassVar[type]  # the dataclass of the recipe's `problem:` section
+    #: how the PDE is discretised, in one sentence for the dataset card (each family its own:
+    #: finite differences, finite elements or a staggered grid; time stepping is added from
+    #: `time_stepping`)
+    discretisation: ClassVar[str]
     #: the input fields a sample draws (/inputs), with their axes
     inputs: ClassVar[dict[str, FieldAxes]]
     #: the fields a solve produces (/outputs), with their axes
@@ -259,9 +262,19 @@ class Family(abc.ABC):
     # -- the grid and the stored fields -------------------------------------------------
 
     @property
+    def time_stepping(self) -> TimeStepping | None:
+        """How a trajectory is marched and recorded (`pdegen.discretisation.timestepping`);
+        None for a family whose samples are steady solves. Every consumer (the march, `check
+        --deep`, the card, The Well export) reads this declaration, never the family's name."""
+        return None
+
+    @property
     def times(self) -> np.ndarray:
-        """The times of a trajectory's frames; families with a time axis define it."""
-        raise NotImplementedError(f"{type(self).__name__} declares no time axis")
+        """The times of a trajectory's frames (`time_stepping.frame_times`)."""
+        stepping = self.time_stepping
+        if stepping is None:
+            raise NotImplementedError(f"{type(self).__name__} declares no time stepping")
+        return stepping.frame_times
 
     @property
     def coordinates(self) -> dict[str, np.ndarray]:
@@ -306,7 +319,7 @@ class Family(abc.ABC):
     @property
     def matrix_entries(self) -> int:
         """The stored entries of the system matrix, for the memory estimate
-        (`pdegen.resources`): a (2d + 1)-point stencil per unknown here."""
+        (`pdegen.recipe.resources`): a (2d + 1)-point stencil per unknown here."""
         return (2 * self.dim + 1) * self.unknowns
 
     def grf(self, rng: np.random.Generator, spec: FieldSpec) -> np.ndarray:
@@ -342,7 +355,8 @@ class Family(abc.ABC):
 
     @abc.abstractmethod
     def sample(self, seed: int, index: int) -> Sample:
-        """Draw sample `index` from its own generator (`pdegen.fields.sample_rng`)."""
+        """Draw sample `index` from its own generator
+        (`pdegen.discretisation.fields.sample_rng`)."""
 
     @abc.abstractmethod
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
@@ -391,11 +405,69 @@ class Family(abc.ABC):
         stores interpolations of its staggered unknowns)."""
         return self.interior(outputs["solution"]).ravel()
 
+    def describe_discretisation(self) -> str:
+        """The card's discretisation paragraph: the family's `discretisation`, and for a
+        trajectory its time stepping (scheme, step, frames), read from `time_stepping`."""
+        text = f"Discretisation: {self.discretisation}."
+        stepping = self.time_stepping
+        if stepping is None:
+            return text
+        times = stepping.frame_times
+        frames = (
+            f"{len(times)} frames at t = {times[0]:g}, {times[1]:g}, ..., {times[-1]:g}"
+            if len(times) > 2
+            else f"{len(times)} frames at t = {', '.join(f'{t:g}' for t in times)}"
+        )
+        first = (
+            f", frame 0 the initial state `{stepping.initial_input}`"
+            if stepping.initial_frame and stepping.initial_input
+            else ""
+        )
+        return (
+            f"{text} Time stepping: {stepping.description}, internal step dt = "
+            f"{stepping.dt:g} ({stepping.steps} steps); `{stepping.trajectory}` stores "
+            f"{frames}{first}."
+        )
+
+    def stored_residuals(
+        self, sample: Sample, outputs: dict[str, np.ndarray], rtol: float, eps: float
+    ) -> list[StepResidual] | None:
+        """For `pdegen check --deep`: (step or None, relative residual, bound) of every solve
+        behind the stored outputs, re-evaluated from the stored inputs with their storage's
+        unit roundoff `eps` (`pdegen.families.residuals`). Here one linear system, A x = b;
+        None where the stored fields do not determine the unknowns (`solution_vector`)."""
+        u = self.solution_vector(outputs)
+        if u is None:
+            return None
+        A, b = self.system(sample)
+        return [(None, *linear_residual(A, u, b, float(np.linalg.norm(b)), rtol, eps))]
+
+    def residual_tolerance(self, rtol: float) -> str:
+        """The tolerance `stored_residuals`' bounds stem from, as `check` names it."""
+        return f"solver.rtol {rtol:g}"
+
+    def nodal_frames(self, frames: list[np.ndarray]) -> np.ndarray:
+        """A trajectory's frames of interior unknowns as one array on the full node grid
+        (time first, zero on the boundary)."""
+        out = np.zeros((len(frames), *self.grid_shape))
+        out[(slice(None),) + (slice(1, -1),) * self.dim] = np.reshape(
+            frames, (len(frames), *self.interior_shape)
+        )
+        return out
+
+    def zero_boundary(self, field_: np.ndarray) -> np.ndarray:
+        """`field_` with its boundary nodes set to zero (an initial state of a problem whose
+        boundary holds u = 0), by a product with a 0/1 mask, in place."""
+        mask = np.zeros(field_.shape)
+        mask[(slice(1, -1),) * field_.ndim] = 1.0
+        field_ *= mask
+        return field_
+
     def solver_system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
         """The system `solve_sample` hands the solver: `system`'s. A family whose matrix can
         fill the solver's Mat in place returns that instead (Darcy: a
-        `pdegen.operators.DiffusionMatrix`, the same values); everything that reads the
-        matrix itself (checks, oracles, `pdegen check --deep`) calls `system`."""
+        `pdegen.discretisation.operators.DiffusionMatrix`, the same values); everything that
+        reads the matrix itself (checks, oracles, `pdegen check --deep`) calls `system`."""
         return self.system(sample)
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
@@ -464,8 +536,12 @@ def _check_declarations(cls: type[Family]) -> None:
             if not isinstance(axes, FieldAxes) or not set(axes.dims) <= {2, 3} or not axes.dims:
                 raise TypeError(f"{where}: {kind} {name!r} must be a FieldAxes for dims 2, 3")
     times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
-    if times and cls.times is Family.times:
-        raise TypeError(f"{where}: a field has a time axis, so the family must define `times`")
+    if not isinstance(getattr(cls, "discretisation", None), str):
+        raise TypeError(f"{where}: discretisation must say how the PDE is discretised")
+    if times != (cls.time_stepping is not Family.time_stepping):
+        raise TypeError(
+            f"{where}: a family declares `time_stepping` exactly when a field has a time axis"
+        )
     if set(cls.auto_solvers) != {2, 3}:
         raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
     smoother = cls.multigrid_smoother

@@ -15,10 +15,15 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import (
+    boundary_lift,
+    convection_lift,
+    convection_operator,
+    diffusion_operator,
+)
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, FieldAxes, Sample
-from pdegen.fields import sample_rng
-from pdegen.operators import boundary_lift, convection_lift, convection_operator, diffusion_operator
 from pdegen.specs import FieldSpec, nested, rule
 
 
@@ -33,13 +38,19 @@ class ConvectionProblem:
 
 class ConvectionDiffusion(Family):
     name = "convection-diffusion"
+    discretisation = (
+        "finite differences on the node grid: the (2d+1)-point Laplacian for the diffusion "
+        "and first-order upwind (default) or second-order central differences for v . grad u, "
+        "Dirichlet values lifted into the right-hand side; a nonsymmetric matrix"
+    )
     Problem = ConvectionProblem
     inputs = {
         "velocity_x": FieldAxes(),
         "velocity_y": FieldAxes(),
         "velocity_z": FieldAxes(dims=(3,)),
     }
-    auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}  # docs/benchmarks.md
+    # measured: docs/benchmarks.md, "Recycling against baselines"
+    auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
     iterative_pc = "ilu"
 
     @classmethod

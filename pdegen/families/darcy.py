@@ -2,7 +2,7 @@
 
 a is a thresholded or lognormal Gaussian random field (the neural-operator Darcy benchmark
 uses thresholding to 12 / 3 with alpha = 2, tau = 3); the discretisation is the conservative
-stencil of `pdegen.operators` (harmonic face means), symmetric positive definite.
+stencil of `pdegen.discretisation.operators` (harmonic face means), symmetric positive definite.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import dataclasses
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import DiffusionMatrix, boundary_lift, diffusion_operator
 from pdegen.families.base import Family, FieldAxes, Sample
-from pdegen.fields import sample_rng
-from pdegen.operators import DiffusionMatrix, boundary_lift, diffusion_operator
 from pdegen.specs import CoefficientSpec, nested
 
 
@@ -26,9 +26,15 @@ class DarcyProblem:
 
 class Darcy(Family):
     name = "darcy"
+    discretisation = (
+        "second-order finite differences on the node grid: the conservative (2d+1)-point "
+        "stencil of -div(a grad u) with harmonic means of the coefficient at cell faces "
+        "(`pdegen/discretisation/operators.py`), u = 0 on the boundary nodes"
+    )
     Problem = DarcyProblem
     inputs = {"coefficient": FieldAxes()}
-    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
+    # measured: docs/benchmarks.md, "Recycling against baselines"
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}
     auto_multigrid = {2: (127, ("cg", "mg")), 3: (31, ("cg", "mg"))}  # "auto by size"
     iterative_pc = "jacobi"
     #: 2D: forward Gauss-Seidel down, backward up (half the sweeps of SSOR; still a symmetric

@@ -11,7 +11,7 @@ rotations, d (d + 1) / 2 of them) then have zero strain, so the operator is sing
 The body force f is gravity, f = -g e_d (the last axis: y in 2D, z in 3D), or a random field
 per component (independent GRFs, stored as inputs `force_x`, `force_y` (, `force_z`)).
 
-The discretisation is Q1 finite elements on the node grid (`pdegen.fem`: why, and how
+The discretisation is Q1 finite elements on the node grid (`pdegen.discretisation.fem`: why, and how
 E enters per element), symmetric positive definite once any face is clamped, second order at
 the nodes (tests/test_elasticity.py measures it against manufactured solutions, clamped and
 mixed). Unknowns are the displacements of the nodes not on a clamped face, interleaved
@@ -36,10 +36,10 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fem import mass, stiffness_matrix
+from pdegen.discretisation.fields import sample_rng
 from pdegen.errors import RecipeError
 from pdegen.families.base import SPACE_AXES, Family, FieldAxes, Sample
-from pdegen.fem import mass, stiffness_matrix
-from pdegen.fields import sample_rng
 from pdegen.specs import CoefficientSpec, FieldSpec, nested, rule
 from solvers.registry import PRECONDITIONERS
 
@@ -84,6 +84,11 @@ def clamped_faces(text: str, dim: int) -> tuple[str, ...]:
 
 class Elasticity(Family):
     name = "elasticity"
+    discretisation = (
+        "Q1 (bilinear or trilinear) finite elements on the node grid with a nodal Young's "
+        "modulus (`pdegen/discretisation/fem.py`), the displacement interleaved per node, "
+        "zero on the clamped faces and traction-free elsewhere"
+    )
     Problem = ElasticityProblem
     inputs = {
         "youngs_modulus": FieldAxes(),

@@ -13,14 +13,17 @@ Crank-Nicolson is second order in time, backward Euler first order.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import diffusion_operator
+from pdegen.discretisation.timestepping import THETA, TimeStepping, uniform_frames
 from pdegen.families.base import Family, FieldAxes, Sample
-from pdegen.fields import sample_rng
-from pdegen.operators import diffusion_operator
+from pdegen.families.residuals import StepResidual, linear_residual
 from pdegen.specs import CoefficientSpec, FieldSpec, nested, rule
 
 
@@ -36,10 +39,16 @@ class HeatProblem:
 
 class Heat(Family):
     name = "heat"
+    discretisation = (
+        "second-order finite differences in space (the conservative (2d+1)-point stencil of "
+        "div(a grad u) with harmonic face means, u = 0 on the boundary nodes), marched in time "
+        "by the theta scheme below with one symmetric positive definite matrix per trajectory"
+    )
     Problem = HeatProblem
     inputs = {"coefficient": FieldAxes(), "initial": FieldAxes()}
     outputs = {"solution": FieldAxes(time=True)}  # the trajectory, u[t] at time t * dt
-    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}  # docs/benchmarks.md
+    # measured: docs/benchmarks.md, "Recycling against baselines"
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}
     # per implicit step, measured ("Heat's implicit step" in docs/benchmarks.md): the one
     # factorisation of a trajectory wins in 2D up to 511^2, CG + mg from 1023^2 (2.1x at 10
     # steps); in 3D CG + mg overtakes CG + ILU at 64^3 and is 1.7x faster at 96^3
@@ -49,12 +58,14 @@ class Heat(Family):
     positive_definite = True
 
     @property
-    def theta(self) -> float:
-        return 1.0 if self.problem.scheme == "backward-euler" else 0.5
+    def time_stepping(self) -> TimeStepping:
+        """A theta scheme stepped by dt, a frame after every step, frame 0 the initial state."""
+        p = self.problem
+        return TimeStepping(p.scheme, p.dt, uniform_frames(p.dt, p.steps), initial_input="initial")
 
     @property
-    def times(self) -> np.ndarray:
-        return self.problem.dt * np.arange(self.problem.steps + 1)
+    def theta(self) -> float:
+        return THETA[self.problem.scheme]
 
     def stepping_matrices(self, a: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         """(I + theta dt A, I - (1 - theta) dt A) for the coefficient a."""
@@ -69,8 +80,7 @@ class Heat(Family):
     def sample(self, seed: int, index: int) -> Sample:
         rng = sample_rng(seed, index)
         a = self.coefficient(rng, self.problem.coefficient)
-        u0 = self.grf(rng, self.problem.initial)
-        u0 *= _interior_mask(u0.shape)  # zero on the boundary, like every later state
+        u0 = self.zero_boundary(self.grf(rng, self.problem.initial))  # like every later state
         return Sample(index, {"coefficient": a, "initial": u0})
 
     def system(self, sample: Sample):
@@ -82,21 +92,14 @@ class Heat(Family):
     def trajectory(self, a: np.ndarray, u0: np.ndarray, solve) -> tuple[np.ndarray, list]:
         """March from the nodal initial field u0; `solve(A, b, x0)` returns a SolveResult."""
         left, right = self.stepping_matrices(a)
-        u = self.interior(u0).ravel().copy()
-        frames = [u.copy()]
-        results = []
         force = self.problem.dt * self.problem.source
-        for _ in range(self.problem.steps):
+
+        def advance(u: np.ndarray, t: float, step: float):
             result = solve(left, right @ u + force, u)
-            results.append(result)
-            u = result.x
-            frames.append(u.copy())
-        shape = (self.problem.steps + 1, *self.grid_shape)
-        out = np.zeros(shape)
-        out[(slice(None),) + (slice(1, -1),) * self.dim] = np.reshape(
-            frames, (self.problem.steps + 1,) + (self.n,) * self.dim
-        )
-        return out, results
+            return result.x, result
+
+        frames, results = self.time_stepping.march(self.interior(u0).ravel().copy(), advance)
+        return self.nodal_frames(frames), results
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         """A trajectory: each step starts from the previous state (the natural first guess of
@@ -106,11 +109,23 @@ class Heat(Family):
         )
         return {"solution": u}, results
 
+    def stored_residuals(
+        self, sample: Sample, outputs: dict[str, np.ndarray], rtol: float, eps: float
+    ) -> list[StepResidual]:
+        """Every stored frame pair: (I + theta dt A) u^{n+1} = (I - (1-theta) dt A) u^n + dt f,
+        from the stored frame n (frame 0 is the initial state: `check` compares them)."""
+        left, right = self.stepping_matrices(sample.inputs["coefficient"])
+        force = self.problem.dt * self.problem.source
+        frames = [self.interior(u).ravel() for u in outputs["solution"]]
+        absolute = abs(right)
+        out = []
+        for n in range(len(frames) - 1):
+            b = right @ frames[n] + force
+            # || |R| |u^n| || + || dt f ||: how far rounding u^n and a can move b
+            magnitude = float(np.linalg.norm(absolute @ np.abs(frames[n])))
+            magnitude += abs(force) * math.sqrt(frames[n].size)
+            out.append((n + 1, *linear_residual(left, frames[n + 1], b, magnitude, rtol, eps)))
+        return out
+
     def features(self, sample: Sample) -> np.ndarray:
         return self.downsample(sample.inputs["coefficient"]).ravel()
-
-
-def _interior_mask(shape: tuple[int, ...]) -> np.ndarray:
-    mask = np.zeros(shape)
-    mask[tuple(slice(1, -1) for _ in shape)] = 1.0
-    return mask

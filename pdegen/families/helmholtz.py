@@ -40,10 +40,10 @@ from typing import ClassVar
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import grf_pointwise_std_bound, sample_rng
+from pdegen.discretisation.operators import diagonal_places, diffusion_operator, on_pattern
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, FieldAxes, Sample
-from pdegen.fields import grf_pointwise_std_bound, sample_rng
-from pdegen.operators import diagonal_places, diffusion_operator, on_pattern
 from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec, nested, rule
 
 
@@ -65,10 +65,16 @@ def coefficient_bounds(spec: CoefficientSpec, dim: int) -> tuple[float, float]:
 
 class Helmholtz(Family):
     name = "helmholtz"
+    discretisation = (
+        "second-order finite differences on the node grid: the conservative (2d+1)-point "
+        "stencil of -div(a grad u) with harmonic face means, minus k^2 on the diagonal "
+        "(indefinite), at least `min_points_per_wavelength` nodes per local wavelength"
+    )
     Problem = HelmholtzProblem
     inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
     params = ("wavenumber",)
-    auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}  # docs/benchmarks.md
+    # measured: docs/benchmarks.md, "Recycling against baselines"
+    auto_solvers = {2: ("direct", "lu"), 3: ("gcrodr", "ilu")}
     auto_multigrid = {3: (31, ("gcrodr", "mg"))}  # the shifted Laplacian: "auto by size"
     iterative_pc = "ilu"
     symmetric = True  # symmetric but indefinite: CG does not apply

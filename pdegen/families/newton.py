@@ -1,6 +1,6 @@
 """What the Newton families share: one Newton solver per chain, and their /stats columns.
 
-A family instance lives for one batch (`pdegen.batch.solve_rows`), as does its chain solver,
+A family instance lives for one batch (`pdegen.run.batch.solve_rows`), as does its chain solver,
 so the Newton solver (one PETSc SNES) is made once per chain and reused sample after sample:
 whatever the chain carries (recycled space, factorisation, multigrid set-up) persists across
 Newton steps, time steps and samples.
@@ -13,6 +13,7 @@ from typing import ClassVar
 import numpy as np
 
 from pdegen.families.base import Family
+from pdegen.families.residuals import StepResidual
 from pdegen.specs import NewtonSpec
 
 
@@ -42,13 +43,17 @@ class NewtonFamily(Family):
         return solver
 
     def stored_residuals(
-        self, sample, solution, slack: float
-    ) -> list[tuple[int | None, float, float]]:
+        self, sample, outputs: dict[str, np.ndarray], rtol: float, eps: float
+    ) -> list[StepResidual]:
         """For `pdegen check --deep`: (step or None, ||F(u)|| / ||F(u_0)||, bound) of the
         stored solution, re-evaluated from the stored inputs. The bound is what a converged
-        Newton solve guarantees, max(rtol, atol / ||F(u_0)||), plus `slack` (c eps) times
+        Newton solve guarantees, max(rtol, atol / ||F(u_0)||) with the recipe's
+        `problem.newton` tolerances, plus c eps (`ROUNDING_FACTOR`, `eps`) times
         (|| |J| |u| || + ||F(u_0)||) / ||F(u_0)||: the rounding of the stored fields."""
         raise NotImplementedError
+
+    def residual_tolerance(self, rtol: float) -> str:
+        return "problem.newton's tolerances"
 
     def newton_bound(self, first: float, jacobian, u, slack: float) -> float:
         """The bound of `stored_residuals` for one nonlinear solve whose start had ||F|| =

@@ -1,7 +1,7 @@
 """Nonlinear diffusion -div(a(x) k(u) grad u) = f, u = 0 on the boundary, solved by Newton.
 
-The scheme is the conservative (2d+1)-point stencil of `pdegen.operators` with the face
-conductance a_f k(u_f): a_f the harmonic mean of the two nodal coefficients (as the linear
+The scheme is the conservative (2d+1)-point stencil of `pdegen.discretisation.operators` with
+the face conductance a_f k(u_f): a_f the harmonic mean of the two nodal coefficients (as the linear
 diffusion operator, for coefficients that jump) and k evaluated at the arithmetic mean
 u_f = (u_i + u_j) / 2 of the two nodal values. The flux through the face between nodes i and
 j (j the upper neighbour along an axis) is a_f k(u_f) (u_i - u_j) / h^2, so
@@ -39,10 +39,11 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import _along, _axis_slices, face_coefficients, stencil_matrix
 from pdegen.families.base import FieldAxes, Sample
 from pdegen.families.newton import NewtonFamily
-from pdegen.fields import sample_rng
-from pdegen.operators import _along, _axis_slices, face_coefficients, stencil_matrix
+from pdegen.families.residuals import ROUNDING_FACTOR, StepResidual
 from pdegen.specs import CoefficientSpec, FieldSpec, NewtonSpec, nested, rule
 
 
@@ -66,6 +67,11 @@ def conductivity_law(name: str, beta: float = 1.0) -> tuple[Callable, Callable]:
 
 class NonlinearDiffusion(NewtonFamily):
     name = "nonlinear-diffusion"
+    discretisation = (
+        "second-order finite differences on the node grid: the conservative (2d+1)-point "
+        "stencil with face conductance a_f k(u_f), a_f the harmonic face mean and u_f the "
+        "arithmetic mean of the two nodal values, solved by Newton with its exact Jacobian"
+    )
     Problem = NonlinearDiffusionProblem
     inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
     # docs/benchmarks.md, "Newton families": LU beats GMRES + ILU 3-4x in 2D, loses 7-100x
@@ -157,10 +163,13 @@ class NonlinearDiffusion(NewtonFamily):
         u1 = u0 - spsolve(J(u0).tocsc(), F(u0))
         return J(u1), F(u1)
 
-    def stored_residuals(self, sample: Sample, solution: np.ndarray, slack: float):
+    def stored_residuals(
+        self, sample: Sample, outputs: dict[str, np.ndarray], rtol: float, eps: float
+    ) -> list[StepResidual]:
         """||F(u)|| / ||F(0)|| = ||F(u)|| / ||f|| of the stored solution (`NewtonFamily`)."""
         F, J = self.newton_problem(sample.inputs["coefficient"], sample.inputs["source"])
-        u = self.interior(solution).ravel()
+        u = self.interior(outputs["solution"]).ravel()
+        slack = ROUNDING_FACTOR * eps
         first = float(np.linalg.norm(F(np.zeros_like(u))))
         residual = float(np.linalg.norm(F(u)))
         relative = residual / first if first else (0.0 if residual == 0.0 else np.inf)

@@ -14,9 +14,9 @@ import functools
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import boundary_lift, diffusion_operator
 from pdegen.families.base import Family, FieldAxes, Sample
-from pdegen.fields import sample_rng
-from pdegen.operators import boundary_lift, diffusion_operator
 from pdegen.specs import FieldSpec, nested
 
 
@@ -28,9 +28,15 @@ class PoissonProblem:
 
 class Poisson(Family):
     name = "poisson"
+    discretisation = (
+        "second-order finite differences on the node grid: the (2d+1)-point Laplacian "
+        "stencil, one matrix for every sample, the random Dirichlet values lifted into the "
+        "right-hand side (`pdegen/discretisation/operators.py`)"
+    )
     Problem = PoissonProblem
     inputs = {"source": FieldAxes(), "boundary": FieldAxes()}
-    auto_solvers = {2: ("direct", "cholesky"), 3: ("direct", "cholesky")}  # docs/benchmarks.md
+    # measured: docs/benchmarks.md, "Recycling against baselines"
+    auto_solvers = {2: ("direct", "cholesky"), 3: ("direct", "cholesky")}
     iterative_pc = "gamg"
     shared_operator = True
     symmetric = True

@@ -11,7 +11,7 @@ Zero Dirichlet boundary for both (the initial state is set to 0 on the boundary,
 
 Time stepping is the theta scheme (theta = 1 backward Euler, first order; theta = 1/2
 Crank-Nicolson, second order; both tested under dt refinement): with A the conservative
-diffusion matrix of `pdegen.operators` and G(u) = -A u + r(u), each step solves
+diffusion matrix of `pdegen.discretisation.operators` and G(u) = -A u + r(u), each step solves
 
     F(v) = v - u^n - dt (theta G(v) + (1 - theta) G(u^n)) = 0
 
@@ -41,11 +41,13 @@ from typing import Literal
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import diagonal_places, diffusion_operator, on_pattern
+from pdegen.discretisation.timestepping import THETA, TimeStepping, uniform_frames
 from pdegen.errors import RecipeError
 from pdegen.families.base import FieldAxes, Sample
 from pdegen.families.newton import NewtonFamily
-from pdegen.fields import sample_rng
-from pdegen.operators import diagonal_places, diffusion_operator, on_pattern
+from pdegen.families.residuals import ROUNDING_FACTOR, StepResidual
 from pdegen.specs import CoefficientSpec, FieldSpec, NewtonSpec, nested, rule
 
 #: (t) -> source on the full node grid: a manufactured forcing (tests), added to r(u)
@@ -76,6 +78,11 @@ def reaction_law(problem: ReactionDiffusionProblem) -> tuple[Callable, Callable]
 
 class ReactionDiffusion(NewtonFamily):
     name = "reaction-diffusion"
+    discretisation = (
+        "second-order finite differences in space (the conservative (2d+1)-point stencil of "
+        "div(a grad u) with harmonic face means, u = 0 on the boundary nodes) plus the pointwise "
+        "reaction, marched in time by the theta scheme below with one Newton solve per step"
+    )
     Problem = ReactionDiffusionProblem
     inputs = {"coefficient": FieldAxes(), "initial": FieldAxes()}
     outputs = {"solution": FieldAxes(time=True)}  # the trajectory, u[t] at time t * dt
@@ -128,13 +135,15 @@ class ReactionDiffusion(NewtonFamily):
         return super().resolve_for(method, pc)
 
     @property
-    def theta(self) -> float:
-        return 1.0 if self.problem.scheme == "backward-euler" else 0.5
+    def time_stepping(self) -> TimeStepping:
+        """A theta scheme stepped by dt (one Newton solve per step), a frame after every
+        step, frame 0 the initial state."""
+        p = self.problem
+        return TimeStepping(p.scheme, p.dt, uniform_frames(p.dt, p.steps), initial_input="initial")
 
     @property
-    def times(self) -> np.ndarray:
-        with np.errstate(over="ignore"):  # a dt that overflows is refused by `check`
-            return self.problem.dt * np.arange(self.problem.steps + 1)
+    def theta(self) -> float:
+        return THETA[self.problem.scheme]
 
     # -- the discrete equations -----------------------------------------------------------
 
@@ -169,9 +178,7 @@ class ReactionDiffusion(NewtonFamily):
         Fisher-KPP the logistic of the field, in (0, 1)."""
         if self.problem.reaction == "fisher-kpp":
             field_ = 1.0 / (1.0 + np.exp(-field_))
-        mask = np.zeros(self.grid_shape)
-        mask[(slice(1, -1),) * self.dim] = 1.0
-        return field_ * mask
+        return self.zero_boundary(field_)
 
     def trajectory(
         self, a: np.ndarray, u0: np.ndarray, chain, forcing: Forcing | None = None
@@ -186,24 +193,21 @@ class ReactionDiffusion(NewtonFamily):
 
         A, M, diagonal = self.stepping(a)
         newton = self.newton(chain)
-        u = self.interior(np.asarray(u0, dtype=float)).ravel().copy()
-        frames, results = [u.copy()], []
-        for step in range(self.problem.steps):
-            if results and not results[-1].converged:
+        failed = False
+
+        def advance(u: np.ndarray, t: float, step: float):
+            nonlocal failed
+            if failed:
                 u = np.full_like(u, np.nan)
-                results.append(NewtonResult(u, 0, np.inf, False, "NOT_SOLVED", 0.0))
-                frames.append(u)
-                continue
-            F, J = self.step_problem(A, M, diagonal, u, step * self.problem.dt, forcing)
+                return u, NewtonResult(u, 0, np.inf, False, "NOT_SOLVED", 0.0)
+            F, J = self.step_problem(A, M, diagonal, u, t, forcing)
             result = newton.solve(F, J, u)
-            results.append(result)
-            u = result.x
-            frames.append(u.copy())
-        out = np.zeros((self.problem.steps + 1, *self.grid_shape))
-        out[(slice(None),) + (slice(1, -1),) * self.dim] = np.reshape(
-            frames, (self.problem.steps + 1, *self.interior_shape)
-        )
-        return out, results
+            failed = not result.converged
+            return result.x, result
+
+        u = self.interior(np.asarray(u0, dtype=float)).ravel().copy()
+        frames, results = self.time_stepping.march(u, advance)
+        return self.nodal_frames(frames), results
 
     # -- samples ----------------------------------------------------------------------------
 
@@ -225,10 +229,13 @@ class ReactionDiffusion(NewtonFamily):
         F, J = self.step_problem(A, M, diagonal, u0, 0.0)
         return J(u0), F(u0)
 
-    def stored_residuals(self, sample: Sample, solution: np.ndarray, slack: float):
+    def stored_residuals(
+        self, sample: Sample, outputs: dict[str, np.ndarray], rtol: float, eps: float
+    ) -> list[StepResidual]:
         """Per stored step n -> n + 1: ||F_n(u^{n+1})|| / ||F_n(u^n)|| (`NewtonFamily`)."""
         A, M, diagonal = self.stepping(sample.inputs["coefficient"])
-        frames = [self.interior(u).ravel() for u in solution]
+        frames = [self.interior(u).ravel() for u in outputs["solution"]]
+        slack = ROUNDING_FACTOR * eps
         out = []
         for n in range(len(frames) - 1):
             F, J = self.step_problem(A, M, diagonal, frames[n], n * self.problem.dt)

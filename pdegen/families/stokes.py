@@ -55,8 +55,8 @@ from typing import ClassVar, Literal
 import numpy as np
 import scipy.sparse as sp
 
+from pdegen.discretisation.fields import sample_rng
 from pdegen.families.base import SPACE_AXES, Family, FieldAxes, Sample
-from pdegen.fields import sample_rng
 from pdegen.specs import CoefficientSpec, FieldSpec, nested, rule
 
 
@@ -154,6 +154,11 @@ def _gradient(n: int, dim: int) -> sp.csr_matrix:
 
 class Stokes(Family):
     name = "stokes"
+    discretisation = (
+        "the marker-and-cell (MAC, staggered) finite-volume grid of Harlow and Welch: "
+        "velocity components on the cell faces, pressure at the cell centres (pinned in the "
+        "first cell), no-slip walls; the stored fields are interpolated to the nodes"
+    )
     Problem = StokesProblem
     inputs = {
         "viscosity": FieldAxes(),

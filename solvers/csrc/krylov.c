@@ -6,8 +6,8 @@
  * live here; everything done once per cycle or per solve (harmonic Ritz problems, recycle
  * updates, refreshes) stays in Python, where it is one BLAS/LAPACK call per block.
  *
- * Arguments come in one struct per kernel, declared in krylov.h (the single description of
- * this boundary, which solvers/native.py reads and checks against pdegen_layout below).
+ * Arguments come in one struct per kernel, declared in kernels.h (the single description of
+ * this boundary, which solvers/native/ reads and checks against pdegen_layout, layout.c).
  *
  * The operator and preconditioner act on two work Vecs (src, dst) that borrow rows through
  * VecPlaceArray. Inner products are summed over the matrix's communicator with one
@@ -19,11 +19,7 @@
  * again with the same Vecs: each kernel allocates in an outer function, runs its loop in an
  * inner one, and frees before passing the inner function's error on.
  */
-#include <inttypes.h>
-#include <stdarg.h>
-#include <stdio.h>
-
-#include "krylov.h"
+#include "kernels.h"
 #include <petscblaslapack.h>
 
 #if defined(PETSC_USE_COMPLEX) || !defined(PETSC_USE_REAL_DOUBLE)
@@ -132,7 +128,7 @@ static void Subtract(Ops *ops, const double *rows, PetscBLASInt c, const double 
 /*
  * GCRO-DR's Arnoldi cycle on (I - C C^T) A M^{-1}, with Givens rotations on the Hessenberg
  * part; the same arithmetic as GCRODR._arnoldi_python (the reference implementation). The
- * arrays are described in krylov.h; cs, sn hold the rotations (steps entries each).
+ * arrays are described in kernels.h; cs, sn hold the rotations (steps entries each).
  */
 static PetscErrorCode ArnoldiCycle(Ops *ops, const pdegen_gcrodr_cycle_args *a, double *cs, double *sn, int64_t *done_out)
 {
@@ -225,7 +221,7 @@ PetscErrorCode pdegen_gcrodr_cycle(pdegen_gcrodr_cycle_args *args)
 
 /*
  * Deflated preconditioned CG iterations (the loop of RecycledCG._iterate_python); the
- * arrays are described in krylov.h. It allocates nothing, so a failure only has to give the
+ * arrays are described in kernels.h. It allocates nothing, so a failure only has to give the
  * borrowed rows back, which Apply does.
  */
 PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args)
@@ -307,245 +303,4 @@ PetscErrorCode pdegen_deflated_cg(pdegen_deflated_cg_args *args)
   args->kept   = kept;
   args->reason = (int64_t)reason;
   PetscFunctionReturn(PETSC_SUCCESS);
-}
-
-/*
- * The diffusion stencil's values (krylov.h). Why compiled: numpy needs a harmonic mean per
- * face, sums per axis and a scatter of every value through an index array into the CSR
- * order, 4.3 ms for a 421 x 421 Darcy sample and 10 ms at 64^3, most of it the scatter;
- * one pass that writes each row's values in order takes a fraction of that. Axes are
- * padded to three: a 2D grid is a 1 x n x n one whose first axis has no neighbours.
- *
- * Into a Mat (A given): the values are written where PETSc keeps them, instead of into an
- * array that pdegen_set_aij_values then copies there: 7 MB written and 7 MB read less per
- * 421 x 421 sample, 14 and 14 at 64^3 (pdegen/operators.py, DiffusionMatrix).
- */
-static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args, double *data);
-
-/*
- * The value array of a sequential AIJ matrix of nnz entries, for writing every value
- * (MatSeqAIJGetArrayWrite: restoring it raises the Mat's state). Refuses another type or
- * count, so a caller's wrong pattern is an error, not an overrun.
- */
-static PetscErrorCode AIJValuesForWrite(Mat A, int64_t nnz, PetscScalar **v)
-{
-  PetscBool seqaij;
-  MatInfo   info;
-
-  PetscFunctionBegin;
-  PetscCall(PetscObjectTypeCompare((PetscObject)A, MATSEQAIJ, &seqaij));
-  PetscCheck(seqaij, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "not a MATSEQAIJ matrix");
-  PetscCall(MatGetInfo(A, MAT_LOCAL, &info));
-  PetscCheck((int64_t)info.nz_used == nnz, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "%" PRId64 " values for a matrix of %" PRId64 " entries", nnz, (int64_t)info.nz_used);
-  PetscCall(MatSeqAIJGetArrayWrite(A, v));
-  PetscFunctionReturn(PETSC_SUCCESS);
-}
-
-PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args)
-{
-  PetscScalar *v;
-
-  PetscFunctionBegin;
-  if (!args->A) {
-    PetscCheck(args->data, PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "neither data nor A given");
-    PetscCall(DiffusionStencil(args, args->data));
-    PetscFunctionReturn(PETSC_SUCCESS);
-  }
-  PetscCheck(!args->data, PETSC_COMM_SELF, PETSC_ERR_ARG_WRONG, "both data and A given");
-  PetscCall(AIJValuesForWrite(args->A, args->nnz, &v));
-  {
-    const PetscErrorCode ierr = DiffusionStencil(args, v);
-
-    PetscCall(MatSeqAIJRestoreArrayWrite(args->A, &v)); /* restored on failure too */
-    PetscCall(ierr);
-  }
-  PetscFunctionReturn(PETSC_SUCCESS);
-}
-
-static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args, double *data)
-{
-  const int64_t n = args->n, dim = args->dim, lead = 3 - dim;
-  double       *faces[3] = {args->faces0, args->faces1, args->faces2};
-  double       *fx[3]    = {NULL, NULL, NULL}; /* faces per padded axis, NULL if virtual */
-  int64_t       m[3], full[3], fstride[3][3], astride[3], rows = 1, expected;
-  const double *a = args->a;
-
-  PetscFunctionBegin;
-  PetscCheck(dim >= 1 && dim <= 3, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "dim %" PRId64 " is not 1, 2 or 3", dim);
-  PetscCheck(n >= 1, PETSC_COMM_SELF, PETSC_ERR_ARG_OUTOFRANGE, "n %" PRId64 " < 1", n);
-  for (int ax = 0; ax < 3; ax++) {
-    const int real = ax >= lead;
-    m[ax]    = real ? n : 1;
-    full[ax] = real ? n + 2 : 1;
-    rows *= m[ax];
-    if (real) {
-      fx[ax] = faces[ax - lead];
-      PetscCheck(fx[ax], PETSC_COMM_SELF, PETSC_ERR_ARG_NULL, "faces%d is NULL", (int)(ax - lead));
-    }
-  }
-  expected = (2 * dim + 1) * rows - 2 * dim * (rows / n);
-  PetscCheck(args->nnz == expected, PETSC_COMM_SELF, PETSC_ERR_ARG_SIZ, "nnz %" PRId64 " != %" PRId64, args->nnz, expected);
-  astride[2] = 1;
-  astride[1] = full[2];
-  astride[0] = full[1] * full[2];
-  for (int ax = 0; ax < 3; ax++) { /* strides of axis ax's face array (n + 1 along ax) */
-    int64_t e[3] = {m[0], m[1], m[2]};
-    if (ax >= lead) e[ax] = n + 1;
-    fstride[ax][2] = 1;
-    fstride[ax][1] = e[2];
-    fstride[ax][0] = e[1] * e[2];
-  }
-  /* faces: between full-grid nodes j and j + 1 along ax, interior along the others */
-  for (int ax = lead; ax < 3; ax++) {
-    const int64_t o[3] = {lead <= 0 ? 1 : 0, lead <= 1 ? 1 : 0, 1}; /* interior offset */
-    int64_t       e[3] = {m[0], m[1], m[2]};
-    e[ax] = n + 1;
-    for (int64_t j0 = 0; j0 < e[0]; j0++)
-      for (int64_t j1 = 0; j1 < e[1]; j1++)
-        for (int64_t j2 = 0; j2 < e[2]; j2++) {
-          int64_t j[3] = {j0, j1, j2}, lo;
-          for (int b = 0; b < 3; b++) if (b != ax) j[b] += o[b];
-          lo = j[0] * astride[0] + j[1] * astride[1] + j[2] * astride[2];
-          {
-            const double x = a[lo], y = a[lo + astride[ax]];
-            fx[ax][j0 * fstride[ax][0] + j1 * fstride[ax][1] + j2] = 2.0 * x * y / (x + y);
-          }
-        }
-  }
-  /* rows in C order: lower neighbours (slowest axis first), diagonal, upper (fastest first) */
-  for (int64_t i0 = 0; i0 < m[0]; i0++)
-    for (int64_t i1 = 0; i1 < m[1]; i1++)
-      for (int64_t i2 = 0; i2 < m[2]; i2++) {
-        const int64_t i[3] = {i0, i1, i2};
-        double        lower[3], upper[3], diagonal = 0.0;
-        for (int ax = lead; ax < 3; ax++) {
-          const int64_t at = i0 * fstride[ax][0] + i1 * fstride[ax][1] + i2 * fstride[ax][2];
-          lower[ax] = fx[ax][at];
-          upper[ax] = fx[ax][at + fstride[ax][ax]];
-        }
-        for (int ax = lead; ax < 3; ax++)
-          if (i[ax] > 0) *data++ = (-lower[ax]) * args->scale;
-        for (int ax = lead; ax < 3; ax++) diagonal = diagonal + (upper[ax] + lower[ax]);
-        *data++ = diagonal * args->scale;
-        for (int ax = 2; ax >= lead; ax--)
-          if (i[ax] < n - 1) *data++ = (-upper[ax]) * args->scale;
-      }
-  PetscFunctionReturn(PETSC_SUCCESS);
-}
-
-/*
- * New values for a matrix whose pattern is unchanged (krylov.h). Why not MatSetValuesCSR:
- * it searches every row for every entry, 4.4 ms for a 421 x 421 Darcy matrix; this is one
- * memcpy. Why not MatSetValuesCOO: its map from entries to PETSc's costs 16 bytes per entry
- * more than the matrix itself (12), and its indirect pass is slower than a copy.
- */
-PetscErrorCode pdegen_set_aij_values(pdegen_set_aij_values_args *args)
-{
-  PetscScalar *v;
-
-  PetscFunctionBegin;
-  PetscCall(AIJValuesForWrite(args->A, args->nnz, &v));
-  PetscCall(PetscArraycpy(v, args->values, args->nnz));
-  PetscCall(MatSeqAIJRestoreArrayWrite(args->A, &v));
-  PetscFunctionReturn(PETSC_SUCCESS);
-}
-
-/*
- * One term of a pairwise sum: the value itself, or its squared deviation from mean. The
- * deviation is squared as numpy squares it, d * d with d rounded first; the library is built
- * with -ffp-contract=off (solvers/native.py), so no compiler fuses it into the sum.
- */
-static inline double Term(const double *a, int64_t i, double mean, int squared)
-{
-  double d;
-
-  if (!squared) return a[i];
-  d = a[i] - mean;
-  return d * d;
-}
-
-/* numpy's pairwise_sum (numpy/_core/src/umath/loops_utils.h.src), term by term. */
-static double PairwiseSum(const double *a, int64_t n, double mean, int squared)
-{
-  if (n < 8) {
-    double res = -0.0;
-
-    for (int64_t i = 0; i < n; i++) res += Term(a, i, mean, squared);
-    return res;
-  } else if (n <= 128) {
-    double  r[8], res;
-    int64_t i;
-
-    for (int k = 0; k < 8; k++) r[k] = Term(a, k, mean, squared);
-    for (i = 8; i < n - (n % 8); i += 8)
-      for (int k = 0; k < 8; k++) r[k] += Term(a, i + k, mean, squared);
-    res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
-    for (; i < n; i++) res += Term(a, i, mean, squared);
-    return res;
-  } else {
-    int64_t half = n / 2;
-
-    half -= half % 8;
-    return PairwiseSum(a, half, mean, squared) + PairwiseSum(a + half, n - half, mean, squared);
-  }
-}
-
-/* Plain C, no PETSc call: it also runs where PETSc was never initialised (pdegen check). */
-PetscErrorCode pdegen_sum_and_m2(pdegen_sum_and_m2_args *args)
-{
-  double sum, mean;
-
-  if (args->count < 1 || !args->values) return PETSC_ERR_ARG_OUTOFRANGE;
-  sum        = 0.0 + PairwiseSum(args->values, args->count, 0.0, 0);
-  mean       = sum / (double)args->count;
-  args->sum  = sum;
-  args->m2   = 0.0 + PairwiseSum(args->values, args->count, mean, 1);
-  return PETSC_SUCCESS;
-}
-
-/* snprintf at text + used, never past size; returns the length the text needs so far. */
-static size_t Append(char *text, size_t size, size_t used, const char *format, ...)
-{
-  va_list ap;
-  int     length;
-
-  va_start(ap, format);
-  length = vsnprintf(used < size ? text + used : NULL, used < size ? size - used : 0, format, ap);
-  va_end(ap);
-  return used + (length > 0 ? (size_t)length : 0);
-}
-
-#define PDEGEN_STRING_(x) #x
-#define PDEGEN_STRING(x)  PDEGEN_STRING_(x)
-/* One line per field of the struct named by RECORD, from the same list that declared it. */
-#define PDEGEN_LAYOUT_FIELD(type, name) \
-  used = Append(text, size, used, "field %s %zu %zu %s\n", #name, offsetof(RECORD, name), sizeof(((RECORD *)0)->name), #type);
-#define PDEGEN_LAYOUT_STRUCT() used = Append(text, size, used, "struct %s %zu\n", PDEGEN_STRING(RECORD), sizeof(RECORD))
-
-size_t pdegen_layout(char *text, size_t size)
-{
-  size_t used = 0;
-
-  used = Append(text, size, used, "abi %d\n", PDEGEN_ABI_VERSION);
-#define RECORD pdegen_gcrodr_cycle_args
-  PDEGEN_LAYOUT_STRUCT();
-  PDEGEN_GCRODR_CYCLE_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
-#undef RECORD
-#define RECORD pdegen_deflated_cg_args
-  PDEGEN_LAYOUT_STRUCT();
-  PDEGEN_DEFLATED_CG_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
-#undef RECORD
-#define RECORD pdegen_diffusion_stencil_args
-  PDEGEN_LAYOUT_STRUCT();
-  PDEGEN_DIFFUSION_STENCIL_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
-#undef RECORD
-#define RECORD pdegen_set_aij_values_args
-  PDEGEN_LAYOUT_STRUCT();
-  PDEGEN_SET_AIJ_VALUES_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
-#undef RECORD
-#define RECORD pdegen_sum_and_m2_args
-  PDEGEN_LAYOUT_STRUCT();
-  PDEGEN_SUM_AND_M2_FIELDS(PDEGEN_LAYOUT_FIELD, PDEGEN_LAYOUT_FIELD)
-#undef RECORD
-  return used;
 }

@@ -1,0 +1,108 @@
+"""The time-stepping declaration of a time-dependent family, and the one march loop.
+
+A family with a trajectory declares a `TimeStepping` (`Family.time_stepping`); every consumer
+reads that instead of asking which family it has: the march loop below, `pdegen check --deep`
+(frame 0 against the initial input, then the family's per-step residuals), the dataset card
+(the scheme, step and frames) and The Well export (which input is frame 0 of which output).
+
+Why the recorded frames are separate from the internal step: the datasets people train on
+record a frame every fixed time (FNO's Navier-Stokes: every time unit) while the integrator's
+step is set by stability or accuracy (a CFL number, a stiff reaction). The march lands on
+every frame time exactly: between two frames it takes equal steps no longer than `dt`, and
+exactly `dt` where the frames lie on multiples of it (to rounding), so a scheme whose matrices
+were built for `dt` is never handed another step.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import numpy as np
+
+State = TypeVar("State")
+
+#: scheme name -> how the card and docs write it
+SCHEME_NAMES = {
+    "backward-euler": "backward Euler (theta = 1, first order, L-stable)",
+    "crank-nicolson": "Crank-Nicolson (theta = 1/2, second order, A-stable)",
+}
+#: theta of the one-step theta schemes
+THETA = {"backward-euler": 1.0, "crank-nicolson": 0.5}
+#: how close to a multiple of dt a frame interval must be to be stepped by dt itself
+_ON_GRID = 1e-9
+
+
+@dataclass(frozen=True, eq=False)
+class TimeStepping:
+    """How a family's trajectory is marched and recorded.
+
+    `scheme` names the integrator (`SCHEME_NAMES`: the theta schemes today; explicit, IMEX
+    and exponential integrators declare their own names); `dt` is the internal step (the
+    largest one taken); `frame_times` are the recorded times, frame 0 first; with
+    `initial_frame` frame 0 is the initial state itself, and `initial_input` names the input
+    field it equals (None when the initial state is not stored as an input); `trajectory` is
+    the output that holds the frames.
+    """
+
+    scheme: str
+    dt: float
+    frame_times: np.ndarray
+    initial_frame: bool = True
+    initial_input: str | None = None
+    trajectory: str = "solution"
+
+    @property
+    def theta(self) -> float:
+        """The implicit weight of a one-step theta scheme."""
+        return THETA[self.scheme]
+
+    @property
+    def description(self) -> str:
+        return SCHEME_NAMES.get(self.scheme, self.scheme)
+
+    def substeps(self, start: float, end: float) -> tuple[int, float]:
+        """(steps, step) that march from frame time `start` to `end`: `dt` itself where the
+        interval is a whole number of dt to rounding, else equal steps no longer than dt."""
+        span = end - start
+        whole = round(span / self.dt)
+        if whole >= 1 and abs(whole * self.dt - span) <= _ON_GRID * span:
+            return whole, self.dt
+        count = max(1, math.ceil(span / self.dt))
+        return count, span / count
+
+    @property
+    def steps(self) -> int:
+        """The internal steps of one trajectory."""
+        times = self.frame_times
+        return sum(self.substeps(times[k], times[k + 1])[0] for k in range(len(times) - 1))
+
+    def march(
+        self,
+        state: State,
+        advance: Callable[[State, float, float], tuple[State, Any]],
+        record: Callable[[State], Any] = np.copy,
+    ) -> tuple[list, list]:
+        """March from `state` at frame_times[0]: `advance(state, t, step)` returns the state
+        at t + step and that step's solve result. Returns (frames, results): one recorded
+        frame per frame time (`record(state)`; frame 0 only with `initial_frame`) and one
+        result per internal step, in order."""
+        times = self.frame_times
+        frames = [record(state)] if self.initial_frame else []
+        results = []
+        for k in range(len(times) - 1):
+            count, step = self.substeps(times[k], times[k + 1])
+            for j in range(count):
+                t = times[k] if j == 0 else times[k] + j * step
+                state, result = advance(state, t, step)
+                results.append(result)
+            frames.append(record(state))
+        return frames, results
+
+
+def uniform_frames(dt: float, steps: int) -> np.ndarray:
+    """Frame times 0, dt, ..., steps dt: a frame after every internal step."""
+    with np.errstate(over="ignore"):  # a dt that overflows is refused by the family's check
+        return dt * np.arange(steps + 1)

@@ -1,0 +1,39 @@
+"""The residual bound a stored solution must meet, which `pdegen check --deep` asks each
+family for (`Family.stored_residuals`) after re-assembling a sample from its stored inputs.
+
+Why a bound and not the solver's rtol alone: the stored inputs and solution are rounded (to
+float32, or only by the two residual computations for float64), and rounding moves the
+residual by up to c eps (|| |A| |u| || + ||b||) / ||b|| (docs/format.md, "Checking a dataset").
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+#: c of the documented loss: the stored pair (inputs, solution) satisfies
+#: ||b - A u|| <= rtol ||b|| + c eps (|| |A| |u| || + ||b||)
+ROUNDING_FACTOR = 4.0
+#: eps per storage dtype: float32's unit roundoff; for float64 storage only the rounding of
+#: the two residual computations (the writer's and this one, rows of at most 7 terms:
+#: 2 gamma_7 < 16 * 2^-53 = c eps)
+UNIT_ROUNDOFF = {"float32": 2.0**-24, "float64": 2.0**-51}
+
+#: one re-checked solve: (its step, or None for a steady solve; relative residual; bound)
+StepResidual = tuple[int | None, float, float]
+
+
+def linear_residual(
+    A: sp.spmatrix, u: np.ndarray, b: np.ndarray, b_magnitude: float, rtol: float, eps: float
+) -> tuple[float, float]:
+    """(||b - A u|| / ||b||, the bound): rtol plus c eps (|| |A| |u| || + |b|) / ||b||, the
+    residual that rounding the stored inputs and solution to `eps` can add; `b_magnitude`
+    bounds how far rounding the inputs can move b."""
+    norm_b = float(np.linalg.norm(b))
+    norm_r = float(np.linalg.norm(b - A @ u))
+    rounding = float(np.linalg.norm(abs(A) @ np.abs(u))) + b_magnitude
+    if norm_b == 0.0:
+        return (0.0 if norm_r == 0.0 else math.inf), rtol
+    return norm_r / norm_b, rtol + ROUNDING_FACTOR * eps * rounding / norm_b

@@ -1,0 +1,67 @@
+"""Engines run the same plan: serial, Dask (default) or MPI.
+
+`ENGINES` is the one list of engine names: the CLI's `--engine` choices and help, `generate`
+and the tests read it. Entries name their class by module, imported only when that engine is
+made (Dask and mpi4py load only for the engine that needs them), and the shared job types are
+imported on first use too, so reading the names (`pdegen --help`) starts neither PETSc nor MPI.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Engine:
+    """Where batches run: the class that runs them and a line for the CLI's help."""
+
+    module: str
+    cls: str
+    summary: str
+    takes_workers: bool = False  # accepts --workers / --scheduler (a Dask cluster)
+
+    def make(self, workers: int | None = None, scheduler: str | None = None) -> Any:
+        factory = getattr(importlib.import_module(self.module), self.cls)
+        return factory(workers, scheduler) if self.takes_workers else factory()
+
+
+ENGINES: dict[str, Engine] = {
+    "dask": Engine(
+        "pdegen.run.engines.dask_engine",
+        "DaskEngine",
+        "a Dask cluster (default)",
+        takes_workers=True,
+    ),
+    "mpi": Engine("pdegen.run.engines.mpi_engine", "MPIEngine", "MPI ranks under mpirun/srun"),
+    "serial": Engine("pdegen.run.engines.serial", "SerialEngine", "this process"),
+}
+DEFAULT_ENGINE = "dask"
+
+
+def make_engine(name: str, workers: int | None = None, scheduler: str | None = None):
+    if name not in ENGINES:
+        raise ValueError(f"unknown engine {name!r} (allowed: {', '.join(ENGINES)})")
+    return ENGINES[name].make(workers, scheduler)
+
+
+_BASE = ("BatchDone", "BatchFailure", "Job", "run_batch")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _BASE:
+        return getattr(importlib.import_module("pdegen.run.engines.base"), name)
+    raise AttributeError(f"module 'pdegen.run.engines' has no attribute {name!r}")
+
+
+__all__ = [
+    "DEFAULT_ENGINE",
+    "ENGINES",
+    "BatchDone",
+    "BatchFailure",
+    "Engine",
+    "Job",
+    "make_engine",
+    "run_batch",
+]

@@ -1,0 +1,80 @@
+"""The MPI engine: `mpirun -n P pdegen generate RECIPE --engine mpi` (or `srun`).
+
+No scheduler process: rank 0 prepares the directory and the plan and broadcasts them (or the
+reason it could not, so that no rank waits for a plan that never comes); the batches still to
+do are dealt round-robin to the ranks, each solving on COMM_SELF. Every finished batch is
+reported to rank 0 as it finishes (rank 0 reads these reports between its own batches), so
+the progress display counts every rank's work; the outcomes end on rank 0, which writes the
+index. A rank that crashes takes the job down (the CLI aborts the communicator on any
+unexpected error, mpirun does on a dead rank); rerunning resumes from the finished shards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pdegen.run.engines.base import BatchDone, BatchFailure, Job, run_with_retries
+
+PROGRESS, FINISHED = 11, 12  # message tags: one batch done on a rank; a rank's outcomes
+
+
+class MPIEngine:
+    name = "mpi"
+
+    def __init__(self):
+        from mpi4py import MPI
+
+        self.comm = MPI.COMM_WORLD
+        self.rank = self.comm.Get_rank()
+        self.workers = self.comm.Get_size()
+        self.is_root = self.rank == 0
+
+    def __enter__(self) -> MPIEngine:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+    def broadcast(self, value):
+        return self.comm.bcast(value, root=0)
+
+    def run(
+        self, job: Job, on_done: Callable[[BatchDone], None]
+    ) -> tuple[list[BatchDone], list[BatchFailure]]:
+        from mpi4py import MPI
+
+        mine = job.todo[self.rank :: self.workers]
+        outcomes: list[BatchDone | BatchFailure] = []
+        sent = []
+        for batch in mine:
+            outcome = run_with_retries(job, batch)
+            outcomes.append(outcome)
+            if isinstance(outcome, BatchDone):
+                if self.is_root:
+                    on_done(outcome)
+                else:  # small and eager: never blocks the sender
+                    sent.append(self.comm.isend(outcome, dest=0, tag=PROGRESS))
+            if self.is_root:
+                self._drain_progress(on_done)
+        if not self.is_root:
+            MPI.Request.waitall(sent)
+            self.comm.send(outcomes, dest=0, tag=FINISHED)
+            return [], []
+        flat = list(outcomes)
+        status = MPI.Status()
+        for _ in range(self.workers - 1):
+            while True:  # a rank's progress reports all arrive before its outcomes
+                message = self.comm.recv(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status)
+                if status.Get_tag() == FINISHED:
+                    flat.extend(message)
+                    break
+                on_done(message)
+        return (
+            [o for o in flat if isinstance(o, BatchDone)],
+            [o for o in flat if isinstance(o, BatchFailure)],
+        )
+
+    def _drain_progress(self, on_done: Callable[[BatchDone], None]) -> None:
+        """Count the other ranks' batches finished so far (root, between its own batches)."""
+        while self.comm.iprobe(tag=PROGRESS):
+            on_done(self.comm.recv(tag=PROGRESS))

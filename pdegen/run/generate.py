@@ -1,0 +1,302 @@
+"""recipe -> plan -> batches on an engine -> shards -> index, resuming from finished shards."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from pdegen.dataset.shards import (
+    FAILURES_NAME,
+    INDEX_NAME,
+    atomic_path,
+    read_index,
+    remove_stale_temporaries,
+    shard_name,
+    verified_entry,
+    write_index,
+)
+from pdegen.dataset.splits import assign_splits
+from pdegen.dataset.statistics import finish, merge_all
+from pdegen.errors import PdegenError
+from pdegen.families import family_from_recipe
+from pdegen.recipe.schema import Recipe
+from pdegen.run.batch import solver_note
+from pdegen.run.engines import BatchFailure, Job, make_engine
+from pdegen.run.lock import DatasetLock
+from pdegen.run.plan import PLAN_NAME, Plan, load_or_make_plan, read_plan, recipe_sha256
+from pdegen.run.progress import Progress
+
+
+@dataclass
+class Summary:
+    directory: Path
+    samples: int
+    unconverged: int
+    resumed_samples: int
+    seconds: float
+    solve_seconds: float
+    ordering_seconds: float
+    mean_iterations: float
+    engine: str = "serial"
+    workers: int = 1
+    peak_rss_mib: float = 0.0
+    #: one line each where the solver ran otherwise than named (`pdegen.run.batch.solver_note`)
+    notes: tuple[str, ...] = ()
+
+    @property
+    def samples_per_second(self) -> float:
+        solved = self.samples - self.resumed_samples
+        return solved / self.seconds if self.seconds > 0 else float("nan")
+
+    def lines(self) -> list[str]:
+        out = [
+            f"dataset: {self.directory}",
+            f"samples: {self.samples} ({self.unconverged} did not converge and are flagged)",
+            f"time: {self.seconds:.2f} s ({self.samples_per_second:.1f} samples/s on "
+            f"{self.engine} with {self.workers} worker(s); solves {self.solve_seconds:.2f} s, "
+            f"ordering {self.ordering_seconds:.2f} s)",
+            f"iterations per sample: {self.mean_iterations:.1f}",
+        ]
+        if self.peak_rss_mib:
+            out.append(f"memory: peak RSS {self.peak_rss_mib:.0f} MiB in the busiest worker")
+        if self.resumed_samples:
+            out.append(f"resumed: {self.resumed_samples} samples were already complete")
+        out += [f"note: {note}" for note in self.notes]
+        return out
+
+
+def check_same_recipe(directory: Path, recipe: Recipe) -> None:
+    """Refuse a directory that holds any part of another recipe's dataset: its index, its plan
+    (an interrupted run) or one of its shards. Reads only; one line naming what was found."""
+    if not directory.is_dir():
+        return
+    sha = recipe_sha256(recipe)
+    advice = "choose another --out, or delete it"
+    if (directory / INDEX_NAME).is_file():
+        try:
+            same = read_index(directory).get("recipe_sha256") == sha
+        except (OSError, ValueError, AttributeError):
+            same = False
+        if not same:
+            raise PdegenError(
+                f"{directory}: holds a dataset made from a different recipe ({advice})"
+            )
+    if (directory / PLAN_NAME).exists() and read_plan(directory / PLAN_NAME).recipe_sha256 != sha:
+        raise PdegenError(
+            f"{directory}: holds an unfinished dataset ({PLAN_NAME}) of a different recipe "
+            f"({advice})"
+        )
+    for shard in sorted(directory.glob("shard-*.h5")):
+        try:
+            with h5py.File(shard, "r") as f:
+                theirs = f.attrs.get("recipe_sha256")
+        except OSError:
+            continue  # unreadable under a final name: damaged, and solved again on resume
+        if theirs is not None and theirs != sha:
+            raise PdegenError(f"{directory}: {shard.name} belongs to a different recipe ({advice})")
+
+
+def prepare_directory(directory: Path, recipe: Recipe) -> None:
+    """Check the target before writing anything; create it. One-line errors."""
+    if directory.exists() and not directory.is_dir():
+        raise PdegenError(f"{directory}: output path exists and is not a directory")
+    check_same_recipe(directory, recipe)
+    parent = directory.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK):
+        raise PdegenError(
+            f"{directory}: cannot create the output directory ({parent} is not a writable "
+            "directory)"
+        )
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise PdegenError(
+            f"{directory}: cannot create the output directory ({err.strerror})"
+        ) from None
+
+
+def _plan_job(
+    recipe: Recipe, directory: Path, retries: int, lock: DatasetLock
+) -> tuple[Job, dict[int, dict]]:
+    """Root only: take the dataset's lock, then the plan and which batches are already
+    complete (verified). File-system failures become one-line errors naming the path."""
+    prepare_directory(directory, recipe)
+    try:
+        lock.acquire()
+        check_same_recipe(directory, recipe)  # again under the lock: a racing run may have won
+        remove_stale_temporaries(directory)
+        sha = recipe_sha256(recipe)
+        plan = load_or_make_plan(directory, recipe, family_from_recipe(recipe))
+        old = {}
+        if (directory / INDEX_NAME).is_file():
+            old = {e["batch"]: e for e in read_index(directory)["shards"]}
+        complete = {}
+        for batch, indices in enumerate(plan.batches):
+            entry = verified_entry(directory, batch, indices, sha, old.get(batch))
+            if entry is not None:
+                complete[batch] = entry
+    except OSError as err:
+        raise PdegenError(f"{directory}: {err.strerror or err} ({err.filename or ''})") from None
+    todo = [b for b in range(len(plan.batches)) if b not in complete]
+    return Job(recipe, directory, plan, todo, sha, retries), complete
+
+
+def write_dataset_card(directory: Path, figures: bool) -> Path:
+    """README.md for the finished dataset, embedding `pdegen show`'s figures when asked."""
+    from pdegen.dataset.card import write_card
+
+    drawn: list[Path] = []
+    if figures:
+        from pdegen.dataset.show import write_figures
+
+        drawn = write_figures(directory, directory / "figures")
+    return write_card(directory, drawn)
+
+
+@dataclass
+class RootFailure:
+    """What the root sends the other MPI ranks instead of a plan when planning failed, so that
+    they stop too instead of waiting in a collective that never comes."""
+
+    message: str
+
+
+def write_failure_report(directory: Path, failed: list[BatchFailure]) -> Path:
+    """Every failed batch with its samples, attempts and the last attempt's full traceback."""
+    path = directory / FAILURES_NAME
+    parts = [
+        f"{len(failed)} batch(es) failed at {time.strftime('%Y-%m-%d %H:%M:%S')}; "
+        "finished shards are kept, rerun to retry the rest\n"
+    ]
+    for failure in sorted(failed, key=lambda f: f.batch):
+        parts.append(
+            f"\n== batch {failure.batch} ({shard_name(failure.batch)}), samples "
+            f"{failure.indices}, {failure.attempts} attempts\n"
+            f"{failure.traceback or failure.error}\n"
+        )
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(parts))
+    return path
+
+
+def generate(
+    recipe: Recipe,
+    out: str | Path | None = None,
+    progress: bool = True,
+    engine: str = "serial",
+    workers: int | None = None,
+    scheduler: str | None = None,
+    retries: int = 2,
+    card: bool = True,
+    figures: bool = False,
+) -> Summary | None:
+    """Generate (or finish) the dataset a recipe describes.
+
+    A finished dataset gets its card (README.md, `pdegen.dataset.card`) unless `card` is False, with
+    the figures of `pdegen show` in `figures/` when `figures` is True (as `pdegen generate`
+    does unless told --no-figures: drawing takes seconds, which library callers may not want).
+
+    Returns the summary on the root process (None on other MPI ranks). Raises PdegenError
+    naming every batch that failed after its retries; the finished shards are kept and a rerun
+    solves only what is missing.
+    """
+    start = time.perf_counter()
+    directory = Path(out) if out is not None else recipe.dataset_dir()
+    lock = DatasetLock(directory)
+    with make_engine(engine, workers, scheduler) as runner, contextlib.ExitStack() as stack:
+        planned = None
+        if runner.is_root:
+            stack.callback(lock.release)
+            try:
+                planned = _plan_job(recipe, directory, retries, lock)
+            except Exception as err:  # any failure, not only ours: the other ranks must stop
+                root_error = err
+                planned = RootFailure(
+                    str(err) if isinstance(err, PdegenError) else f"rank 0 failed: {err!r}"
+                )
+        planned = runner.broadcast(planned)
+        if isinstance(planned, RootFailure):
+            if runner.is_root:
+                raise root_error
+            raise PdegenError(planned.message)
+        job, complete = planned
+        resumed = sum(len(job.plan.batches[b]) for b in complete)
+        bar = Progress(
+            recipe.samples, initial=resumed, label=recipe.name, enabled=progress and runner.is_root
+        )
+        done, failed = runner.run(job, lambda outcome: bar.advance(outcome.samples))
+        bar.close()
+        if not runner.is_root:
+            return None
+        for outcome in done:
+            complete[outcome.entry["batch"]] = outcome.entry
+        if failed:
+            report = write_failure_report(directory, failed)
+            lines = "; ".join(f.line() for f in failed)
+            raise PdegenError(
+                f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
+                f"finished shards are kept, rerun to retry the rest (tracebacks in {report})"
+            )
+        entries = [complete[b] for b in range(len(job.plan.batches))]
+        fractions = recipe.output.splits.fractions()
+        write_index(
+            directory,
+            {
+                "dataset": recipe.name,
+                "family": recipe.family,
+                "recipe_sha256": job.recipe_sha256,
+                "samples": recipe.samples,
+                "ordering_seconds": job.plan.ordering_seconds,
+                "chain_length": job.plan.chain_length,
+                "split_fractions": fractions,
+                "splits": assign_splits(recipe.seed, range(recipe.samples), fractions),
+                # merged in batch order: the same numbers from every engine and on resume
+                "field_stats": {
+                    name: finish(moments)
+                    for name, moments in merge_all(e["field_stats"] for e in entries).items()
+                },
+                "shards": entries,
+            },
+        )
+        (directory / FAILURES_NAME).unlink(missing_ok=True)  # an earlier run's report is moot
+        seconds = time.perf_counter() - start  # the card is not part of the generation rate
+        if card:
+            write_dataset_card(directory, figures)
+    peak = max((o.peak_rss_mib for o in done), default=0.0)
+    summary = _summarise(directory, resumed, seconds, job.plan, runner, peak)
+    note = solver_note(recipe)
+    return dataclasses.replace(summary, notes=(note,) if note else ())
+
+
+def _summarise(
+    directory: Path, resumed: int, seconds: float, plan: Plan, runner, peak: float
+) -> Summary:
+    from pdegen.dataset.loader import open_dataset
+
+    with open_dataset(directory, include_unconverged=True) as ds:
+        stats = ds.stats()
+    return Summary(
+        directory,
+        len(stats["converged"]),
+        int(np.sum(~stats["converged"])),
+        resumed,
+        seconds,
+        float(np.sum(stats["seconds"])),
+        plan.ordering_seconds,
+        float(np.mean(stats["iterations"])),
+        runner.name,
+        runner.workers,
+        peak,
+    )
+
+
+__all__ = ["FAILURES_NAME", "Summary", "check_same_recipe", "generate", "prepare_directory"]
