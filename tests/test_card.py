@@ -12,7 +12,7 @@ import yaml
 from pdegen import open_dataset
 from pdegen.recipe.schema import recipe_from_dict
 from pdegen.run.generate import generate
-from tests.helpers import small_recipe_dict
+from tests.helpers import ROOT, small_recipe_dict
 
 
 @pytest.fixture(scope="module")
@@ -111,3 +111,30 @@ def test_library_callers_get_a_card_without_figures_unless_asked(tmp_path):
     assert (tmp_path / "a" / "README.md").is_file() and not (tmp_path / "a" / "figures").exists()
     generate(recipe, out=tmp_path / "b", progress=False, engine="serial", card=False)
     assert not (tmp_path / "b" / "README.md").exists()
+
+
+RECIPES = sorted((ROOT / "recipes").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=[p.stem for p in RECIPES])
+def test_every_recipes_card_names_its_own_scheme_and_no_other(tmp_path, path):
+    """Finite differences, Q1 elements or the MAC grid: the card says what this family's
+    data were computed with (its declared `discretisation`), never another family's, and a
+    trajectory's card states its time stepping as declared (`time_stepping`)."""
+    from pdegen.families import FAMILIES, family_from_recipe
+    from pdegen.recipe import load_recipe
+
+    recipe = load_recipe(path, samples=2)
+    generate(recipe, out=tmp_path / "ds", progress=False, engine="serial")
+    text = (tmp_path / "ds" / "README.md").read_text()
+    family = family_from_recipe(recipe)
+    assert family.discretisation in text
+    others = {cls.discretisation for cls in FAMILIES.values()} - {family.discretisation}
+    assert not [other for other in others if other in text]
+    stepping = family.time_stepping
+    if stepping is None:
+        assert "Time stepping" not in text
+    else:
+        assert f"Time stepping: {stepping.description}, internal step dt = {stepping.dt:g}" in text
+        assert f"({stepping.steps} steps)" in text
+        assert f"{len(stepping.frame_times)} frames" in text
