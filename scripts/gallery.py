@@ -51,22 +51,29 @@ def draw_rows(scratch: Path) -> list[Path]:
     return rows
 
 
-def stack(rows: list[Path], out: Path, width_inches: float = 11.0, dpi: int = 90) -> None:
-    """The row PNGs one above the other, each scaled to the same width."""
+def stack(rows: list[Path], out: Path, width_pixels: int = 1400) -> None:
+    """The row PNGs one above the other at one scale (every panel the same size, as `pdegen
+    show` draws them), left-aligned on white, the whole scaled to `width_pixels`."""
     import matplotlib
 
     matplotlib.use("Agg")
+    import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.image import imread
 
-    images = [imread(str(p)) for p in rows]
-    heights = [width_inches * im.shape[0] / im.shape[1] for im in images]
-    fig = Figure(figsize=(width_inches, sum(heights)), dpi=dpi)
-    axes = fig.subplots(len(images), 1, gridspec_kw={"height_ratios": heights, "hspace": 0})
-    for ax, image in zip(axes, images, strict=True):
-        ax.imshow(image, aspect="equal")
-        ax.set_axis_off()
-    fig.subplots_adjust(0, 0, 1, 1)
+    images = [imread(str(p))[..., :3] for p in rows]
+    width = max(im.shape[1] for im in images)
+    canvas = np.ones((sum(im.shape[0] for im in images), width, 3), dtype=np.float32)
+    top = 0
+    for image in images:
+        canvas[top : top + image.shape[0], : image.shape[1]] = image
+        top += image.shape[0]
+    dpi = 100
+    scale = width_pixels / width
+    fig = Figure(figsize=(width_pixels / dpi, canvas.shape[0] * scale / dpi), dpi=dpi)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas, interpolation="antialiased", aspect="auto")
+    ax.set_axis_off()
     fig.savefig(out, dpi=dpi)
 
 
