@@ -153,6 +153,7 @@ def card_text(directory: Path, figures: list[Path] | None = None) -> str:
                 lines.append(f"- `{p}`: min {v.min():.6g}, max {v.max():.6g}, mean {v.mean():.6g}")
             lines.append("")
         lines += _solver_lines(attrs, recipe, stats)
+        lines += _run_lines(ds.index.get("incidents", []))
         lines += _loading_lines(directory, name)
         if figures:
             lines += ["## Figures", ""]
@@ -206,6 +207,22 @@ def _solver_lines(attrs: dict[str, Any], recipe: dict[str, Any], stats: dict) ->
             "",
         ]
     return out
+
+
+def _run_lines(incidents: list[str]) -> list[str]:
+    """What the runs that wrote the dataset survived (index.json's `incidents`)."""
+    if not incidents:
+        return ["## The run", "", "Nothing was lost or retried while this dataset was made.", ""]
+    return [
+        "## The run",
+        "",
+        f"The runs that made this dataset survived {len(incidents)} incident(s). The data are "
+        "whole all the same: each batch is a shard written once, atomically, by the attempt "
+        "that finished it, and the same plan gives the same bits on any worker.",
+        "",
+        *[f"- {line}" for line in incidents],
+        "",
+    ]
 
 
 def _loading_lines(directory: Path, name: str) -> list[str]:

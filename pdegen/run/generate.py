@@ -17,6 +17,7 @@ from pdegen.dataset.shards import (
     INDEX_NAME,
     atomic_path,
     read_index,
+    remove_finished_temporaries,
     remove_stale_temporaries,
     shard_name,
     verified_entry,
@@ -29,6 +30,7 @@ from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import Recipe
 from pdegen.run.batch import solver_note
 from pdegen.run.engines import BatchFailure, Job, make_engine
+from pdegen.run.incidents import Incident, counts, lost_workers
 from pdegen.run.lock import DatasetLock
 from pdegen.run.plan import PLAN_NAME, Plan, load_or_make_plan, read_plan, recipe_sha256
 from pdegen.run.progress import Progress
@@ -49,25 +51,35 @@ class Summary:
     peak_rss_mib: float = 0.0
     #: one line each where the solver ran otherwise than named (`pdegen.run.batch.solver_note`)
     notes: tuple[str, ...] = ()
+    #: what the run survived: workers lost, batch attempts retried (`pdegen.run.incidents`)
+    incidents: tuple[Incident, ...] = ()
 
     @property
     def samples_per_second(self) -> float:
         solved = self.samples - self.resumed_samples
         return solved / self.seconds if self.seconds > 0 else float("nan")
 
+    def _lost(self) -> str:
+        lost = lost_workers(self.incidents)
+        return f", {lost} lost on the way" if lost else ""
+
     def lines(self) -> list[str]:
         out = [
             f"dataset: {self.directory}",
             f"samples: {self.samples} ({self.unconverged} did not converge and are flagged)",
             f"time: {self.seconds:.2f} s ({self.samples_per_second:.1f} samples/s on "
-            f"{self.engine} with {self.workers} worker(s); solves {self.solve_seconds:.2f} s, "
-            f"ordering {self.ordering_seconds:.2f} s)",
+            f"{self.engine} with {self.workers} worker(s){self._lost()}; solves "
+            f"{self.solve_seconds:.2f} s, ordering {self.ordering_seconds:.2f} s)",
             f"iterations per sample: {self.mean_iterations:.1f}",
         ]
         if self.peak_rss_mib:
             out.append(f"memory: peak RSS {self.peak_rss_mib:.0f} MiB in the busiest worker")
         if self.resumed_samples:
             out.append(f"resumed: {self.resumed_samples} samples were already complete")
+        if self.incidents:
+            out.append(f"survived: {counts(self.incidents)}; the data are whole (each batch")
+            out[-1] += " written once, atomically, by the attempt that finished it)"
+            out += [f"  {incident.line()}" for incident in self.incidents]
         out += [f"note: {note}" for note in self.notes]
         return out
 
@@ -147,7 +159,8 @@ def _plan_job(
     except OSError as err:
         raise PdegenError(f"{directory}: {err.strerror or err} ({err.filename or ''})") from None
     todo = [b for b in range(len(plan.batches)) if b not in complete]
-    return Job(recipe, directory, plan, todo, sha, retries), complete
+    # absolute: the workers of an external cluster run in directories of their own
+    return Job(recipe, directory.absolute(), plan, todo, sha, retries), complete
 
 
 def write_dataset_card(directory: Path, figures: bool) -> Path:
@@ -170,13 +183,19 @@ class RootFailure:
     message: str
 
 
-def write_failure_report(directory: Path, failed: list[BatchFailure]) -> Path:
-    """Every failed batch with its samples, attempts and the last attempt's full traceback."""
+def write_failure_report(
+    directory: Path, failed: list[BatchFailure], incidents: tuple[Incident, ...] = ()
+) -> Path:
+    """Every failed batch with its samples, attempts and the last attempt's full traceback,
+    after what the run survived on the way."""
     path = directory / FAILURES_NAME
     parts = [
         f"{len(failed)} batch(es) failed at {time.strftime('%Y-%m-%d %H:%M:%S')}; "
         "finished shards are kept, rerun to retry the rest\n"
     ]
+    if incidents:
+        parts.append(f"\nthe run survived: {counts(incidents)}\n")
+        parts += [f"  {incident.line()}\n" for incident in incidents]
     for failure in sorted(failed, key=lambda f: f.batch):
         parts.append(
             f"\n== batch {failure.batch} ({shard_name(failure.batch)}), samples "
@@ -233,19 +252,30 @@ def generate(
         bar = Progress(
             recipe.samples, initial=resumed, label=recipe.name, enabled=progress and runner.is_root
         )
-        done, failed = runner.run(job, lambda outcome: bar.advance(outcome.samples))
-        bar.close()
+        try:
+            done, failed = runner.run(job, lambda outcome: bar.advance(outcome.samples))
+        finally:
+            bar.close()
+            if runner.is_root:  # whatever happened: no writer's leftover of a finished shard
+                batches = range(len(job.plan.batches))
+                written = {b for b in batches if (directory / shard_name(b)).is_file()}
+                remove_finished_temporaries(directory, set(complete) | written)
+                remove_stale_temporaries(directory)
         if not runner.is_root:
             return None
+        incidents = tuple(runner.incidents)
         for outcome in done:
             complete[outcome.entry["batch"]] = outcome.entry
         if failed:
-            report = write_failure_report(directory, failed)
+            report = write_failure_report(directory, failed, incidents)
             lines = "; ".join(f.line() for f in failed)
             raise PdegenError(
                 f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
                 f"finished shards are kept, rerun to retry the rest (tracebacks in {report})"
             )
+        earlier = []
+        if (directory / INDEX_NAME).is_file():  # a finished dataset run again: keep its record
+            earlier = list(read_index(directory).get("incidents", []))
         entries = [complete[b] for b in range(len(job.plan.batches))]
         fractions = recipe.output.splits.fractions()
         write_index(
@@ -265,6 +295,8 @@ def generate(
                     for name, moments in merge_all(e["field_stats"] for e in entries).items()
                 },
                 "shards": entries,
+                # what the runs that wrote it survived, one line each (`pdegen.run.incidents`)
+                "incidents": earlier + [incident.line() for incident in incidents],
             },
         )
         (directory / FAILURES_NAME).unlink(missing_ok=True)  # an earlier run's report is moot
@@ -274,7 +306,7 @@ def generate(
     peak = max((o.peak_rss_mib for o in done), default=0.0)
     summary = _summarise(directory, resumed, seconds, job.plan, runner, peak)
     note = solver_note(recipe)
-    return dataclasses.replace(summary, notes=(note,) if note else ())
+    return dataclasses.replace(summary, notes=(note,) if note else (), incidents=incidents)
 
 
 def _summarise(

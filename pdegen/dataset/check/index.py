@@ -59,6 +59,9 @@ class IndexChecks:
                 self.add("index", INDEX_NAME, f"{key}: {self.index[key]!r} has the wrong type")
         if not _is(self.index.get("shards"), (list,)):
             self.index["shards"] = []
+        incidents = self.index.get("incidents", [])  # since runs record what they survived
+        if not (_is(incidents, (list,)) and all(isinstance(i, str) for i in incidents)):
+            self.add("index", INDEX_NAME, f"incidents: {incidents!r} is not a list of lines")
 
     def _check_directory(self) -> None:
         """Every name in the directory is one pdegen writes; leftovers of interrupted writes

@@ -10,7 +10,8 @@ from __future__ import annotations
 import resource
 import time
 import traceback
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from pdegen.dataset.shards import ShardWriter
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import Recipe
 from pdegen.run.batch import shard_axes, solve_rows
+from pdegen.run.incidents import BATCH_RETRIED, Incident
 from pdegen.run.plan import Plan
 
 
@@ -29,6 +31,19 @@ class Job:
     todo: list[int]  # batch numbers still to solve
     recipe_sha256: str
     retries: int = 2
+    #: this `generate` call's own name, in its Dask task keys and events (a shared external
+    #: scheduler may serve several runs)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+
+def one_line(error: BaseException | str) -> str:
+    """An error on one line: its type and message; of a message over several lines (PETSc's)
+    the first and the last."""
+    text = error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if not lines:
+        return type(error).__name__ if not isinstance(error, str) else ""
+    return lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
 
 
 @dataclass
@@ -43,11 +58,9 @@ class BatchFailure:
 
     def line(self) -> str:
         shown = ", ".join(map(str, self.indices[:8])) + (", ..." if len(self.indices) > 8 else "")
-        lines = [ln.strip() for ln in self.error.splitlines() if ln.strip()]
-        # PETSc errors span many lines: keep the first and the message (the last), on one line
-        error = lines[0] if len(lines) < 2 else f"{lines[0]} ... {lines[-1]}"
         return (
-            f"batch {self.batch} (samples {shown}) failed after {self.attempts} attempts: {error}"
+            f"batch {self.batch} (samples {shown}) failed after {self.attempts} attempts: "
+            f"{one_line(self.error)}"
         )
 
 
@@ -58,6 +71,8 @@ class BatchDone:
     peak_rss_mib: float
     samples: int = 0
     worker: str = ""
+    #: the errors of the attempts that failed before this one (in-process retries)
+    retried_after: list[str] = field(default_factory=list)
 
 
 class SampleError(RuntimeError):
@@ -98,12 +113,26 @@ def run_batch(job: Job, batch: int) -> BatchDone:
 
 
 def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:
-    """In-process retries (serial and MPI engines; Dask retries through its scheduler)."""
+    """In-process retries (serial and MPI engines; Dask retries through its scheduler). A
+    batch that succeeds after failed attempts carries their errors (`retried_after`)."""
     error = trace = ""
+    errors = []
     for _ in range(job.retries + 1):
         try:
-            return run_batch(job, batch)
+            done = run_batch(job, batch)
+            done.retried_after = errors
+            return done
         except Exception as err:
             trace = traceback.format_exc()
             error = str(err) or trace.strip().splitlines()[-1]
+            errors.append(one_line(error))
     return BatchFailure(batch, job.plan.batches[batch], job.retries + 1, error, trace)
+
+
+def retried_incidents(done: list[BatchDone], where: str) -> list[Incident]:
+    """One `Incident` per failed attempt of a batch that then succeeded in this process."""
+    return [
+        Incident(BATCH_RETRIED, outcome.worker or where, error, (outcome.entry["batch"],))
+        for outcome in done
+        for error in outcome.retried_after
+    ]

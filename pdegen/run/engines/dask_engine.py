@@ -18,12 +18,17 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import logging
 import os
+import re
+import time
 import traceback
 from collections.abc import Callable
 
+from pdegen.dataset.shards import shard_name
 from pdegen.errors import PdegenError
-from pdegen.run.engines.base import BatchDone, BatchFailure, Job, run_batch
+from pdegen.run.engines.base import BatchDone, BatchFailure, Job, one_line, run_batch
+from pdegen.run.incidents import BATCH_RETRIED, WORKER_LOST, DeathRecorder, Incident
 
 # A batch is seconds to minutes of single-threaded solving, so Dask's sub-second housekeeping
 # buys nothing here, and with one worker per core every wake-up of it (the worker's profiler
@@ -38,6 +43,10 @@ QUIET_CLUSTER = {
 }
 
 
+CLIENT_LOG = logging.getLogger("distributed.client")
+#: how a worker restarted by Dask's nanny over its memory limit is reported
+MEMORY_REASON = "out of memory: Dask's nanny restarted it"
+
 THREADS_ADVICE = "pdegen needs workers with one thread each (dask worker --nthreads 1)"
 
 
@@ -45,8 +54,14 @@ class MultiThreadedWorkerError(RuntimeError):
     """A batch was sent to a worker that runs several task threads."""
 
 
+#: the scheduler event topic of our batches: each attempt's start (with the worker's pid,
+#: so that a lost worker's end can be named) and each attempt that raised
+BATCH_EVENTS = "pdegen-batch"
+
+
 def run_batch_on_worker(job: Job, batch: int) -> BatchDone:
-    """`run_batch`, after checking that this worker cannot run another task beside it."""
+    """`run_batch`, after checking that this worker cannot run another task beside it; the
+    attempt's start and, if it raises, its error go to the scheduler's event log."""
     from dask.distributed import get_worker
 
     worker = get_worker()
@@ -54,7 +69,41 @@ def run_batch_on_worker(job: Job, batch: int) -> BatchDone:
         raise MultiThreadedWorkerError(
             f"worker {worker.address} has {worker.state.nthreads} threads; {THREADS_ADVICE}"
         )
-    return run_batch(job, batch)
+    key = {"batch": batch, "run": job.run_id, "worker": worker.address}
+    worker.log_event(BATCH_EVENTS, {**key, "state": "start", "pid": os.getpid()})
+    try:
+        return run_batch(job, batch)
+    except Exception as err:
+        worker.log_event(BATCH_EVENTS, {**key, "state": "error", "error": one_line(err)})
+        raise
+
+
+def _the_job(job: Job) -> Job:
+    return job
+
+
+def _plain_events(since: float, dask_scheduler=None) -> tuple[dict[str, list], dict[str, int]]:
+    """On the scheduler: the events since `since` that `DaskEngine._incidents` reads, as
+    plain values (some events of the "all" topic hold scheduler objects that cannot be sent),
+    and the memory limit of every worker it has now."""
+    wanted = {
+        BATCH_EVENTS: ("batch", "run", "worker", "state", "pid", "error"),
+        "worker-restart-memory": ("worker", "pid", "rss"),
+        "all": ("action", "worker", "expected", "processing-tasks", "stimulus_id"),
+    }
+    out: dict[str, list] = {}
+    for topic, keys in wanted.items():
+        for t, msg in dask_scheduler.get_events(topic):
+            if t < since or not isinstance(msg, dict):
+                continue
+            if topic == "all" and msg.get("action") != "remove-worker":
+                continue
+            plain = {k: msg[k] for k in keys if k in msg}
+            if "processing-tasks" in plain:
+                plain["processing-tasks"] = [str(k) for k in plain["processing-tasks"]]
+            out.setdefault(topic, []).append((t, plain))
+    limits = {address: ws.memory_limit for address, ws in dask_scheduler.workers.items()}
+    return out, limits
 
 
 def check_single_threaded(client) -> None:
@@ -76,6 +125,11 @@ class DaskEngine:
         self._client = None
         self._cluster = None
         self._starting: concurrent.futures.Future | None = None
+        #: what the last `run` survived (`pdegen.run.incidents`)
+        self.incidents: list[Incident] = []
+        self._memory_limits: dict[str, int] = {}
+        self._lost_workers: dict[int, list[str]] = {}  # batch -> why each worker was lost
+        self._deaths = DeathRecorder()  # how a local nanny's worker processes ended
 
     def __enter__(self) -> DaskEngine:
         # A local cluster takes about 2 s to start (each worker process imports the stack):
@@ -83,16 +137,27 @@ class DaskEngine:
         # it at the first batch. The recipe is already validated, so bad recipes never start
         # one; a plan that fails (a bad output path) closes it again in __exit__.
         if self.scheduler:  # connect and check its workers before anything is written
-            self._connect()
+            # Dask's client logs a lost scheduler, and each try to reach it again, over
+            # several lines with tracebacks until it is closed; `run` says it in one line.
+            # After the import: importing distributed sets its loggers' levels.
+            import distributed  # noqa: F401
+
+            self._client_log_level = CLIENT_LOG.level
+            CLIENT_LOG.setLevel(logging.CRITICAL)
+            try:
+                self._connect()
+            except BaseException:
+                CLIENT_LOG.setLevel(self._client_log_level)  # no __exit__ after a failed enter
+                raise
         else:
+            # the local nannies run in this process: their log says how a worker ended
+            logging.getLogger("distributed.nanny").addHandler(self._deaths)
             starter = concurrent.futures.ThreadPoolExecutor(1)
             self._starting = starter.submit(self._start_local)
             starter.shutdown(wait=False)  # its one thread ends with the start-up
         return self
 
     def _start_local(self):
-        import logging
-
         import dask
         from dask.distributed import LocalCluster
 
@@ -129,6 +194,7 @@ class DaskEngine:
                 self._client.close()  # __exit__ is not called when __enter__ fails
                 self._client = None
                 raise
+            self.workers = len(self._client.scheduler_info()["workers"])
         else:
             self._cluster = self._starting.result()
             self._client = Client(self._cluster)
@@ -142,6 +208,9 @@ class DaskEngine:
                 self._cluster = self._starting.result()
         if self._cluster is not None:
             self._cluster.close()
+        logging.getLogger("distributed.nanny").removeHandler(self._deaths)
+        if self.scheduler:
+            CLIENT_LOG.setLevel(self._client_log_level)
 
     def broadcast(self, value):
         return value
@@ -151,10 +220,19 @@ class DaskEngine:
     ) -> tuple[list[BatchDone], list[BatchFailure]]:
         from dask.distributed import as_completed
 
+        self.incidents = []
         if not job.todo:
             return [], []
         client = self._connect()
-        job_future = client.scatter(job, broadcast=True)
+        started = time.time()
+        self._memory_limits = {
+            address: info.get("memory_limit") or 0
+            for address, info in client.scheduler_info()["workers"].items()
+        }
+        # the job as a task's result, not scattered data: a worker that dies holding the only
+        # copy of scattered data loses it for good (every batch then fails as "forgotten"),
+        # while a task's result is computed again from its spec, which the scheduler keeps
+        job_future = client.submit(_the_job, job, pure=False, key=f"pdegen-job-{job.run_id}")
         futures = {
             client.submit(
                 run_batch_on_worker,
@@ -162,28 +240,85 @@ class DaskEngine:
                 batch,
                 retries=job.retries,
                 pure=False,
-                key=f"pdegen-batch-{batch}-{os.getpid()}",
+                key=f"pdegen-batch-{batch}-{job.run_id}",
             ): batch
             for batch in job.todo
         }
-        done, failed = [], []
+        done, errors = [], []
         for future in as_completed(futures):
             batch = futures[future]
             try:
                 outcome = future.result()
             except Exception as err:
-                trace = getattr(err, "details", "") or "".join(traceback.format_exception(err))
-                failed.append(
-                    BatchFailure(
-                        batch,
-                        job.plan.batches[batch],
-                        job.retries + 1,
-                        f"{type(err).__name__}: {err}",
-                        trace,
-                    )
-                )
+                errors.append((batch, err))
                 continue
             outcome.worker = str(future.key)
             done.append(outcome)
             on_done(outcome)
-        return done, failed
+        if self.scheduler and client.status != "running":
+            kept = sum((job.directory / shard_name(b)).is_file() for b in job.todo)
+            raise PdegenError(
+                f"--scheduler {self.scheduler}: the connection to the Dask scheduler was lost "
+                f"mid-run ({kept} of {len(job.todo)} batches finished and kept); start the "
+                "scheduler again and rerun to finish"
+            )
+        self.incidents = self._incidents(client, job, started)
+        return done, [self._failure(job, batch, err) for batch, err in errors]
+
+    def _failure(self, job: Job, batch: int, err: Exception) -> BatchFailure:
+        """A batch that failed every attempt; where every worker that ran it was restarted
+        by Dask's nanny over its memory limit, the one line says so."""
+        trace = getattr(err, "details", "") or "".join(traceback.format_exception(err))
+        error, attempts = one_line(err), job.retries + 1
+        lost = self._lost_workers.get(batch, [])
+        if type(err).__name__ == "KilledWorker" and lost:
+            attempts = len(lost)
+            memory = [reason for reason in lost if reason.startswith(MEMORY_REASON)]
+            if len(memory) == len(lost):
+                error = (
+                    f"out of memory: Dask's nanny restarted every worker that ran it over its "
+                    f"memory limit ({memory[-1].removeprefix(MEMORY_REASON).strip()}); give "
+                    "the workers more memory (dask worker --memory-limit) or make the samples "
+                    "smaller"
+                )
+            else:
+                error = f"every worker that ran it was lost (the last: {lost[-1]})"
+        return BatchFailure(batch, job.plan.batches[batch], attempts, error, trace)
+
+    def _incidents(self, client, job: Job, started: float) -> list[Incident]:
+        """What the run survived, from the scheduler's event log: workers removed while
+        running our batches (with why: Dask's nanny over the memory limit, a signal seen by
+        a local nanny, or only that the scheduler lost it), and attempts that raised."""
+        events, limits = client.run_on_scheduler(_plain_events, started)
+        limits = {**self._memory_limits, **limits}
+        ours = [m for t, m in events.get(BATCH_EVENTS, ()) if m.get("run") == job.run_id]
+        pids = {m["worker"]: m["pid"] for m in ours if m["state"] == "start"}
+        memory = {m["worker"]: m for t, m in events.get("worker-restart-memory", ())}
+        incidents = []
+        for _, m in events.get("all", ()):
+            if m.get("action") != "remove-worker" or m.get("expected"):
+                continue
+            address = m["worker"]
+            batches = tuple(
+                sorted(
+                    int(match[1])
+                    for key in m.get("processing-tasks", ())
+                    if (match := re.fullmatch(rf"pdegen-batch-(\d+)-{job.run_id}", str(key)))
+                )
+            )
+            if address in memory:
+                limit = limits.get(address) or 0
+                over = f"its {limit / 2**20:.0f} MiB limit" if limit else "its limit"
+                rss = memory[address]["rss"] / 2**20
+                reason = f"{MEMORY_REASON} (its memory use, {rss:.0f} MiB, passed 95% of {over})"
+            elif address in pids and pids[address] in self._deaths.reasons:
+                reason = self._deaths.reasons[pids[address]]
+            else:
+                reason = "the scheduler lost it without a reason (its process or host died?)"
+            for batch in batches:
+                self._lost_workers.setdefault(batch, []).append(reason)
+            incidents.append(Incident(WORKER_LOST, address, reason, batches))
+        for m in ours:
+            if m["state"] == "error":
+                incidents.append(Incident(BATCH_RETRIED, m["worker"], m["error"], (m["batch"],)))
+        return incidents

@@ -13,7 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pdegen.run.engines.base import BatchDone, BatchFailure, Job, run_with_retries
+from pdegen.run.engines.base import (
+    BatchDone,
+    BatchFailure,
+    Job,
+    retried_incidents,
+    run_with_retries,
+)
+from pdegen.run.incidents import Incident
 
 PROGRESS, FINISHED = 11, 12  # message tags: one batch done on a rank; a rank's outcomes
 
@@ -28,6 +35,8 @@ class MPIEngine:
         self.rank = self.comm.Get_rank()
         self.workers = self.comm.Get_size()
         self.is_root = self.rank == 0
+        #: what the last `run` survived, on rank 0 (`pdegen.run.incidents`)
+        self.incidents: list[Incident] = []
 
     def __enter__(self) -> MPIEngine:
         return self
@@ -48,6 +57,8 @@ class MPIEngine:
         sent = []
         for batch in mine:
             outcome = run_with_retries(job, batch)
+            if isinstance(outcome, BatchDone):
+                outcome.worker = f"rank {self.rank}"
             outcomes.append(outcome)
             if isinstance(outcome, BatchDone):
                 if self.is_root:
@@ -69,10 +80,9 @@ class MPIEngine:
                     flat.extend(message)
                     break
                 on_done(message)
-        return (
-            [o for o in flat if isinstance(o, BatchDone)],
-            [o for o in flat if isinstance(o, BatchFailure)],
-        )
+        done = [o for o in flat if isinstance(o, BatchDone)]
+        self.incidents = retried_incidents(done, "rank 0")
+        return done, [o for o in flat if isinstance(o, BatchFailure)]
 
     def _drain_progress(self, on_done: Callable[[BatchDone], None]) -> None:
         """Count the other ranks' batches finished so far (root, between its own batches)."""

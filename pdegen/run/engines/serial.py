@@ -4,13 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pdegen.run.engines.base import BatchDone, BatchFailure, Job, run_with_retries
+from pdegen.run.engines.base import (
+    BatchDone,
+    BatchFailure,
+    Job,
+    retried_incidents,
+    run_with_retries,
+)
+from pdegen.run.incidents import Incident
 
 
 class SerialEngine:
     name = "serial"
     is_root = True
     workers = 1
+
+    def __init__(self) -> None:
+        #: what the last `run` survived (`pdegen.run.incidents`)
+        self.incidents: list[Incident] = []
 
     def __enter__(self) -> SerialEngine:
         return self
@@ -32,4 +43,5 @@ class SerialEngine:
             else:
                 done.append(outcome)
                 on_done(outcome)
+        self.incidents = retried_incidents(done, "this process")
         return done, failed
