@@ -1,20 +1,18 @@
-"""The interface every PDE family implements, the grid they share, and the family contract.
+"""The interface every PDE family implements and the grid they share.
 
 A family declares, as class attributes, what the rest of pdegen must know without a list of
-families of its own: the fields it stores and their axes (`inputs`, `outputs`, `params`), the
-properties of its operator (`symmetric`, `positive_definite`, `shared_operator`) and the
-solvers `auto` picks. The declarations are checked when the class is defined
-(`__init_subclass__`), so a family that contradicts itself fails on import, not in a worker;
-recipe validation reads them to reject a solver the operator cannot take
-(`Family.settle_solver`), the shard writer labels each stored array's axes from them, and the
-loader and `pdegen inspect` read those labels back.
+families of its own: the fields it stores and their axes (`inputs`, `outputs`, `params`), its
+discretisation and time stepping, the properties of its operator and the solvers `auto` picks
+(`pdegen.families.solver_choice`, which `Family` inherits). The declarations are checked when
+the class is defined (`pdegen.families.declarations`), so a family that contradicts itself
+fails on import, not in a worker; recipe validation reads them to reject a solver the operator
+cannot take (`Family.settle_solver`), the shard writer labels each stored array's axes from
+them, and the loader and `pdegen inspect` read those labels back.
 """
 
 from __future__ import annotations
 
 import abc
-import dataclasses
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -22,56 +20,21 @@ import scipy.sparse as sp
 
 from pdegen.discretisation.fields import gaussian_random_field
 from pdegen.discretisation.timestepping import TimeStepping
-from pdegen.errors import RecipeError
-from pdegen.families.residuals import StepResidual, linear_residual
-from pdegen.specs import CoefficientSpec, FieldSpec, SolverSpec
-from solvers.registry import (
-    METHODS,
-    POSITIVE_DEFINITE,
-    PRECONDITIONERS,
-    SYMMETRIC,
-    Method,
-    Preconditioner,
-    describe_operator,
+from pdegen.families.declarations import (
+    SPACE_AXES,
+    TIME_AXIS,
+    FieldAxes,
+    Sample,
+    check_declarations,
 )
+from pdegen.families.residuals import StepResidual, linear_residual
+from pdegen.families.solver_choice import SolverChoice
+from pdegen.specs import CoefficientSpec, FieldSpec
 
 FEATURE_POINTS = 32  # ordering compares fields on at most this many nodes per axis
-SPACE_AXES = ("x", "y", "z")
-TIME_AXIS = "t"
-#: keys the loader adds to every item itself, which no field or parameter may take
-RESERVED_NAMES = frozenset({"index"})
 
 
-@dataclass(frozen=True)
-class FieldAxes:
-    """The axes of one stored field of one sample: an optional leading time axis, then space.
-
-    A field exists on the node grid of every dimension in `dims` (a 3D-only component such as
-    a velocity's z part says `dims=(3,)`).
-    """
-
-    time: bool = False
-    dims: tuple[int, ...] = (2, 3)
-
-    def names(self, dim: int) -> tuple[str, ...]:
-        """Axis names in array order: ("t",) when the field is a trajectory, then x, y (, z)."""
-        return ((TIME_AXIS,) if self.time else ()) + SPACE_AXES[:dim]
-
-
-@dataclass
-class Sample:
-    """One sample's inputs on the node grid, plus its scalar parameters.
-
-    `inputs` are stored in a shard's /inputs group, `params` (scalars) in /params; their names
-    are the family's declared `inputs` and `params`.
-    """
-
-    index: int
-    inputs: dict[str, np.ndarray]
-    params: dict[str, float] = field(default_factory=dict)
-
-
-class Family(abc.ABC):
+class Family(SolverChoice, abc.ABC):
     """A parameterised PDE discretised on the node grid of the unit square or cube."""
 
     name: ClassVar[str]
@@ -86,39 +49,14 @@ class Family(abc.ABC):
     outputs: ClassVar[dict[str, FieldAxes]] = {"solution": FieldAxes()}
     #: the scalar parameters a sample draws (/params, besides the generation index)
     params: ClassVar[tuple[str, ...]] = ()
-    #: the fastest (method, preconditioner) measured per dimension, which `method: auto`
-    #: runs (docs/benchmarks.md)
-    auto_solvers: ClassVar[dict[int, tuple[str, str]]] = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
-    #: per dimension, (n, (method, preconditioner)): what `method: auto` runs instead of
-    #: `auto_solvers` on grids of at least n interior nodes per axis that geometric multigrid
-    #: coarsens (`solvers.grids.coarsen(...).usable`): the crossovers measured in
-    #: docs/benchmarks.md, "auto by size"
-    auto_multigrid: ClassVar[dict[int, tuple[int, tuple[str, str]]]] = {}
-    #: the preconditioner `pc: auto` means for an iterative method named explicitly
-    iterative_pc: ClassVar[str] = "ilu"
-    #: the smoother of `pc: mg`'s V-cycle (a name of `solvers.multigrid.SMOOTHERS`), or one
-    #: per dimension, measured per family (docs/benchmarks.md, "Multigrid smoothers" and the
-    #: Helmholtz section)
-    multigrid_smoother: ClassVar[str | dict[int, str]] = "sor"
-    #: every sample has the same matrix (many right-hand sides), and `system` returns the very
-    #: same matrix object each time, so the solve keeps one factorisation or preconditioner;
-    #: ordering the chain then gains a recycling method nothing (`resolve_ordering`)
-    shared_operator: ClassVar[bool] = False
-    #: properties of the operator, which methods and preconditioners require
-    #: (`solvers.registry`: CG and Cholesky need both): checked at recipe load
-    symmetric: ClassVar[bool] = False
-    positive_definite: ClassVar[bool] = False
     #: extra per-sample /stats columns, name -> numpy dtype, that `sample_stats` fills from
     #: a sample's solve results (the Newton families: Newton iterations; docs/format.md)
     stats_columns: ClassVar[dict[str, str]] = {}
-    #: the preconditioners its operator can take when fewer than its properties allow (a
-    #: saddle point's zero block rules out point-wise and node-grid ones); None: all of them
-    preconditioners: ClassVar[frozenset[str] | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if getattr(cls, "name", None) is not None:  # a concrete family, not a shared base
-            _check_declarations(cls)
+            check_declarations(cls, Family)
 
     def __init__(self, n: int, dim: int, problem: Any):
         self.n, self.dim, self.problem = n, dim, problem
@@ -133,131 +71,6 @@ class Family(abc.ABC):
     def check(cls, recipe) -> None:
         """Cross-field recipe checks; raise RecipeError naming the field."""
         return None  # most families need none beyond the schema
-
-    # -- the operator and the solver ----------------------------------------------------
-
-    @classmethod
-    def operator_properties(cls) -> frozenset[str]:
-        """What the operator is, in `solvers.registry` terms (symmetric, positive_definite)."""
-        flags = ((SYMMETRIC, cls.symmetric), (POSITIVE_DEFINITE, cls.positive_definite))
-        return frozenset(name for name, on in flags if on)
-
-    @classmethod
-    def supports(cls, entry: Method | Preconditioner) -> bool:
-        """Whether a registered method or preconditioner can take this family's operator."""
-        if isinstance(entry, Preconditioner):
-            names = [k for k, e in PRECONDITIONERS.items() if e is entry]
-            if cls.preconditioners is not None and not set(names) & cls.preconditioners:
-                return False
-            if entry.split and not cls.has_field_splits():
-                return False
-        return entry.requires <= cls.operator_properties()
-
-    @classmethod
-    def has_field_splits(cls) -> bool:
-        """Whether the family hands its unknowns' blocks to a block preconditioner."""
-        return cls.field_splits is not Family.field_splits
-
-    @classmethod
-    def resolve_solver(
-        cls, method: str, pc: str, dim: int, n: int | None = None
-    ) -> tuple[str, str]:
-        """(method, preconditioner) to run for the recipe's names.
-
-        `method: auto` runs the family's fastest measured pair for its dimension and grid
-        size `n` (and its preconditioner too when `pc: auto`): multigrid-preconditioned
-        Krylov above the measured crossover on grids multigrid coarsens (`auto_multigrid`),
-        else `auto_solvers`; `pc: auto` with a named iterative method means the family's usual
-        preconditioner for it; a direct solve factorises with Cholesky when the operator
-        allows it and LU otherwise, unless the recipe names a factorisation.
-        """
-        auto_method, auto_pc = cls.auto_solvers[dim]
-        if n is not None and dim in cls.auto_multigrid:
-            from solvers.grids import coarsen
-
-            smallest, pair = cls.auto_multigrid[dim]
-            if n >= smallest and coarsen((n,) * dim).usable:
-                auto_method, auto_pc = pair
-        if method == "auto":
-            method = auto_method
-            if pc == "auto":
-                pc = auto_pc
-        if METHODS[method].direct:
-            if pc not in PRECONDITIONERS or not PRECONDITIONERS[pc].factorisation:
-                pc = "cholesky" if cls.supports(PRECONDITIONERS["cholesky"]) else "lu"
-        elif pc == "auto":
-            pc = cls.iterative_pc
-        return method, pc
-
-    def resolve_for(self, method: str, pc: str) -> tuple[str, str]:
-        """(method, preconditioner) that this family's recipe runs: `resolve_solver` on its
-        grid. A family whose fastest measured method depends on its problem's parameters as
-        well as on the grid overrides this (reaction-diffusion: the time step against its
-        reaction's stiffness); the choice must not change what `resolve_ordering` gives."""
-        return self.resolve_solver(method, pc, self.dim, self.n)
-
-    @classmethod
-    def resolve_ordering(cls, solver: SolverSpec, dim: int, n: int | None = None) -> str:
-        """The ordering `auto` means: sort the chain only when something carries from one
-        solve to the next and depends on which system came before. A recycling method's space
-        does when the operators differ (not when every sample shares one matrix: the space
-        then belongs to that matrix whatever the order); a warm start always does."""
-        if solver.ordering != "auto":
-            return solver.ordering
-        method, _ = cls.resolve_solver(solver.method, solver.pc, dim, n)
-        carries = METHODS[method].recycles and not cls.shared_operator
-        return "greedy" if carries or solver.warm_start else "none"
-
-    @classmethod
-    def settle_solver(cls, solver: SolverSpec, dim: int, n: int | None = None) -> SolverSpec:
-        """The recipe's solver section checked against the operator, its ordering resolved.
-
-        A method or preconditioner whose requirements the operator does not meet (CG,
-        recycling CG, ICC or Cholesky on an indefinite or nonsymmetric operator) is rejected
-        here, in one line naming the field, instead of failing sample by sample at solve time.
-        """
-        for where, name, table in (
-            ("method", solver.method, METHODS),
-            ("pc", solver.pc, PRECONDITIONERS),
-        ):
-            if name == "auto" or cls.supports(table[name]):
-                continue
-            allowed = ["auto", *(n for n, e in table.items() if cls.supports(e))]
-            if table[name].requires <= cls.operator_properties():  # the family's own limit
-                raise RecipeError(
-                    f"solver.{where}: {name!r} does not apply to {cls.name}'s operator"
-                    f"{_why_not(cls, table[name])} (allowed: {', '.join(allowed)})"
-                )
-            raise RecipeError(
-                f"solver.{where}: {name!r} needs a {describe_operator(table[name].requires)} "
-                f"operator; {cls.name}'s is {describe_operator(cls.operator_properties())} "
-                f"(allowed: {', '.join(allowed)})"
-            )
-        if (
-            solver.method != "auto"
-            and METHODS[solver.method].direct
-            and solver.pc != "auto"
-            and not PRECONDITIONERS[solver.pc].factorisation
-        ):  # a direct solve factorises: another preconditioner would be dropped unseen
-            factorisations = [
-                p for p, e in PRECONDITIONERS.items() if e.factorisation and cls.supports(e)
-            ]
-            raise RecipeError(
-                f"solver.pc: {solver.pc!r} is not a factorisation, and method "
-                f"{solver.method!r} runs one (allowed: auto, {', '.join(factorisations)})"
-            )
-        method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n)
-        pcs = METHODS[method].pcs
-        if pcs is not None and pc not in pcs:
-            named = repr(solver.pc) if solver.pc == pc else f"{solver.pc!r} ({pc!r} here)"
-            usable = ["auto"] * (cls.iterative_pc in pcs) + [
-                p for p, e in PRECONDITIONERS.items() if p in pcs and cls.supports(e)
-            ]
-            raise RecipeError(
-                f"solver.pc: {named} cannot precondition {method!r}, which needs a symmetric "
-                f"positive definite preconditioner (allowed: {', '.join(usable)})"
-            )
-        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n))
 
     # -- the grid and the stored fields -------------------------------------------------
 
@@ -362,24 +175,10 @@ class Family(abc.ABC):
     def system(self, sample: Sample) -> tuple[sp.csr_matrix, np.ndarray]:
         """A x = b for one sample (CSR with the family's fixed sparsity pattern)."""
 
-    def multigrid_settings(self):
-        """The `solvers.multigrid.MGSettings` that `pc: mg` runs with for this family."""
-        from solvers.multigrid import MGSettings  # starts PETSc: not at recipe validation
-
-        smoother = self.multigrid_smoother
-        if isinstance(smoother, dict):
-            smoother = smoother[self.dim]
-        return MGSettings(smoother=smoother)
-
     def preconditioner_operator(self, sample: Sample, A: sp.csr_matrix) -> sp.csr_matrix | None:
         """The matrix a preconditioner that asks for one (`Preconditioner.own_operator`:
         `pc: mg`) is built on instead of A, with A's sparsity; None (the default): A itself.
         Helmholtz returns its shifted Laplacian here."""
-        return None
-
-    def field_splits(self) -> dict[str, np.ndarray] | None:
-        """The unknowns of each block of a block system, by name, in the order of the blocks
-        (`pc: fieldsplit` builds on them; families that do not define it cannot take it)."""
         return None
 
     def vector_layout(self) -> dict[str, Any]:
@@ -489,70 +288,3 @@ class Family(abc.ABC):
     def features(self, sample: Sample) -> np.ndarray:
         """What ordering compares: nearby vectors should mean nearby operators."""
         return np.concatenate([self.downsample(v).ravel() for v in sample.inputs.values()])
-
-
-def _why_not(cls: type[Family], entry: Preconditioner) -> str:
-    """Why a preconditioner the operator's properties allow is refused: the family's own
-    declarations (`preconditioners`, `field_splits`)."""
-    if entry.split and not cls.has_field_splits():
-        return ": it needs the blocks of a block system, which this family does not declare"
-    return ""
-
-
-def _check_declarations(cls: type[Family]) -> None:
-    """Reject a family whose declarations contradict themselves, when the class is defined.
-
-    The loader merges a sample's inputs, outputs and parameters into one dict, so a name used
-    twice would silently overwrite one of them; an `auto` solver the family's own operator
-    cannot take would fail every sample. Both are programming errors: TypeError on import.
-    """
-    where = f"family {cls.__name__}"
-    if not isinstance(cls.name, str) or not cls.name:
-        raise TypeError(f"{where}: name must be a non-empty string")
-    if not dataclasses.is_dataclass(getattr(cls, "Problem", None)):
-        raise TypeError(f"{where}: Problem must be the dataclass of its recipe section")
-    for flag in ("symmetric", "positive_definite", "shared_operator"):
-        if not isinstance(getattr(cls, flag), bool):
-            raise TypeError(f"{where}: {flag} must be True or False")
-    if not isinstance(getattr(cls, "inputs", None), dict):
-        raise TypeError(f"{where}: inputs must map each input field to its FieldAxes")
-    if not isinstance(cls.outputs, dict) or not cls.outputs:
-        raise TypeError(f"{where}: outputs must map at least one output field to its FieldAxes")
-    if not isinstance(cls.params, tuple) or not all(isinstance(p, str) for p in cls.params):
-        raise TypeError(f"{where}: params must be a tuple of parameter names")
-    seen: dict[str, str] = {name: "reserved by the loader" for name in RESERVED_NAMES}
-    declared = [("input", k) for k in cls.inputs] + [("output", k) for k in cls.outputs]
-    for kind, name in [*declared, *(("parameter", p) for p in cls.params)]:
-        if not (isinstance(name, str) and name.isidentifier()):
-            raise TypeError(f"{where}: {kind} name {name!r} must be an identifier")
-        if name in seen:
-            raise TypeError(
-                f"{where}: {name!r} is declared as {kind} but is already {seen[name]} "
-                "(the loader merges inputs, outputs and parameters into one item)"
-            )
-        seen[name] = f"an {kind}" if kind[0] in "io" else f"a {kind}"
-    for kind, fields in (("input", cls.inputs), ("output", cls.outputs)):
-        for name, axes in fields.items():
-            if not isinstance(axes, FieldAxes) or not set(axes.dims) <= {2, 3} or not axes.dims:
-                raise TypeError(f"{where}: {kind} {name!r} must be a FieldAxes for dims 2, 3")
-    times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
-    if not isinstance(getattr(cls, "discretisation", None), str):
-        raise TypeError(f"{where}: discretisation must say how the PDE is discretised")
-    if times != (cls.time_stepping is not Family.time_stepping):
-        raise TypeError(
-            f"{where}: a family declares `time_stepping` exactly when a field has a time axis"
-        )
-    if set(cls.auto_solvers) != {2, 3}:
-        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
-    smoother = cls.multigrid_smoother
-    by_dim = smoother if isinstance(smoother, dict) else {2: smoother, 3: smoother}
-    if set(by_dim) != {2, 3} or not all(isinstance(v, str) for v in by_dim.values()):
-        raise TypeError(f"{where}: multigrid_smoother must be one name or a name for dims 2 and 3")
-    choices = [(f"auto_solvers[{d}]", m, pc) for d, (m, pc) in cls.auto_solvers.items()]
-    for label, method, pc in [*choices, ("iterative_pc", None, cls.iterative_pc)]:
-        if method is not None and (method not in METHODS or not cls.supports(METHODS[method])):
-            raise TypeError(f"{where}: {label}: method {method!r} is not usable here")
-        if pc not in PRECONDITIONERS or not cls.supports(PRECONDITIONERS[pc]):
-            raise TypeError(f"{where}: {label}: preconditioner {pc!r} is not usable here")
-        if method is not None and METHODS[method].direct != PRECONDITIONERS[pc].factorisation:
-            raise TypeError(f"{where}: {label}: {method!r} cannot run with pc {pc!r}")
