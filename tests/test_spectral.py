@@ -9,7 +9,14 @@ import math
 import numpy as np
 import pytest
 
-from solvers.spectral import ETDRK4, PeriodicGrid, burgers, integrate, substeps
+from solvers.spectral import (
+    ETDRK4,
+    PeriodicGrid,
+    burgers,
+    integrate,
+    navier_stokes_vorticity,
+    substeps,
+)
 
 NU = 0.05
 
@@ -90,3 +97,56 @@ def test_the_mean_is_conserved_and_the_grid_checks_its_shape():
     with pytest.raises(ValueError, match="even"):
         PeriodicGrid((63,), (1.0,))
     assert grid.dealias.sum() == 22  # |k| < 64 / 3: 0..21 of the 33 real-FFT modes
+
+
+def torus(points: int = 64) -> tuple[PeriodicGrid, np.ndarray, np.ndarray]:
+    grid = PeriodicGrid((points, points), (1.0, 1.0))
+    x, y = np.meshgrid(*grid.coordinates, indexing="ij")
+    return grid, x, y
+
+
+def test_taylor_green_vorticity_decays_exactly():
+    """omega = cos(2 pi x) cos(2 pi y) is an eigenfunction whose advection vanishes: it
+    decays as exp(-8 pi^2 nu t) on the unit torus, to round-off."""
+    grid, x, y = torus()
+    nu, t = 1e-2, 0.5
+    omega0 = np.cos(2 * math.pi * x) * np.cos(2 * math.pi * y)
+    states, _ = integrate(navier_stokes_vorticity(grid, nu), grid.forward(omega0), [0, t], 0.01)
+    expected = omega0 * math.exp(-8 * math.pi**2 * nu * t)
+    assert np.abs(grid.inverse(states[-1]) - expected).max() < 1e-13
+
+
+def test_fno_forcing_alone_relaxes_to_its_exact_steady_state():
+    """FNO's forcing f = 0.1 (sin 2 pi (x + y) + cos 2 pi (x + y)) lies on one Fourier shell
+    and carries no advection: from rest, omega(t) = f (1 - exp(-8 pi^2 nu t)) / (8 pi^2 nu),
+    whose limit is the steady state f / (8 pi^2 nu); the mean stays zero."""
+    grid, x, y = torus()
+    nu = 1e-3
+    f = 0.1 * (np.sin(2 * math.pi * (x + y)) + np.cos(2 * math.pi * (x + y)))
+    steady = f / (8 * math.pi**2 * nu)
+    times = [0.0, 1.0, 10.0, 50.0]
+    states, _ = integrate(navier_stokes_vorticity(grid, nu, f), grid.forward(0 * f), times, 0.05)
+    for t, state in zip(times, states, strict=True):
+        omega = grid.inverse(state)
+        expected = steady * (1 - math.exp(-8 * math.pi**2 * nu * t))
+        assert np.abs(omega - expected).max() < 1e-10 * np.abs(steady).max(), t
+        assert abs(omega.mean()) < 1e-15
+    held, _ = integrate(navier_stokes_vorticity(grid, nu, f), grid.forward(steady), [0, 20], 0.05)
+    assert np.abs(grid.inverse(held[-1]) - steady).max() < 1e-10 * np.abs(steady).max()
+
+
+def test_navier_stokes_is_fourth_order_in_time_on_a_nonlinear_flow():
+    """Two shells that interact (the advection does not vanish): the error against a fine
+    step falls 16-fold per halving."""
+    grid, x, y = torus(32)
+    omega0 = np.cos(2 * math.pi * x) * np.cos(2 * math.pi * y) + np.sin(4 * math.pi * x)
+    start = grid.forward(omega0)
+
+    def at(dt):
+        states, _ = integrate(navier_stokes_vorticity(grid, 1e-3), start, [0, 0.4], dt)
+        return grid.inverse(states[-1])
+
+    reference = at(0.0025)
+    errors = [np.abs(at(dt) - reference).max() for dt in (0.04, 0.02, 0.01)]
+    orders = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
+    assert all(3.6 < p < 4.4 for p in orders), (errors, orders)
