@@ -187,6 +187,23 @@ def burgers(grid: PeriodicGrid, viscosity: float) -> ETDRK4:
     return ETDRK4(viscosity * grid.laplacian, nonlinear)
 
 
+def kuramoto_sivashinsky(grid: PeriodicGrid) -> ETDRK4:
+    """Kuramoto-Sivashinsky u_t + u u_x + u_xx + u_xxxx = 0 on a 1D periodic grid (chaotic on
+    domains longer than about 2 pi sqrt(2)); Kassam and Trefethen's test problem. Linear part
+    k^2 - k^4, stiff in k^4: what exponential integration is for."""
+    if len(grid.shape) != 1:
+        raise ValueError("Kuramoto-Sivashinsky here is one-dimensional")
+    (k,) = grid.wavenumbers
+    mask = grid.dealias
+    k2 = -grid.laplacian
+
+    def nonlinear(u_hat: np.ndarray, t: float) -> np.ndarray:
+        u = grid.inverse(u_hat * mask)
+        return -0.5j * k * grid.forward(u * u) * mask
+
+    return ETDRK4(k2 - k2**2, nonlinear)
+
+
 def navier_stokes_vorticity(
     grid: PeriodicGrid, viscosity: float, forcing: np.ndarray | None = None
 ) -> ETDRK4:
@@ -221,6 +238,7 @@ __all__ = [
     "PeriodicGrid",
     "burgers",
     "integrate",
+    "kuramoto_sivashinsky",
     "navier_stokes_vorticity",
     "substeps",
 ]
