@@ -169,25 +169,22 @@ def stokes_recipe(**changes) -> dict:
     return data
 
 
-def reaction_diffusion_recipe(**problem) -> dict:
+def newton_family_recipe(family: str, n: int, problem: dict) -> dict:
+    """A small recipe of a Newton family: GCRO-DR + ILU over 6 samples in batches of 3."""
     data = small_recipe_dict(
-        family="reaction-diffusion",
+        family=family,
         samples=6,
-        grid={"n": 31},
-        solver={"method": "gcrodr", "pc": "ilu"},
-        output={"shard_size": 3},
-    )
-    data["problem"] = {"steps": 4, **problem}
-    return data
-
-
-def nonlinear_diffusion_recipe(**problem) -> dict:
-    data = small_recipe_dict(
-        family="nonlinear-diffusion",
-        samples=6,
-        grid={"n": 15},
+        grid={"n": n},
         solver={"method": "gcrodr", "pc": "ilu"},
         output={"shard_size": 3},
     )
     data["problem"] = problem
     return data
+
+
+def reaction_diffusion_recipe(**problem) -> dict:
+    return newton_family_recipe("reaction-diffusion", 31, {"steps": 4, **problem})
+
+
+def nonlinear_diffusion_recipe(**problem) -> dict:
+    return newton_family_recipe("nonlinear-diffusion", 15, problem)

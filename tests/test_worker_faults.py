@@ -52,9 +52,14 @@ def temporaries(directory: Path) -> list[Path]:
     return sorted(directory.glob(".*.tmp-*")) if directory.is_dir() else []
 
 
+def shard_temporaries(directory: Path) -> list[Path]:
+    """Shards being written (not the root's plan or index, which are written atomically too)."""
+    return sorted(directory.glob(".shard-*.h5.tmp-*")) if directory.is_dir() else []
+
+
 def writer_pid(directory: Path, running) -> int:
     """The pid of a process writing a shard now (its temporary's name ends in it)."""
-    tmp = wait_for(lambda: temporaries(directory), "a shard being written", running=running)
+    tmp = wait_for(lambda: shard_temporaries(directory), "a shard being written", running=running)
     return int(tmp[0].name.rpartition("-")[2])
 
 
@@ -230,7 +235,7 @@ def test_a_worker_over_its_memory_limit_is_restarted_then_reported_in_one_line(
 def test_the_generate_process_killed_mid_run_then_resumed(slow, workdir):
     proc = start_generate(workdir, "--workers", "2", "--out", "d")
     first_shard(workdir / "d", proc)
-    wait_for(lambda: temporaries(workdir / "d"), "a batch in progress", running=proc)
+    wait_for(lambda: shard_temporaries(workdir / "d"), "a batch in progress", running=proc)
     for child in psutil.Process(proc.pid).children(recursive=True):
         with contextlib.suppress(psutil.NoSuchProcess):
             child.kill()  # the whole run at once, workers included: nothing cleans up
