@@ -171,3 +171,33 @@ def test_kuramoto_sivashinsky_kassam_trefethen_run_is_fourth_order_and_bounded()
     orders = [math.log2(a / b) for a, b in zip(errors, errors[1:], strict=False)]
     assert all(3.5 < p < 4.3 for p in orders), (errors, orders)
     assert np.abs(reference).max() < 3 and abs(reference.mean()) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "shape,alpha,tau,sigma",
+    [((64, 64), 2.5, 7.0, None), ((256,), 2.0, 5.0, 25.0)],
+    ids=["fno-navier-stokes", "fno-burgers"],
+)
+def test_the_periodic_grf_has_fnos_law(shape, alpha, tau, sigma):
+    """Over 400 draws: zero mean (exactly, per draw), and the variances of FNO's sampler
+    (sqrt_eig = sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2), the real part of the inverse
+    FFT): pointwise, the sum over k != 0 of 2 sigma^2 (4 pi^2 |k|^2 + tau^2)^(-alpha); per
+    low mode, that mode's term (an oracle written from the law, not from the sampler)."""
+    from pdegen.discretisation.fields import periodic_gaussian_random_field
+
+    rng = np.random.default_rng(0)
+    draws = np.array(
+        [periodic_gaussian_random_field(rng, shape, alpha, tau, sigma) for _ in range(400)]
+    )
+    dim = len(shape)
+    s = tau ** (alpha - dim / 2) if sigma is None else sigma
+    k = np.meshgrid(*(np.fft.fftfreq(n, 1.0 / n) for n in shape), indexing="ij")
+    law = 2 * s**2 * (4 * math.pi**2 * sum(ki**2 for ki in k) + tau**2) ** (-alpha)
+    law.flat[0] = 0.0
+    assert np.abs(draws.mean(axis=tuple(range(1, dim + 1)))).max() < 1e-12
+    variance = draws.var(axis=0).mean()
+    assert abs(variance / law.sum() - 1) < 0.05, (variance, law.sum())
+    # the lowest modes' variances: E |u_hat(k)|^2 / N^2 = law(k) for a real field's mode
+    modes = np.abs(np.fft.fftn(draws, axes=range(1, dim + 1))) ** 2 / np.prod(shape) ** 2
+    low = (1,) + (0,) * (dim - 1)
+    assert abs(modes[(slice(None), *low)].mean() / law[low] - 1) < 0.2

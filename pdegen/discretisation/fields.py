@@ -124,3 +124,33 @@ def grf_pointwise_std_bound(
         var = sigma**2 * (np.pi**2 * ksq + tau**2) ** (-alpha) * 2.0**nonzero
     var.flat[0] = 0.0
     return float(np.sqrt(var.sum()))
+
+
+def periodic_gaussian_random_field(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    alpha: float,
+    tau: float,
+    sigma: float | None = None,
+) -> np.ndarray:
+    """A mean-zero periodic GRF on the unit torus sampled at `shape` points (j / n per axis),
+    with the law of FNO's `random_fields.GaussianRF`, the sampler FNO's data come from
+    (Navier-Stokes' initial vorticity: alpha = 2.5, tau = 7; Burgers' initial state: alpha =
+    2, tau = 5, sigma = 25). sigma defaults to tau^(alpha - d/2), as FNO's does.
+
+    Each Fourier mode k (integer wavenumbers, angular 2 pi k) gets an independent complex
+    normal coefficient, sqrt(2) sigma (4 pi^2 |k|^2 + tau^2)^(-alpha/2) (a + i b), and the
+    field is the real part of its inverse FFT, as in FNO's code. Note the sqrt(2): a mode's
+    variance, and the pointwise variance summed over the modes, are 2 sigma^2 (4 pi^2 |k|^2 +
+    tau^2)^(-alpha), twice the covariance sigma^2 (-Laplacian + tau^2)^(-alpha) that FNO's
+    paper writes (tested). The constant mode is zero (a mean-zero field, as FNO's).
+    """
+    dim = len(shape)
+    if sigma is None:
+        sigma = tau ** (alpha - dim / 2)
+    k = np.meshgrid(*(np.fft.fftfreq(n, 1.0 / n) for n in shape), indexing="ij")
+    ksq = sum(ki**2 for ki in k)
+    std = np.sqrt(2.0) * sigma * (4.0 * np.pi**2 * ksq + tau**2) ** (-alpha / 2)
+    std.flat[0] = 0.0
+    coefficients = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
+    return np.fft.ifftn(std * coefficients * np.prod(shape)).real
