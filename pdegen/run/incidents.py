@@ -46,6 +46,8 @@ def counts(incidents: list[Incident] | tuple[Incident, ...]) -> str:
         parts.append(f"{lost} worker{'s' * (lost > 1)} lost")
     if retried:
         parts.append(f"{retried} batch attempt{'s' * (retried > 1)} retried")
+    if other := len(incidents) - lost - retried:
+        parts.append(f"{other} other incident{'s' * (other > 1)}")
     return ", ".join(parts)
 
 

@@ -220,7 +220,7 @@ class DaskEngine:
     ) -> tuple[list[BatchDone], list[BatchFailure]]:
         from dask.distributed import as_completed
 
-        self.incidents = []
+        self.incidents, self._lost_workers = [], {}
         if not job.todo:
             return [], []
         client = self._connect()
@@ -262,7 +262,11 @@ class DaskEngine:
                 f"mid-run ({kept} of {len(job.todo)} batches finished and kept); start the "
                 "scheduler again and rerun to finish"
             )
-        self.incidents = self._incidents(client, job, started)
+        try:
+            self.incidents = self._incidents(client, job, started)
+        except Exception as err:  # the record of a run never fails the run itself
+            reason = f"the scheduler's event log could not be read ({one_line(err)})"
+            self.incidents = [Incident("incidents unknown", self.scheduler or "local", reason)]
         return done, [self._failure(job, batch, err) for batch, err in errors]
 
     def _failure(self, job: Job, batch: int, err: Exception) -> BatchFailure:
