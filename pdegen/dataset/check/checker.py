@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pdegen.dataset.check.common import _Shard
+from pdegen.dataset.check.common import ShardFindings
 from pdegen.dataset.check.deep import DeepChecks
 from pdegen.dataset.check.index import IndexChecks
 from pdegen.dataset.check.report import CheckReport
@@ -26,7 +26,7 @@ class Checker(IndexChecks, ShardChecks, DatasetChecks, DeepChecks):
         self.recipe: Recipe | None = None
         self.stored_recipe: dict[str, Any] = {}  # the recipe's JSON as stored (its vintage)
         self.family: Family | None = None
-        self.shards: list[_Shard] = []
+        self.shards: list[ShardFindings] = []
 
     def add(self, kind: str, where: Path | str, what: str) -> None:
         self.report.add(kind, self.root / where if isinstance(where, str) else where, what)

@@ -53,7 +53,7 @@ READ_ERRORS = (OSError, KeyError, ValueError, TypeError, RuntimeError, Attribute
 
 
 @dataclass
-class _Shard:
+class ShardFindings:
     """What the shard pass learnt about one indexed shard, for the later checks."""
 
     entry: dict[str, Any]
@@ -64,29 +64,29 @@ class _Shard:
     fields_ok: bool = False  # every input and output present with its shape: deep may read
 
 
-def _listed(values: Iterable[Any], most: int = 8) -> str:
+def listing(values: Iterable[Any], most: int = 8) -> str:
     values = list(values)
     head = ", ".join(map(str, values[:most]))
     return head + (f", ... ({len(values)} in all)" if len(values) > most else "")
 
 
-def _samples(indices: Iterable[Any]) -> str:
+def samples_phrase(indices: Iterable[Any]) -> str:
     """'sample 5' or 'samples 1, 2, ...': which samples a line is about."""
     indices = list(indices)
-    return f"sample{'s' if len(indices) != 1 else ''} {_listed(indices)}"
+    return f"sample{'s' if len(indices) != 1 else ''} {listing(indices)}"
 
 
-def _is(value: Any, types: tuple[type, ...]) -> bool:
+def is_json_type(value: Any, types: tuple[type, ...]) -> bool:
     return isinstance(value, types) and not isinstance(value, bool)
 
 
-def _same(a: Any, b: Any) -> bool:
+def same_value(a: Any, b: Any) -> bool:
     """JSON-like values equal, floats to 1e-12 relative (the writer's numbers round-trip
     exactly through JSON; the margin only spares a future change of summation order)."""
     if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+        return a.keys() == b.keys() and all(same_value(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+        return len(a) == len(b) and all(same_value(x, y) for x, y in zip(a, b, strict=True))
     if isinstance(a, float | int) and isinstance(b, float | int) and not isinstance(a, bool):
         if math.isnan(a) or math.isnan(b):
             return math.isnan(a) and math.isnan(b)
@@ -94,10 +94,10 @@ def _same(a: Any, b: Any) -> bool:
     return a == b
 
 
-def _attr(f: h5py.File, name: str) -> Any:
+def attribute(f: h5py.File, name: str) -> Any:
     value = f.attrs.get(name)
     return value.item() if isinstance(value, np.generic) else value
 
 
-def _as_float64(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+def as_float64(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.float64) for k, v in arrays.items()}

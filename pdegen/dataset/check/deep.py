@@ -10,7 +10,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pdegen.dataset.check.common import READ_ERRORS, _as_float64, _listed
+from pdegen.dataset.check.common import READ_ERRORS, as_float64, listing
 from pdegen.dataset.check.report import DeepResult
 from pdegen.discretisation.operators import numpy_assembly
 from pdegen.families import Sample
@@ -60,7 +60,7 @@ class DeepChecks:
         for name in family.params:
             if params[name] != fresh.params[name]:
                 self.add("deep", path, f"sample {index}: params/{name} is not the recipe's draw")
-        sample = Sample(index, _as_float64(stored), params)
+        sample = Sample(index, as_float64(stored), params)
         outputs = {
             name: np.asarray(f["outputs"][name][row], dtype=np.float64)
             for name in family.output_names
@@ -91,7 +91,7 @@ class DeepChecks:
         if failed:
             step, residual, bound = max(failed, key=lambda s: s[1] / s[2])
             at = "" if step is None else f", step{'s' * (len(failed) > 1)} "
-            at += _listed([s[0] for s in failed]) if step is not None else ""
+            at += listing([s[0] for s in failed]) if step is not None else ""
             self.add(
                 "deep",
                 path,

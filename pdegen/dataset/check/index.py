@@ -15,8 +15,8 @@ from pdegen.dataset.check.common import (
     READ_ERRORS,
     SHARD_PATTERN,
     TEMPORARY_PATTERN,
-    _is,
-    _Shard,
+    ShardFindings,
+    is_json_type,
 )
 from pdegen.dataset.loader import check_format_version
 from pdegen.dataset.shards import (
@@ -55,12 +55,12 @@ class IndexChecks:
         for key, types in INDEX_KEYS.items():
             if key not in self.index:
                 self.add("index", INDEX_NAME, f"{key}: missing")
-            elif not _is(self.index[key], types):
+            elif not is_json_type(self.index[key], types):
                 self.add("index", INDEX_NAME, f"{key}: {self.index[key]!r} has the wrong type")
-        if not _is(self.index.get("shards"), (list,)):
+        if not is_json_type(self.index.get("shards"), (list,)):
             self.index["shards"] = []
         incidents = self.index.get("incidents", [])  # since runs record what they survived
-        if not (_is(incidents, (list,)) and all(isinstance(i, str) for i in incidents)):
+        if not (is_json_type(incidents, (list,)) and all(isinstance(i, str) for i in incidents)):
             self.add("index", INDEX_NAME, f"incidents: {incidents!r} is not a list of lines")
 
     def _check_directory(self) -> None:
@@ -108,16 +108,16 @@ class IndexChecks:
             else:
                 self.add("foreign", path, "a foreign file: not one pdegen writes (docs/format.md)")
 
-    def _entries(self) -> list[_Shard]:
+    def _entries(self) -> list[ShardFindings]:
         """The index's shard entries that are well formed, each where its batch number says."""
         for position, entry in enumerate(self.index["shards"]):
             ok = (
                 isinstance(entry, dict)
-                and _is(entry.get("batch"), (int,))
+                and is_json_type(entry.get("batch"), (int,))
                 and isinstance(entry.get("file"), str)
                 and isinstance(entry.get("sha256"), str)
                 and isinstance(entry.get("indices"), list)
-                and all(_is(i, (int,)) for i in entry["indices"])
+                and all(is_json_type(i, (int,)) for i in entry["indices"])
             )
             if not ok:
                 self.add("index", INDEX_NAME, f"shards[{position}]: not a shard entry")
@@ -131,7 +131,7 @@ class IndexChecks:
                 )
                 if not SHARD_PATTERN.fullmatch(entry["file"]):
                     continue  # never open a path the index made up
-            self.shards.append(_Shard(entry, self.root / entry["file"]))
+            self.shards.append(ShardFindings(entry, self.root / entry["file"]))
         self.report.shards = len(self.shards)
         return self.shards
 

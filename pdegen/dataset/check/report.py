@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pdegen.dataset.check.common import LINES_PER_KIND, _listed
+from pdegen.dataset.check.common import LINES_PER_KIND, listing
 
 
 @dataclass
@@ -73,7 +73,7 @@ class CheckReport:
             f"{self.path}: ok: {self.samples} samples in {self.shards} shard(s)"
             + (f" (splits: {splits})" if splits else ""),
             f"{len(self.unconverged)} flagged as not converged"
-            + (f" (samples {_listed(self.unconverged)})" if self.unconverged else ""),
+            + (f" (samples {listing(self.unconverged)})" if self.unconverged else ""),
         ]
         if self.deep_requested:
             worst = max(self.deep, key=lambda d: d.residual / d.bound, default=None)

@@ -14,12 +14,12 @@ from pdegen.dataset.check.common import (
     READ_ERRORS,
     STATS_COLUMNS,
     VERSION_KEYS,
-    _as_float64,
-    _attr,
-    _listed,
-    _same,
-    _samples,
-    _Shard,
+    ShardFindings,
+    as_float64,
+    attribute,
+    listing,
+    same_value,
+    samples_phrase,
 )
 from pdegen.dataset.shards import (
     FORMAT_VERSION,
@@ -35,7 +35,7 @@ class ShardChecks:
     """One shard at a time: its checksum, attributes, layout, grid, statistics and values
     (a part of `Checker`)."""
 
-    def _check_shard(self, shard: _Shard) -> None:
+    def _check_shard(self, shard: ShardFindings) -> None:
         path, entry = shard.path, shard.entry
         if not path.is_file():
             self.add("missing", path, f"listed in {INDEX_NAME} but missing")
@@ -66,7 +66,7 @@ class ShardChecks:
             self.add("unreadable", path, f"not a readable HDF5 file (truncated or damaged: {err})")
         except READ_ERRORS as err:
             self.add("unreadable", path, f"cannot be read through ({type(err).__name__}: {err})")
-        if shard.partials is not None and not _same(shard.partials, entry.get("field_stats")):
+        if shard.partials is not None and not same_value(shard.partials, entry.get("field_stats")):
             self.add(
                 "field_stats",
                 path,
@@ -74,9 +74,9 @@ class ShardChecks:
                 "file's (recomputed from its training samples)",
             )
 
-    def _check_shard_file(self, f: h5py.File, shard: _Shard) -> None:
+    def _check_shard_file(self, f: h5py.File, shard: ShardFindings) -> None:
         path, entry = shard.path, shard.entry
-        version = _attr(f, "format_version")
+        version = attribute(f, "format_version")
         if version != FORMAT_VERSION:
             self.add(
                 "schema",
@@ -106,8 +106,8 @@ class ShardChecks:
                 self.add(
                     "indices",
                     path,
-                    f"params/index holds samples [{_listed(shard.indices)}] but {INDEX_NAME} "
-                    f"lists [{_listed(entry['indices'])}]",
+                    f"params/index holds samples [{listing(shard.indices)}] but {INDEX_NAME} "
+                    f"lists [{listing(entry['indices'])}]",
                 )
         if shard.indices is None:
             return
@@ -118,20 +118,20 @@ class ShardChecks:
             whole[g] for g in ("inputs", "outputs", "params")
         )
 
-    def _check_attributes(self, f: h5py.File, shard: _Shard) -> None:
+    def _check_attributes(self, f: h5py.File, shard: ShardFindings) -> None:
         path = shard.path
-        batch = _attr(f, "batch")
+        batch = attribute(f, "batch")
         if batch != shard.entry["batch"]:
             self.add("attrs", path, f"attribute batch is {batch!r}, not {shard.entry['batch']}")
         for name in ("family", "dataset"):
-            if _attr(f, name) != self.index.get(name):
+            if attribute(f, name) != self.index.get(name):
                 self.add(
                     "attrs",
                     path,
-                    f"attribute {name} is {_attr(f, name)!r}, {INDEX_NAME} says "
+                    f"attribute {name} is {attribute(f, name)!r}, {INDEX_NAME} says "
                     f"{self.index.get(name)!r}",
                 )
-        text, stored = _attr(f, "recipe"), _attr(f, "recipe_sha256")
+        text, stored = attribute(f, "recipe"), attribute(f, "recipe_sha256")
         if not isinstance(text, str):
             self.add("attrs", path, "attribute recipe: missing or not text")
         else:
@@ -149,10 +149,10 @@ class ShardChecks:
                 f"{INDEX_NAME}: {str(self.index.get('recipe_sha256'))[:16]}...)",
             )
         for name, table in (("method", METHODS), ("pc", PRECONDITIONERS)):
-            if _attr(f, name) not in table:
-                self.add("attrs", path, f"attribute {name}: {_attr(f, name)!r} is not a {name}")
+            if attribute(f, name) not in table:
+                self.add("attrs", path, f"attribute {name}: {attribute(f, name)!r} is not a {name}")
         try:
-            versions = json.loads(_attr(f, "versions"))
+            versions = json.loads(attribute(f, "versions"))
             bad = [k for k in VERSION_KEYS if not isinstance(versions.get(k), str)]
         except (TypeError, ValueError, AttributeError):
             bad = ["(not a JSON object)"]
@@ -247,7 +247,7 @@ class ShardChecks:
             self.add(
                 "stats",
                 path,
-                f"stats/solves: {_samples(wrong)}: not {solves} solve(s)",
+                f"stats/solves: {samples_phrase(wrong)}: not {solves} solve(s)",
             )
         if "converged" not in stats:
             return None
@@ -260,7 +260,7 @@ class ShardChecks:
                 self.add(
                     "converged",
                     path,
-                    f"{_samples(samples[bad])}: flagged converged, but the stored residual "
+                    f"{samples_phrase(samples[bad])}: flagged converged, but the stored residual "
                     f"exceeds solver.rtol {rtol:g} (worst {np.max(residual[bad]):.2e})",
                 )
         self.report.unconverged += [int(i) for i in samples[~converged]]
@@ -304,7 +304,7 @@ class ShardChecks:
                     nonfinite.setdefault(f"outputs/{name}", []).append(sample_index)
             if readable["inputs"] and readable["params"] and "solution" in f["outputs"]:
                 params = {p: float(f["params"][p][row]) for p in self.family.params}
-                sample = Sample(sample_index, _as_float64(inputs), params)
+                sample = Sample(sample_index, as_float64(inputs), params)
                 expected = np.broadcast_to(
                     self.family.boundary_values(sample), self.family.grid_shape
                 ).astype(storage)
@@ -313,11 +313,11 @@ class ShardChecks:
                 if any(not np.array_equal(u[boundary], expected[boundary]) for u in frames):
                     wrong_boundary.append(sample_index)
         for where, samples in nonfinite.items():
-            self.add("nonfinite", path, f"{where}: NaN or Inf in {_samples(samples)}")
+            self.add("nonfinite", path, f"{where}: NaN or Inf in {samples_phrase(samples)}")
         if wrong_boundary:
             self.add(
                 "boundary",
                 path,
-                f"outputs/solution: {_samples(wrong_boundary)}: the boundary nodes do not "
+                f"outputs/solution: {samples_phrase(wrong_boundary)}: the boundary nodes do not "
                 "hold the Dirichlet values",
             )

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 
-from pdegen.dataset.check.common import SPLIT_KEYS, _is, _listed, _same, _samples
+from pdegen.dataset.check.common import (
+    SPLIT_KEYS,
+    is_json_type,
+    listing,
+    same_value,
+    samples_phrase,
+)
 from pdegen.dataset.shards import (
     INDEX_NAME,
     shard_name,
@@ -58,7 +64,7 @@ class DatasetChecks:
             ("in no shard", absent),
         ):
             if samples:
-                self.add("count", where, f"{what}: {_samples(samples)}")
+                self.add("count", where, f"{what}: {samples_phrase(samples)}")
         self.report.samples = len(seen)
 
     def _check_splits(self) -> None:
@@ -67,11 +73,11 @@ class DatasetChecks:
             self.report.notices.append("no splits (written before output.splits existed)")
             return
         for key, types in SPLIT_KEYS.items():
-            if not _is(self.index.get(key), types):
+            if not is_json_type(self.index.get(key), types):
                 self.add("splits", INDEX_NAME, f"{key}: missing or not a JSON object")
                 return
         fractions = self.recipe.output.splits.fractions()
-        if not _same(self.index["split_fractions"], fractions):
+        if not same_value(self.index["split_fractions"], fractions):
             self.add(
                 "splits",
                 INDEX_NAME,
@@ -80,7 +86,7 @@ class DatasetChecks:
         expected = assign_splits(self.recipe.seed, range(self.recipe.samples), fractions)
         stored = self.index["splits"]
         if set(stored) != set(SPLITS) or not all(
-            isinstance(v, list) and all(_is(i, (int,)) for i in v) for v in stored.values()
+            isinstance(v, list) and all(is_json_type(i, (int,)) for i in v) for v in stored.values()
         ):
             self.add("splits", INDEX_NAME, f"splits: not one list of samples for each of {SPLITS}")
             return
@@ -131,7 +137,7 @@ class DatasetChecks:
                 f"field_stats: fields {sorted(stored)}, the family stores {sorted(names)}",
             )
         for name in names:
-            if name in stored and not _same(stored[name], expected.get(name)):
+            if name in stored and not same_value(stored[name], expected.get(name)):
                 self.add(
                     "field_stats",
                     INDEX_NAME,
@@ -159,8 +165,8 @@ class DatasetChecks:
                 self.add(
                     "plan",
                     path,
-                    f"batch {batch} holds samples [{_listed(planned)}], {INDEX_NAME}'s "
-                    f"{shard_name(batch)}: [{_listed(indexed or [])}]",
+                    f"batch {batch} holds samples [{listing(planned)}], {INDEX_NAME}'s "
+                    f"{shard_name(batch)}: [{listing(indexed or [])}]",
                 )
         for key in ("ordering_seconds", "chain_length"):
             if getattr(plan, key) != self.index.get(key):
