@@ -229,6 +229,24 @@ class ShardDataset:
         of x, since an operator from the fields alone would not see it."""
         return XYView(self, x, y, params)
 
+    def windows(
+        self,
+        inputs: int = 1,
+        outputs: int = 1,
+        offset: int | None = None,
+        starts: str = "all",
+        fields: Sequence[str] | None = None,
+        constants: bool = True,
+    ):
+        """Trajectory windows for training (`pdegen.dataset.windows.TrajectoryWindows`):
+        `inputs` frames -> `outputs` frames, the outputs starting `offset` frames after the
+        inputs (default: right after; negative: counted from the end, -1 ending on the last
+        frame), at every start or only the first. windows() is t -> t + 1; windows(10, 40,
+        starts="first") is FNO's 10 -> 40; windows(offset=-1) the initial state -> the final."""
+        from pdegen.dataset.windows import TrajectoryWindows
+
+        return TrajectoryWindows(self, inputs, outputs, offset, starts, fields, constants)
+
     def _columns(self, group: str) -> dict[str, np.ndarray]:
         """Per-sample columns of `group`, aligned with `ds[i]`: one read per shard and column."""
         if not self._locations:
