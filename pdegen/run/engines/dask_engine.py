@@ -82,10 +82,17 @@ def _the_job(job: Job) -> Job:
     return job
 
 
-def _plain_events(since: float, dask_scheduler=None) -> tuple[dict[str, list], dict[str, int]]:
+def _worker_facts(dask_scheduler=None) -> dict[str, tuple[int | None, int]]:
+    """On the scheduler: every worker's address -> (pid, memory limit in bytes, 0: none)."""
+    return {
+        address: (ws.pid, ws.memory_limit or 0) for address, ws in dask_scheduler.workers.items()
+    }
+
+
+def _plain_events(since: float, dask_scheduler=None) -> tuple[dict[str, list], dict]:
     """On the scheduler: the events since `since` that `DaskEngine._incidents` reads, as
     plain values (some events of the "all" topic hold scheduler objects that cannot be sent),
-    and the memory limit of every worker it has now."""
+    and `_worker_facts` of the workers it has now."""
     wanted = {
         BATCH_EVENTS: ("batch", "run", "worker", "state", "pid", "error"),
         "worker-restart-memory": ("worker", "pid", "rss"),
@@ -102,8 +109,7 @@ def _plain_events(since: float, dask_scheduler=None) -> tuple[dict[str, list], d
             if "processing-tasks" in plain:
                 plain["processing-tasks"] = [str(k) for k in plain["processing-tasks"]]
             out.setdefault(topic, []).append((t, plain))
-    limits = {address: ws.memory_limit for address, ws in dask_scheduler.workers.items()}
-    return out, limits
+    return out, _worker_facts(dask_scheduler)
 
 
 def check_single_threaded(client) -> None:
@@ -127,7 +133,7 @@ class DaskEngine:
         self._starting: concurrent.futures.Future | None = None
         #: what the last `run` survived (`pdegen.run.incidents`)
         self.incidents: list[Incident] = []
-        self._memory_limits: dict[str, int] = {}
+        self._workers: dict[str, tuple[int | None, int]] = {}  # address -> (pid, limit)
         self._lost_workers: dict[int, list[str]] = {}  # batch -> why each worker was lost
         self._deaths = DeathRecorder()  # how a local nanny's worker processes ended
 
@@ -225,10 +231,8 @@ class DaskEngine:
             return [], []
         client = self._connect()
         started = time.time()
-        self._memory_limits = {
-            address: info.get("memory_limit") or 0
-            for address, info in client.scheduler_info()["workers"].items()
-        }
+        # each worker's pid and memory limit now: a worker lost later is named by them
+        self._workers = client.run_on_scheduler(_worker_facts)
         # the job as a task's result, not scattered data: a worker that dies holding the only
         # copy of scattered data loses it for good (every batch then fails as "forgotten"),
         # while a task's result is computed again from its spec, which the scheduler keeps
@@ -293,10 +297,12 @@ class DaskEngine:
         """What the run survived, from the scheduler's event log: workers removed while
         running our batches (with why: Dask's nanny over the memory limit, a signal seen by
         a local nanny, or only that the scheduler lost it), and attempts that raised."""
-        events, limits = client.run_on_scheduler(_plain_events, started)
-        limits = {**self._memory_limits, **limits}
+        events, workers = client.run_on_scheduler(_plain_events, started)
+        workers = {**self._workers, **workers}
+        limits = {address: limit for address, (_, limit) in workers.items()}
         ours = [m for t, m in events.get(BATCH_EVENTS, ()) if m.get("run") == job.run_id]
-        pids = {m["worker"]: m["pid"] for m in ours if m["state"] == "start"}
+        pids = {address: pid for address, (pid, _) in workers.items() if pid is not None}
+        pids.update({m["worker"]: m["pid"] for m in ours if m["state"] == "start"})
         memory = {m["worker"]: m for t, m in events.get("worker-restart-memory", ())}
         incidents = []
         for _, m in events.get("all", ()):
