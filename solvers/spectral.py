@@ -17,8 +17,8 @@ Aliasing: quadratic nonlinearities are dealiased by the 2/3 rule (Orszag): the t
 the wavenumbers of every nonlinear product is zeroed (`PeriodicGrid.dealias`).
 
 Frames land on the recorded times exactly: between two frames the march takes equal steps no
-longer than `dt` (`pdegen`'s `TimeStepping.substeps` rule, restated in `substeps` here so that
-this module imports nothing from pdegen), and the coefficients are computed once per step size.
+longer than `dt` (`solvers.stepping.substeps`, the rule pdegen's `TimeStepping` follows too),
+and the coefficients are computed once per step size.
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.fft
 
+from solvers.stepping import substeps
+
 #: contour points of Kassam and Trefethen's coefficient evaluation (their choice; 32 gives
 #: the coefficients to about machine precision for the step sizes used here)
 CONTOUR_POINTS = 32
-#: how close to a multiple of dt a frame interval must be to be stepped by dt itself
-_ON_GRID = 1e-9
 
 
 @dataclass(frozen=True)
@@ -56,45 +56,43 @@ class PeriodicGrid:
             np.arange(n) * (length / n) for n, length in zip(self.shape, self.lengths, strict=True)
         ]
 
-    @property
-    def wavenumbers(self) -> list[np.ndarray]:
-        """Angular wavenumbers 2 pi k / L per axis, broadcastable over the real-FFT layout
+    def _frequencies(self) -> list[np.ndarray]:
+        """Integer frequencies per axis, each shaped to broadcast over the real-FFT layout
         (the last axis halved by rfftn)."""
-        axes = []
-        for i, (n, length) in enumerate(zip(self.shape, self.lengths, strict=True)):
+        out = []
+        for i, n in enumerate(self.shape):
             last = i == len(self.shape) - 1
             k = scipy.fft.rfftfreq(n, 1.0 / n) if last else scipy.fft.fftfreq(n, 1.0 / n)
-            k = 2.0 * math.pi * k / length
-            if last:
-                k = k.copy()
-                k[-1] = 0.0  # the Nyquist mode has no sign: its derivative is zero
             shape = [1] * len(self.shape)
             shape[i] = k.size
-            axes.append(k.reshape(shape))
+            out.append(k.reshape(shape))
+        return out
+
+    @property
+    def wavenumbers(self) -> list[np.ndarray]:
+        """Angular wavenumbers 2 pi k / L per axis, broadcastable over the real-FFT layout;
+        the last axis's Nyquist mode has no sign, so its derivative is zero."""
+        axes = [
+            2.0 * math.pi * k / L for k, L in zip(self._frequencies(), self.lengths, strict=True)
+        ]
+        axes[-1] = axes[-1].copy()
+        axes[-1][..., -1] = 0.0
         return axes
 
     @property
     def laplacian(self) -> np.ndarray:
         """The symbol of the Laplacian, -|k|^2, on the real-FFT layout (Nyquist modes kept)."""
         total = 0.0
-        for i, (n, length) in enumerate(zip(self.shape, self.lengths, strict=True)):
-            last = i == len(self.shape) - 1
-            k = scipy.fft.rfftfreq(n, 1.0 / n) if last else scipy.fft.fftfreq(n, 1.0 / n)
-            shape = [1] * len(self.shape)
-            shape[i] = k.size
-            total = total + (2.0 * math.pi * k / length).reshape(shape) ** 2
+        for k, length in zip(self._frequencies(), self.lengths, strict=True):
+            total = total + (2.0 * math.pi * k / length) ** 2
         return -total
 
     @property
     def dealias(self) -> np.ndarray:
         """The 2/3-rule mask on the real-FFT layout: True where |k_i| < n_i / 3 on every axis."""
         mask = True
-        for i, n in enumerate(self.shape):
-            last = i == len(self.shape) - 1
-            k = scipy.fft.rfftfreq(n, 1.0 / n) if last else scipy.fft.fftfreq(n, 1.0 / n)
-            shape = [1] * len(self.shape)
-            shape[i] = k.size
-            mask = mask & (np.abs(k) < n / 3.0).reshape(shape)
+        for k, n in zip(self._frequencies(), self.shape, strict=True):
+            mask = mask & (np.abs(k) < n / 3.0)
         return np.asarray(mask)
 
     def forward(self, u: np.ndarray) -> np.ndarray:
@@ -144,17 +142,6 @@ class ETDRK4:
         c = E2 * a + Q * (2.0 * Nb - Nu)
         Nc = N(c, t + h)
         return E * u_hat + Nu * f1 + 2.0 * (Na + Nb) * f2 + Nc * f3
-
-
-def substeps(start: float, end: float, dt: float) -> tuple[int, float]:
-    """(steps, step) from frame time `start` to `end`: dt itself where the interval is a
-    whole number of dt to rounding, else equal steps no longer than dt."""
-    span = end - start
-    whole = round(span / dt)
-    if whole >= 1 and abs(whole * dt - span) <= _ON_GRID * span:
-        return whole, dt
-    count = max(1, math.ceil(span / dt))
-    return count, span / count
 
 
 def integrate(

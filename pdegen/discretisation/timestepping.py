@@ -15,12 +15,13 @@ were built for `dt` is never handed another step.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import numpy as np
+
+from solvers.stepping import substeps
 
 State = TypeVar("State")
 
@@ -31,8 +32,6 @@ SCHEME_NAMES = {
 }
 #: theta of the one-step theta schemes
 THETA = {"backward-euler": 1.0, "crank-nicolson": 0.5}
-#: how close to a multiple of dt a frame interval must be to be stepped by dt itself
-_ON_GRID = 1e-9
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,14 +63,8 @@ class TimeStepping:
         return SCHEME_NAMES.get(self.scheme, self.scheme)
 
     def substeps(self, start: float, end: float) -> tuple[int, float]:
-        """(steps, step) that march from frame time `start` to `end`: `dt` itself where the
-        interval is a whole number of dt to rounding, else equal steps no longer than dt."""
-        span = end - start
-        whole = round(span / self.dt)
-        if whole >= 1 and abs(whole * self.dt - span) <= _ON_GRID * span:
-            return whole, self.dt
-        count = max(1, math.ceil(span / self.dt))
-        return count, span / count
+        """(steps, step) that march from frame time `start` to `end` (`solvers.stepping`)."""
+        return substeps(start, end, self.dt)
 
     @property
     def steps(self) -> int:
