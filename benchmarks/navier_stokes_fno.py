@@ -2,6 +2,12 @@
 fine reference solution at every recorded frame.
 
     cd benchmarks && ../.venv/bin/python navier_stokes_fno.py [--t-final 2] [--frames 4]
+        [--nu 1e-3] [--steps 0.02 0.01 0.005] [--grids 256 128] [--reference-dt 2.5e-4]
+
+FNO's full horizon (T = 50 at nu = 1e-3, a frame per time unit):
+
+    ../.venv/bin/python navier_stokes_fno.py --t-final 50 --frames 50 --steps 0.02 \
+        --grids 128 --reference-dt 1e-3
 
 FNO's data (Li et al., `data_generation/navier_stokes/ns_2d.py`) are made at 256^2 with
 Crank-Nicolson for the viscous term and forward Euler for the advection and the forcing,
@@ -13,7 +19,10 @@ initial vorticity from FNO's law (periodic GRF, alpha 2.5, tau 7) at 256^2, and 
 - FNO's scheme at 256^2, dt = 1e-4;
 - ETDRK4 at 256^2 and at 128^2 (the draw truncated to the modes a 128^2 grid holds), at each
   step in --steps;
-- the reference: ETDRK4 at 256^2 with dt = 2.5e-4.
+- the reference: ETDRK4 at 256^2 with dt = 2.5e-4 (--reference-dt);
+- pdegen's `navier-stokes` family as recipes/navier-stokes.yaml runs it (128^2, its CFL 0.5
+  step rule, every 2nd point stored), from the same draw truncated to 128^2: the time and
+  error a user of the recipe gets.
 
 Errors are measured where FNO's data live: at the 64^2 stored points, max norm, relative to
 the reference's max, at every frame. Writes results/navier_stokes_fno.md.
@@ -93,6 +102,26 @@ def etdrk4(w0: np.ndarray, nu: float, times: list[float], dt: float):
     return [grid.inverse(state) for state in states], steps
 
 
+def recipe_run(w0: np.ndarray, nu: float, times: list[float]):
+    """The `navier-stokes` family with recipes/navier-stokes.yaml's settings, from w0."""
+    from pdegen.families import family_from_recipe
+    from pdegen.recipe import load_recipe
+
+    root = Path(__file__).resolve().parent.parent
+    settings = [
+        f"problem.t_end={times[-1]}",
+        f"problem.frames={len(times) - 1}",
+        f"problem.viscosity.min={nu}",
+        f"problem.viscosity.max={nu}",
+        "problem.stored_points=null",
+    ]
+    family = family_from_recipe(load_recipe(root / "recipes" / "navier-stokes.yaml", settings))
+    frames, results = family.trajectory_from(
+        {"initial": w0, "forcing": forcing(w0.shape[0])}, {"viscosity": nu}
+    )
+    return list(frames), sum(r.iterations for r in results)
+
+
 def stored(w: np.ndarray) -> np.ndarray:
     return w[:: w.shape[0] // STORED, :: w.shape[0] // STORED]
 
@@ -103,12 +132,16 @@ def main() -> int:
     parser.add_argument("--frames", type=int, default=4)
     parser.add_argument("--steps", type=float, nargs="+", default=[0.02, 0.01, 0.005])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--nu", type=float, default=NU)
+    parser.add_argument("--grids", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--reference-dt", type=float, default=2.5e-4)
     args = parser.parse_args()
+    nu = args.nu
     times = list(np.linspace(0.0, args.t_final, args.frames + 1))
     w0 = periodic_gaussian_random_field(np.random.default_rng(args.seed), (256, 256), 2.5, 7.0)
 
     start = time.perf_counter()
-    reference, _ = etdrk4(w0, NU, times, 2.5e-4)
+    reference, _ = etdrk4(w0, nu, times, args.reference_dt)
     reference_seconds = time.perf_counter() - start
     scale = [np.abs(stored(r)).max() for r in reference]
 
@@ -118,20 +151,24 @@ def main() -> int:
 
     rows = []
     start = time.perf_counter()
-    fno, steps = fno_scheme(w0, forcing(256), NU, times, 1e-4)
+    fno, steps = fno_scheme(w0, forcing(256), nu, times, 1e-4)
     fno_seconds = time.perf_counter() - start
     rows.append(("FNO's scheme (CN + forward Euler)", 256, 1e-4, steps, fno_seconds, errors(fno)))
-    for points in (256, 128):
+    for points in args.grids:
         start_w = w0 if points == 256 else truncate(w0, points)
         for dt in args.steps:
             start = time.perf_counter()
-            ours, steps = etdrk4(start_w, NU, times, dt)
+            ours, steps = etdrk4(start_w, nu, times, dt)
             rows.append(("ETDRK4", points, dt, steps, time.perf_counter() - start, errors(ours)))
+    start = time.perf_counter()
+    ours, steps = recipe_run(truncate(w0, 128), nu, times)
+    seconds = time.perf_counter() - start
+    rows.append(("pdegen's recipe (CFL 0.5)", 128, "CFL", steps, seconds, errors(ours)))
 
     lines = [
-        f"nu = {NU}, t in [0, {args.t_final}], {args.frames} frames, errors at the 64^2 stored "
-        f"points relative to the reference's max (reference: ETDRK4 at 256^2, dt 2.5e-4, "
-        f"{reference_seconds:.0f} s)",
+        f"nu = {nu:g}, t in [0, {args.t_final:g}], {args.frames} frames, errors at the 64^2 "
+        f"stored points relative to the reference's max (reference: ETDRK4 at 256^2, dt "
+        f"{args.reference_dt:g}, {reference_seconds:.0f} s)",
         "",
         "| scheme | grid | dt | steps | seconds | time vs FNO's | worst frame error | "
         + " | ".join(f"t = {t:g}" for t in times[1:])
@@ -140,7 +177,8 @@ def main() -> int:
     ]
     for name, points, dt, steps, seconds, errs in rows:
         lines.append(
-            f"| {name} | {points}² | {dt:g} | {steps} | {seconds:.1f} | "
+            f"| {name} | {points}² | {dt if isinstance(dt, str) else format(dt, 'g')} | "
+            f"{steps} | {seconds:.1f} | "
             f"{fno_seconds / seconds:.1f}x | {max(errs):.1e} | "
             + " | ".join(f"{e:.1e}" for e in errs)
             + " |"
@@ -149,7 +187,8 @@ def main() -> int:
     print(text)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)
-    (results / "navier_stokes_fno.md").write_text(text + "\n")
+    name = f"navier_stokes_fno_T{args.t_final:g}_nu{nu:g}.md"
+    (results / name).write_text(text + "\n")
     return 0
 
 

@@ -102,14 +102,20 @@ def _inspect(args: argparse.Namespace) -> None:
                 )
         if len(ds):
             its, res, sec = stats["iterations"], stats["residual"], stats["seconds"]
-            print(f"iterations: mean {its.mean():.1f}, min {its.min()}, max {its.max()}")
+            spectral = "spectral_tail" in stats  # a periodic family: steps, no linear system
+            counted = "internal time steps" if spectral else "iterations"
+            print(f"{counted}: mean {its.mean():.1f}, min {its.min()}, max {its.max()}")
             if "newton_iterations" in stats:  # the Newton families: iterations are linear ones
                 newton = stats["newton_iterations"]
                 print(
                     f"Newton iterations: mean {newton.mean():.1f}, min {newton.min()}, "
                     f"max {newton.max()}"
                 )
-            print(f"true relative residual: max {res.max():.2e}")
+            if spectral:
+                tail = stats["spectral_tail"]
+                print(f"spectral tail: median {np.nanmedian(tail):.2e}, max {np.nanmax(tail):.2e}")
+            else:
+                print(f"true relative residual: max {res.max():.2e}")
             print(f"solve time: {sec.sum():.2f} s in all, {sec.mean() * 1e3:.1f} ms per sample")
         print("versions: " + ", ".join(f"{k} {v}" for k, v in sorted(versions.items())))
 

@@ -52,6 +52,33 @@ class CoefficientSpec(FieldSpec):
 
 
 @dataclasses.dataclass(frozen=True)
+class PeriodicFieldSpec:
+    """A random field on a periodic grid (`pdegen.discretisation.fields`), by `law`:
+
+    - `grf`: FNO's periodic Gaussian random field (its `random_fields.GaussianRF`), mean
+      zero, mode variance 2 sigma^2 (4 pi^2 |k|^2 / L^2 + tau^2)^(-alpha); sigma defaults to
+      tau^(alpha - d/2). FNO's Navier-Stokes: alpha 2.5, tau 7; its Burgers: 2, 5, sigma 25.
+    - `sines` (1D): PDEBench's law, `modes` sine modes of wavenumbers 1 .. `max_wavenumber`,
+      amplitudes U(0, 1), phases U(0, 2 pi); with probability `absolute` the absolute value, a
+      random sign, with probability `window` a tanh window.
+
+    `rescale` maps each draw affinely onto [0, 1] (PDEBench's diffusion-reaction initial
+    states); `scale` multiplies it (after the rescaling).
+    """
+
+    law: Literal["grf", "sines"] = "grf"
+    alpha: float = rule(2.5, gt=0.5)
+    tau: float = rule(7.0, gt=0.0)
+    sigma: float | None = rule(None, gt=0.0)
+    modes: int = rule(2, ge=1, le=64)
+    max_wavenumber: int = rule(4, ge=1)
+    absolute: float = rule(0.1, ge=0.0, le=1.0)
+    window: float = rule(0.1, ge=0.0, le=1.0)
+    rescale: bool = False
+    scale: float = rule(1.0, gt=0.0)
+
+
+@dataclasses.dataclass(frozen=True)
 class RangeSpec:
     """A random scalar on [min, max] from a named distribution (min == max: a constant).
 
@@ -71,10 +98,33 @@ class RangeSpec:
 
 @dataclasses.dataclass(frozen=True)
 class GridSpec:
-    """n interior nodes per axis (n + 2 with the boundary), unit square (dim 2) or cube (3)."""
+    """The grid, in 1, 2 or 3 dimensions: `n` points per axis, on a domain of `length` per
+    axis (one number for every axis, or one per axis).
 
-    n: int = rule(ge=3, le=4096)
-    dim: int = rule(2, ge=2, le=3)
+    What `n` counts depends on the boundary: on a non-periodic axis the unknowns are the n
+    interior nodes (n + 2 nodes with the boundary, the unit interval); on a periodic axis the
+    n points j L / n, j = 0 .. n - 1 (the point at L is the one at 0). `periodic` (one value,
+    or one per axis) is the family's own when omitted: the spectral families are periodic,
+    the others are not; a family refuses what it cannot solve (`Family.check_grid`).
+    """
+
+    n: int = rule(ge=3, le=65536)
+    dim: int = rule(2, ge=1, le=3)
+    periodic: bool | tuple[bool, ...] | None = None
+    length: float | tuple[float, ...] = rule(1.0, gt=0.0)
+
+    def per_axis(self, name: str) -> tuple:
+        """`name`'s value for each of the `dim` axes (a single value applies to all)."""
+        value = getattr(self, name)
+        return tuple(value) if isinstance(value, tuple) else (value,) * self.dim
+
+    @property
+    def periodic_axes(self) -> tuple[bool, ...]:
+        return self.per_axis("periodic")
+
+    @property
+    def lengths(self) -> tuple[float, ...]:
+        return self.per_axis("length")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,11 @@ RECIPES = (
     "stokes",
     "nonlinear-diffusion",
     "reaction-diffusion",
+    "burgers-pdebench",
+    "navier-stokes",
+    "kuramoto-sivashinsky",
+    "advection",
+    "fisher-kpp",
 )
 
 

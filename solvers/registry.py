@@ -37,6 +37,9 @@ class Method:
     #: the preconditioners it can run with, when not every one (MINRES's recurrence needs a
     #: symmetric positive definite preconditioner); None: any
     pcs: frozenset[str] | None = None
+    #: a time integrator of its own that solves no linear system (`solvers.spectral`): it
+    #: runs only for families that have none (`Family.linear_systems`), and those run only it
+    integrator: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,11 @@ METHODS: dict[str, Method] = {
     ),
     "direct": Method("a sparse factorisation (PETSc LU or Cholesky)", direct=True),
     "gcrotmk": Method("scipy's GCROT(m, k), carrying its recycle space", ksp=False, recycles=True),
+    "spectral": Method(
+        "Fourier pseudo-spectral in space, ETDRK4 in time (periodic families)",
+        ksp=False,
+        integrator=True,
+    ),
 }
 
 PRECONDITIONERS: dict[str, Preconditioner] = {

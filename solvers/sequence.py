@@ -219,6 +219,12 @@ class ChainSolver:
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
+        if METHODS[method].integrator:  # solves no linear system: the family runs it
+            usable = {k: v for k, v in METHODS.items() if not v.integrator}
+            raise ValueError(
+                f"method {method!r} integrates the periodic families (solvers.spectral) and "
+                f"solves no linear system (allowed: {', '.join(usable)})"
+            )
         if not METHODS[method].ksp:  # scipy's gcrotmk, with a PETSc preconditioner
             self._runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
         else:

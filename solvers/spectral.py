@@ -56,7 +56,7 @@ class PeriodicGrid:
             np.arange(n) * (length / n) for n, length in zip(self.shape, self.lengths, strict=True)
         ]
 
-    def _frequencies(self) -> list[np.ndarray]:
+    def frequencies(self) -> list[np.ndarray]:
         """Integer frequencies per axis, each shaped to broadcast over the real-FFT layout
         (the last axis halved by rfftn)."""
         out = []
@@ -73,7 +73,7 @@ class PeriodicGrid:
         """Angular wavenumbers 2 pi k / L per axis, broadcastable over the real-FFT layout;
         the last axis's Nyquist mode has no sign, so its derivative is zero."""
         axes = [
-            2.0 * math.pi * k / L for k, L in zip(self._frequencies(), self.lengths, strict=True)
+            2.0 * math.pi * k / L for k, L in zip(self.frequencies(), self.lengths, strict=True)
         ]
         axes[-1] = axes[-1].copy()
         axes[-1][..., -1] = 0.0
@@ -83,7 +83,7 @@ class PeriodicGrid:
     def laplacian(self) -> np.ndarray:
         """The symbol of the Laplacian, -|k|^2, on the real-FFT layout (Nyquist modes kept)."""
         total = 0.0
-        for k, length in zip(self._frequencies(), self.lengths, strict=True):
+        for k, length in zip(self.frequencies(), self.lengths, strict=True):
             total = total + (2.0 * math.pi * k / length) ** 2
         return -total
 
@@ -91,7 +91,7 @@ class PeriodicGrid:
     def dealias(self) -> np.ndarray:
         """The 2/3-rule mask on the real-FFT layout: True where |k_i| < n_i / 3 on every axis."""
         mask = True
-        for k, n in zip(self._frequencies(), self.shape, strict=True):
+        for k, n in zip(self.frequencies(), self.shape, strict=True):
             mask = mask & (np.abs(k) < n / 3.0)
         return np.asarray(mask)
 
@@ -113,22 +113,32 @@ class ETDRK4:
     _coefficients: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     def coefficients(self, h: float) -> tuple[np.ndarray, ...]:
-        """(E, E2, Q, f1, f2, f3) of Kassam and Trefethen's scheme for step h (cached)."""
+        """(E, E2, Q, f1, f2, f3) of Kassam and Trefethen's scheme for step h (cached).
+
+        For a real symbol (diffusion, hyperdiffusion) their half circle and the real part
+        suffice, by symmetry; a complex one (advection, dispersion: -i beta k) needs the
+        whole circle and keeps the complex values (taking real parts there would damp every
+        travelling mode: tested on advection's exact translates)."""
         if h not in self._coefficients:
+            real = not np.iscomplexobj(self.linear)
             L = self.linear.astype(complex)
             E, E2 = np.exp(h * L), np.exp(h * L / 2.0)
-            roots = np.exp(1j * math.pi * (np.arange(1, self.contour_points + 1) - 0.5)
-                           / self.contour_points)  # fmt: skip
+            points = self.contour_points * (1 if real else 2)
+            arc = math.pi if real else 2.0 * math.pi
+            roots = np.exp(1j * arc * (np.arange(1, points + 1) - 0.5) / points)
             LR = h * L[..., None] + roots  # the contour around each h L
-            Q = h * np.real(np.mean((np.exp(LR / 2.0) - 1.0) / LR, axis=-1))
-            f1 = h * np.real(
-                np.mean((-4.0 - LR + np.exp(LR) * (4.0 - 3.0 * LR + LR**2)) / LR**3, axis=-1)
-            )
-            f2 = h * np.real(np.mean((2.0 + LR + np.exp(LR) * (-2.0 + LR)) / LR**3, axis=-1))
-            f3 = h * np.real(
-                np.mean((-4.0 - 3.0 * LR - LR**2 + np.exp(LR) * (4.0 - LR)) / LR**3, axis=-1)
-            )
-            self._coefficients[h] = (E.real, E2.real, Q, f1, f2, f3)
+            part = np.real if real else (lambda z: z)
+
+            def mean(values: np.ndarray) -> np.ndarray:
+                return h * part(np.mean(values, axis=-1))
+
+            Q = mean((np.exp(LR / 2.0) - 1.0) / LR)
+            f1 = mean((-4.0 - LR + np.exp(LR) * (4.0 - 3.0 * LR + LR**2)) / LR**3)
+            f2 = mean((2.0 + LR + np.exp(LR) * (-2.0 + LR)) / LR**3)
+            f3 = mean((-4.0 - 3.0 * LR - LR**2 + np.exp(LR) * (4.0 - LR)) / LR**3)
+            if real:
+                E, E2 = E.real, E2.real
+            self._coefficients[h] = (E, E2, Q, f1, f2, f3)
         return self._coefficients[h]
 
     def step(self, u_hat: np.ndarray, t: float, h: float) -> np.ndarray:
@@ -142,6 +152,22 @@ class ETDRK4:
         c = E2 * a + Q * (2.0 * Nb - Nu)
         Nc = N(c, t + h)
         return E * u_hat + Nu * f1 + 2.0 * (Na + Nb) * f2 + Nc * f3
+
+
+@dataclass
+class SpectralSteps:
+    """What marching one frame interval took, in the fields pdegen's per-sample statistics
+    read from every solve result (`solvers.sequence.SolveResult`): `iterations` the internal
+    steps, `step` their size; `residual` is 0, since no linear system is solved; `tail` the
+    resolution indicator the family fills (`pdegen.families.spectral`)."""
+
+    iterations: int
+    step: float
+    converged: bool
+    reason: str
+    seconds: float
+    residual: float = 0.0
+    tail: float = math.nan
 
 
 def integrate(
@@ -191,21 +217,58 @@ def kuramoto_sivashinsky(grid: PeriodicGrid) -> ETDRK4:
     return ETDRK4(k2 - k2**2, nonlinear)
 
 
+def advection(grid: PeriodicGrid, speed: float) -> ETDRK4:
+    """Linear advection u_t + speed u_x = 0 on a 1D periodic grid: each mode turns by
+    exp(-i speed k t), which the exponential integrates exactly (no nonlinear part)."""
+    if len(grid.shape) != 1:
+        raise ValueError("advection here is one-dimensional")
+    (k,) = grid.wavenumbers  # the Nyquist mode's is 0: it has no direction to travel in
+
+    def nonlinear(u_hat: np.ndarray, t: float) -> np.ndarray:
+        return np.zeros_like(u_hat)
+
+    return ETDRK4(-1j * speed * k, nonlinear)
+
+
+def fisher_kpp(grid: PeriodicGrid, viscosity: float, rate: float) -> ETDRK4:
+    """Fisher-KPP u_t = nu u_xx + rate u (1 - u) on a 1D periodic grid: diffusion exact, the
+    reaction through the stages, its product dealiased by the 2/3 rule."""
+    mask = grid.dealias
+
+    def nonlinear(u_hat: np.ndarray, t: float) -> np.ndarray:
+        u = grid.inverse(u_hat * mask)
+        return rate * (u_hat - grid.forward(u * u) * mask)
+
+    return ETDRK4(viscosity * grid.laplacian, nonlinear)
+
+
+def velocity(grid: PeriodicGrid, w_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 2D velocity (psi_y, -psi_x) of the vorticity w_hat, -Laplacian(psi) = omega."""
+    kx, ky = grid.wavenumbers
+    psi_hat = w_hat * _inverse_minus_laplacian(grid)
+    return grid.inverse(1j * ky * psi_hat), grid.inverse(-1j * kx * psi_hat)
+
+
+def _inverse_minus_laplacian(grid: PeriodicGrid) -> np.ndarray:
+    minus_laplacian = -grid.laplacian
+    return np.divide(1.0, minus_laplacian, out=np.zeros_like(minus_laplacian),
+                     where=minus_laplacian > 0)  # fmt: skip
+
+
 def navier_stokes_vorticity(
-    grid: PeriodicGrid, viscosity: float, forcing: np.ndarray | None = None
+    grid: PeriodicGrid, viscosity: float, forcing: np.ndarray | None = None, drag: float = 0.0
 ) -> ETDRK4:
     """2D incompressible Navier-Stokes in vorticity form on a periodic grid (FNO's):
     omega_t + u . grad(omega) = nu Laplacian(omega) + f, with the velocity u = (psi_y, -psi_x)
     from the stream function, -Laplacian(psi) = omega. The advection term is computed in
     physical space from dealiased fields and dealiased again (2/3 rule); the mean vorticity
-    (the k = 0 mode, which no velocity can carry) is left as it is, zero for FNO's data."""
+    (the k = 0 mode, which no velocity can carry) is left as it is, zero for FNO's data.
+    `drag` adds a linear damping -drag omega (Kolmogorov flow's), in the exact linear part."""
     if len(grid.shape) != 2:
         raise ValueError("the vorticity form here is two-dimensional")
     kx, ky = grid.wavenumbers
     mask = grid.dealias
-    minus_laplacian = -grid.laplacian
-    inverse_laplacian = np.divide(1.0, minus_laplacian, out=np.zeros_like(minus_laplacian),
-                                  where=minus_laplacian > 0)  # fmt: skip
+    inverse_laplacian = _inverse_minus_laplacian(grid)
     forcing_hat = None if forcing is None else grid.forward(forcing) * mask
 
     def nonlinear(w_hat: np.ndarray, t: float) -> np.ndarray:
@@ -216,16 +279,20 @@ def navier_stokes_vorticity(
         advection = -grid.forward(u * wx + v * wy) * mask
         return advection if forcing_hat is None else advection + forcing_hat
 
-    return ETDRK4(viscosity * grid.laplacian, nonlinear)
+    return ETDRK4(viscosity * grid.laplacian - drag, nonlinear)
 
 
 __all__ = [
     "CONTOUR_POINTS",
     "ETDRK4",
     "PeriodicGrid",
+    "SpectralSteps",
+    "advection",
+    "fisher_kpp",
     "burgers",
     "integrate",
     "kuramoto_sivashinsky",
     "navier_stokes_vorticity",
+    "velocity",
     "substeps",
 ]

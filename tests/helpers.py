@@ -12,7 +12,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from pdegen.families import Darcy
+from pdegen.families import FAMILIES, Darcy
 from pdegen.specs import CoefficientSpec
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,12 +134,26 @@ PROBLEMS = {
     # dt > epsilon^2: the first Jacobian is indefinite, as declared (not positive definite)
     "reaction-diffusion": ({"n": 31}, {"dt": 0.004, "steps": 2}),
     "stokes": ({"n": 15}, {}),
+    # the periodic families (spectral): a few frames on small grids
+    "burgers": ({"n": 32, "dim": 1}, {"t_end": 0.2, "frames": 2}),
+    "navier-stokes": ({"n": 16, "dim": 2}, {"t_end": 0.2, "frames": 2}),
+    "kuramoto-sivashinsky": (
+        {"n": 32, "dim": 1, "length": 22.0},
+        {"warmup": 1.0, "t_end": 1.0, "frames": 2},
+    ),
+    "advection": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
+    "fisher-kpp": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
 }
 
 
 def family_recipe(family: str, **solver):
+    """A small recipe of `family`: GMRES where it solves linear systems, else its own
+    integrator (`auto`)."""
     grid, problem = PROBLEMS[family]
-    data = small_recipe_dict(family=family, grid=grid, solver={"method": "gmres", **solver})
+    own = (
+        {"method": "gmres"} if FAMILIES[family].linear_systems else {"method": "auto", "pc": "auto"}
+    )
+    data = small_recipe_dict(family=family, grid=grid, solver={**own, **solver})
     data["problem"] = problem
     return data
 

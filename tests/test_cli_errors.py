@@ -28,7 +28,7 @@ CASES = {
         {"solver": {"pc": "magic"}},
         "solver.pc: 'magic' is not allowed (allowed: auto, none, jacobi",
     ),
-    "unknown family": ({"family": "navier-stokes"}, "family: 'navier-stokes' is not allowed"),
+    "unknown family": ({"family": "euler"}, "family: 'euler' is not allowed"),
     "bad tolerance": ({"solver": {"rtol": 2.0}}, "solver.rtol: 2.0 is out of range"),
     "missing field": ({"samples": DELETE}, "samples: missing (expected an integer)"),
     "bad coefficient kind": (

@@ -75,6 +75,22 @@ RECIPES = {
         "problem": {"wavenumber": {"min": 6.0, "max": 12.0}},
     },
     "poisson": {"family": "poisson", "samples": 8, "seed": 5, "grid": {"n": 9}},
+    "burgers": {
+        "family": "burgers",
+        "samples": 8,
+        "seed": 6,
+        "grid": {"n": 64, "dim": 1},
+        "problem": {"initial": {"law": "sines"}, "t_end": 0.2, "frames": 4},
+        "solver": {"method": "auto", "pc": "auto"},
+    },
+    "navier-stokes": {
+        "family": "navier-stokes",
+        "samples": 8,
+        "seed": 7,
+        "grid": {"n": 32, "dim": 2},
+        "problem": {"t_end": 1.0, "frames": 3, "stored_points": 16},
+        "solver": {"method": "auto", "pc": "auto"},
+    },
 }
 
 
@@ -303,9 +319,9 @@ def test_the_mapping_per_family():
     solution's first frame, the problem's float fields as simulation parameters;
     docs/format.md says the same."""
     got = {}
-    for dim in (2, 3):
-        for name, cls in FAMILIES.items():
-            family = cls(5, dim, cls.Problem())
+    for name, cls in FAMILIES.items():
+        for dim in cls.grid_dims:
+            family = cls(6, dim, cls.Problem())
             plan = well_fields(family)
             got[name, dim] = {(p.group, p.name, p.sources, p.time_varying) for p in plan}
     solution = ("t0_fields", "solution", ("solution",), True)
@@ -339,6 +355,11 @@ def test_the_mapping_per_family():
         "nonlinear-diffusion": ["beta"],
         "reaction-diffusion": ["epsilon", "rate", "dt"],
         "stokes": [],
+        "burgers": ["t_end", "cfl"],
+        "navier-stokes": ["t_end", "cfl", "amplitude", "drag"],
+        "kuramoto-sivashinsky": ["t_end", "cfl", "warmup"],
+        "advection": ["t_end", "cfl"],
+        "fisher-kpp": ["t_end", "cfl"],
     }
     for name, cls in FAMILIES.items():
         recipe = {"problem": dataclasses.asdict(cls.Problem())}
@@ -356,24 +377,32 @@ def test_boundary_masks_mark_exactly_the_boundary_nodes(name, sources, exports):
     with open_dataset(sources[name], split="train") as ds:
         first = ds[0]
         family = ds.attrs()["family"]
+    periodic = FAMILIES[family].periodic
+    kind = "periodic" if periodic else "wall"
     with h5py.File(split_file(exports[name], "train")) as f:
         space = list(f["dimensions"].attrs["spatial_dims"])
         bcs = f["boundary_conditions"]
-        assert set(bcs) == {f"{axis}_wall" for axis in space}
+        assert set(bcs) == {f"{axis}_{kind}" for axis in space}
         on_boundary = np.zeros([f["dimensions"][a].size for a in space], dtype=bool)
         for i, axis in enumerate(space):
-            bc = bcs[f"{axis}_wall"]
-            assert bc.attrs["bc_type"] == "WALL"
+            bc = bcs[f"{axis}_{kind}"]
+            assert bc.attrs["bc_type"] == kind.upper()
             assert list(bc.attrs["associated_dims"]) == [axis]
-            assert list(bc.attrs["associated_fields"]) == ["solution"]
+            outputs = [n for n in FAMILIES[family].outputs]
+            assert list(bc.attrs["associated_fields"]) == outputs
             assert not bc.attrs["sample_varying"] and not bc.attrs["time_varying"]
             mask = bc["mask"][()]
             assert mask.dtype == bool
             coords = f["dimensions"][axis][()]
+            if periodic:  # the two ends that meet: the first point and the last
+                assert mask.tolist() == [True] + [False] * (coords.size - 2) + [True]
+                continue
             assert np.array_equal(mask, (coords == 0.0) | (coords == 1.0))  # the end nodes
             shape = [1] * len(space)
             shape[i] = mask.size
             on_boundary |= mask.reshape(shape)
+        if periodic:
+            return
         # the nodes the masks mark are where pdegen's Dirichlet values u = g hold
         if family == "poisson":  # g non-zero somewhere: the check below is not vacuous
             g = first["boundary"].astype(np.float32)

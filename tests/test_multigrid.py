@@ -24,7 +24,7 @@ from solvers.multigrid import GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.helpers import small_recipe_dict
 
-ITERATIVE = [m for m, e in METHODS.items() if not e.direct]
+ITERATIVE = [m for m, e in METHODS.items() if not e.direct and not e.integrator]  # linear solvers
 THRESHOLD = CoefficientSpec(kind="threshold", alpha=2.0, tau=3.0, high=12.0, low=3.0)
 
 

@@ -70,6 +70,7 @@ class Leaf:
     kind: str  # int, float, bool, str, choice, mapping
     optional: bool
     required: bool
+    per_axis: bool = False  # also takes a list, one value per axis (grid.periodic, length)
 
 
 def schema(cls: Any, path: tuple[str, ...], family: str) -> list[Leaf]:
@@ -79,9 +80,10 @@ def schema(cls: Any, path: tuple[str, ...], family: str) -> list[Leaf]:
         tp = hints[f.name]
         if cls is Recipe and f.name == "problem":
             tp = FAMILIES[family].Problem
-        optional = False
+        optional = per_axis = False
         if typing.get_origin(tp) in (typing.Union, types.UnionType):
             optional = type(None) in typing.get_args(tp)
+            per_axis = any(typing.get_origin(a) is tuple for a in typing.get_args(tp))
             tp = next(a for a in typing.get_args(tp) if a is not type(None))
         required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         here = (*path, f.name)
@@ -91,9 +93,8 @@ def schema(cls: Any, path: tuple[str, ...], family: str) -> list[Leaf]:
         elif typing.get_origin(tp) is Literal or "choices" in f.metadata:
             leaves.append(Leaf(here, "choice", optional, required))
         else:
-            leaves.append(
-                Leaf(here, {int: "int", float: "float"}.get(tp, tp.__name__), optional, required)
-            )
+            kind = {int: "int", float: "float"}.get(tp, tp.__name__)
+            leaves.append(Leaf(here, kind, optional, required, per_axis))
     return leaves
 
 
@@ -297,6 +298,10 @@ def field_changes(base: dict, family: str, rng: random.Random) -> list[Change]:
         }[leaf.kind]
         if leaf.kind in ("int", "float"):
             values = [*values, ("null", None, not leaf.optional)]
+        if leaf.kind == "bool" and leaf.optional:  # null: the family's own (grid.periodic)
+            values = [v for v in values if v[1] is not None]
+        if leaf.per_axis:  # a list may be a valid value per axis: refused or not, both fine
+            values = [(lb, v, must and not isinstance(v, list)) for lb, v, must in values]
         if len(values) > PER_FIELD:  # a seeded share: other recipes try the others
             values = rng.sample(values, PER_FIELD)
         for label, value, must in values:
@@ -322,12 +327,14 @@ def field_changes(base: dict, family: str, rng: random.Random) -> list[Change]:
 def resource_mutations(base: dict, family: str) -> list[tuple[str, dict, tuple[str, ...], bool]]:
     """Valid by type and range, but far beyond any machine: refused by the memory estimate
     (or PETSc's integer range), naming the field."""
+    dims = FAMILIES[family].grid_dims
+    huge = [  # a grid past any memory in the family's largest dimension (1D: none is)
+        (f"grid.n {n} in {d}D", _set(_set(base, ("grid", "n"), n), ("grid", "dim"), d), ("grid.n",))
+        for d, n in ((3, 4096), (2, 65536))
+        if d == max(dims)
+    ]
     out = [
-        (
-            "grid.n 4096 in 3D",
-            _set(_set(base, ("grid", "n"), 4096), ("grid", "dim"), 3),
-            ("grid.n",),
-        ),
+        *huge,
         ("samples 10**12", _set(base, ("samples",), 10**12), ("samples", "output.shard_size")),
         ("samples 10**100", _set(base, ("samples",), 10**100), ("samples", "output.shard_size")),
         (  # a shard is written sample by sample: only each sample's statistics are held
@@ -356,7 +363,9 @@ def resource_mutations(base: dict, family: str) -> list[tuple[str, dict, tuple[s
             ("solver.restart",),
         ),
     ]
-    fields = [leaf for leaf in schema(Recipe, (), family) if leaf.path[-1] == "modes"]
+    # a random field's modes (the periodic families' `modes` count sine modes, at most 64)
+    modal = FAMILIES[family].linear_systems
+    fields = [leaf for leaf in schema(Recipe, (), family) if leaf.path[-1] == "modes" and modal]
     for leaf in fields[:2]:
         out.append(
             (f"{'.'.join(leaf.path)} 10**6", _set(base, leaf.path, 10**6), (".".join(leaf.path),))

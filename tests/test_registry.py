@@ -30,8 +30,12 @@ def allowed(message: str) -> set[str]:
 )
 def test_the_recipe_accepts_exactly_auto_and_the_registered_names(field, table):
     # darcy is symmetric positive definite: every registered name applies to it, but a block
-    # preconditioner, which needs the blocks of a block system (Stokes declares them)
-    for name in ("auto", *(n for n, e in table.items() if not getattr(e, "split", False))):
+    # preconditioner (Stokes declares them) or an integrator (the periodic families' own)
+    usable = (
+        n for n, e in table.items()
+        if not getattr(e, "split", False) and not getattr(e, "integrator", False)
+    )  # fmt: skip
+    for name in ("auto", *usable):
         solver = {field: name}
         if field == "method" and name != "auto" and METHODS[name].direct:
             solver["pc"] = "auto"  # the small recipe's jacobi is not a factorisation
@@ -50,6 +54,10 @@ def test_the_harness_accepts_exactly_the_registered_names():
     b = np.ones(4)
     for method, entry in METHODS.items():
         pc = "lu" if entry.direct else "jacobi"
+        if entry.integrator:  # `spectral`: the periodic families' own, no linear system
+            with pytest.raises(ValueError, match="solves no linear system"):
+                ChainSolver(method, pc)
+            continue
         result = ChainSolver(method, pc).solve(A, b)
         assert result.converged and np.allclose(result.x, 0.5), method
     with pytest.raises(ValueError) as err:

@@ -18,7 +18,7 @@ from tests.helpers import darcy_chain, drifting_chain
 
 # Parametrisations come from the registry, so that a new method or preconditioner is tested
 # by adding its entry (as scipy's iterative-solver tests run from one list of solvers).
-ITERATIVE = [m for m, e in METHODS.items() if not e.direct]
+ITERATIVE = [m for m, e in METHODS.items() if not e.direct and not e.integrator]  # linear solvers
 GENERAL = [m for m in ITERATIVE if not METHODS[m].requires]  # need no symmetry or definiteness
 RECYCLING_KSPS = [m for m, e in METHODS.items() if e.recycles and e.ksp]
 # the block preconditioner needs a block system's blocks: tests/test_stokes.py runs it
@@ -54,7 +54,10 @@ def assert_matches_direct(systems, results, rtol):
         assert res.residual <= rtol and res.seconds > 0
 
 
-@pytest.mark.parametrize("method", list(METHODS))
+LINEAR = [m for m, e in METHODS.items() if not e.integrator]  # `spectral` solves no system
+
+
+@pytest.mark.parametrize("method", LINEAR)
 @pytest.mark.parametrize("pc", ["none", "jacobi", "ilu"])
 def test_every_method_agrees_with_a_direct_solve_on_spd_systems(method, pc):
     systems = darcy_chain()

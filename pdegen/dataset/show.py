@@ -91,10 +91,11 @@ def _field_order(ds: ShardDataset) -> list[str]:
 
 @dataclass
 class _Panel:
-    """One image: a 2D array indexed [a, b] over the axes named `axes`, and its title."""
+    """One image: a 2D array indexed [a, b] over the axes named `axes`, and its title; or,
+    with one axis, a 1D field drawn as a curve."""
 
     array: np.ndarray
-    axes: tuple[str, str]
+    axes: tuple[str, ...]
     title: str
 
 
@@ -113,8 +114,15 @@ def _field_panels(
 ) -> list[_Panel]:
     """The panels one field of one sample becomes, which share one colour scale: a 2D field
     itself; a 3D field its mid-planes x, y, z = 0.5; a trajectory FRAMES evenly spaced frames
-    (of the z mid-plane in 3D)."""
+    (of the z mid-plane in 3D); a 1D field its curve, and a 1D trajectory one space-time
+    image (x across, t up)."""
     value = np.asarray(value)
+    if TIME_AXIS in axes and len(axes) == 2:
+        space = next(a for a in axes if a != TIME_AXIS)
+        frames = np.moveaxis(value, axes.index(TIME_AXIS), -1)  # [x, t]
+        return [_Panel(frames, (space, TIME_AXIS), f"{name}({space}, t)")]
+    if len(axes) == 1:
+        return [_Panel(value, axes, name)]
     if TIME_AXIS in axes:
         t_at = axes.index(TIME_AXIS)
         space = tuple(a for a in axes if a != TIME_AXIS)
@@ -164,7 +172,16 @@ def _colour_scale(arrays: list[np.ndarray]) -> tuple[str, float, float]:
 def _draw(ax: Axes, panel: _Panel, coords: dict[str, np.ndarray], cmap, vmin, vmax):
     """imshow of a[i, j] = u(a_i, b_j) with the first axis horizontal: the array is
     transposed (imshow puts rows vertically) and drawn with origin="lower", each pixel centred
-    on its node, so the extent reaches half a spacing past the boundary nodes."""
+    on its node, so the extent reaches half a spacing past the boundary nodes. A 1D panel
+    is a curve over its coordinate (returns None: no colour bar)."""
+    if len(panel.axes) == 1:
+        (a,) = panel.axes
+        ca = _coordinate(coords, a, panel.array.shape[0])
+        ax.plot(ca, np.asarray(panel.array, dtype=float), linewidth=1.0)
+        ax.set_xlabel(a, labelpad=1)
+        ax.set_title(panel.title)
+        ax.tick_params(length=2, pad=1)
+        return None
     a, b = panel.axes
     ca = _coordinate(coords, a, panel.array.shape[0])
     cb = _coordinate(coords, b, panel.array.shape[1])
@@ -180,7 +197,7 @@ def _draw(ax: Axes, panel: _Panel, coords: dict[str, np.ndarray], cmap, vmin, vm
         cmap=cmap,
         vmin=vmin,
         vmax=vmax,
-        aspect="equal",
+        aspect="auto" if TIME_AXIS in panel.axes else "equal",  # space-time: fill the panel
     )
     ax.set_xlabel(a, labelpad=1)
     ax.set_ylabel(b, labelpad=5, rotation=0, va="center")  # upright: a rotated "y" reads ">"
@@ -243,7 +260,8 @@ def samples_figure(ds: ShardDataset, positions: list[int]) -> Figure:
                 here = list(panel_axes[used : used + len(group)])
                 for ax, panel in zip(here, group, strict=True):
                     image = _draw(ax, panel, coords, cmap, vmin, vmax)
-                sub.colorbar(image, ax=here, shrink=0.8, pad=0.02, aspect=25)
+                if image is not None:  # a curve needs none
+                    sub.colorbar(image, ax=here, shrink=0.8, pad=0.02, aspect=25)
                 used += len(group)
             for ax in panel_axes[used:]:  # a shorter row (never, in one dataset): blank
                 ax.set_axis_off()

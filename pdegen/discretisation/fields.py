@@ -132,6 +132,7 @@ def periodic_gaussian_random_field(
     alpha: float,
     tau: float,
     sigma: float | None = None,
+    lengths: tuple[float, ...] | None = None,
 ) -> np.ndarray:
     """A mean-zero periodic GRF on the unit torus sampled at `shape` points (j / n per axis),
     with the law of FNO's `random_fields.GaussianRF`, the sampler FNO's data come from
@@ -143,14 +144,57 @@ def periodic_gaussian_random_field(
     field is the real part of its inverse FFT, as in FNO's code. Note the sqrt(2): a mode's
     variance, and the pointwise variance summed over the modes, are 2 sigma^2 (4 pi^2 |k|^2 +
     tau^2)^(-alpha), twice the covariance sigma^2 (-Laplacian + tau^2)^(-alpha) that FNO's
-    paper writes (tested). The constant mode is zero (a mean-zero field, as FNO's).
+    paper writes (tested). The constant mode is zero (a mean-zero field, as FNO's). On a
+    torus of `lengths` other than 1 the wavenumbers are 2 pi k / L (the same law in the
+    domain's own units: the covariance of (-Laplacian + tau^2)^(-alpha) there).
     """
     dim = len(shape)
     if sigma is None:
         sigma = tau ** (alpha - dim / 2)
-    k = np.meshgrid(*(np.fft.fftfreq(n, 1.0 / n) for n in shape), indexing="ij")
+    lengths = lengths or (1.0,) * dim
+    k = np.meshgrid(
+        *(np.fft.fftfreq(n, 1.0 / n) / L for n, L in zip(shape, lengths, strict=True)),
+        indexing="ij",
+    )
     ksq = sum(ki**2 for ki in k)
     std = np.sqrt(2.0) * sigma * (4.0 * np.pi**2 * ksq + tau**2) ** (-alpha / 2)
     std.flat[0] = 0.0
     coefficients = rng.standard_normal(shape) + 1j * rng.standard_normal(shape)
     return np.fft.ifftn(std * coefficients * np.prod(shape)).real
+
+
+def sine_modes_field(
+    rng: np.random.Generator,
+    x: np.ndarray,
+    length: float,
+    modes: int = 2,
+    max_wavenumber: int = 4,
+    absolute: float = 0.1,
+    window: float = 0.1,
+    window_width: float = 0.01,
+) -> np.ndarray:
+    """PDEBench's 1D initial law on the periodic interval (0, L) at the points `x`: the sum
+    of `modes` sine modes A sin(2 pi k x / L + phi), each with its wavenumber k uniform on
+    1 .. max_wavenumber, amplitude A uniform on (0, 1) and phase phi uniform on (0, 2 pi);
+    then with probability `absolute` its absolute value, a random sign (+-1, even odds), and
+    with probability `window` a tanh window 0.5 (tanh((x - a) / w) - tanh((x - b) / w)) with
+    a uniform on (0.1, 0.45) L, b on (0.55, 0.9) L and w = `window_width` L.
+
+    The draws are made in a fixed order whatever the outcome (every uniform is drawn), so a
+    sample's generator state never depends on its branches."""
+    wavenumbers = rng.integers(1, max_wavenumber + 1, size=modes)
+    amplitudes = rng.uniform(0.0, 1.0, size=modes)
+    phases = rng.uniform(0.0, 2.0 * np.pi, size=modes)
+    take_absolute, flip, windowed = rng.uniform(size=3)
+    left, right = rng.uniform(0.1, 0.45), rng.uniform(0.55, 0.9)
+    u = np.zeros_like(x, dtype=float)
+    for k, a, phi in zip(wavenumbers, amplitudes, phases, strict=True):
+        u += a * np.sin(2.0 * np.pi * k * x / length + phi)
+    if take_absolute < absolute:
+        u = np.abs(u)
+    if flip < 0.5:
+        u = -u
+    if windowed < window:
+        w = window_width * length
+        u *= 0.5 * (np.tanh((x - left * length) / w) - np.tanh((x - right * length) / w))
+    return u

@@ -29,6 +29,10 @@ State = TypeVar("State")
 SCHEME_NAMES = {
     "backward-euler": "backward Euler (theta = 1, first order, L-stable)",
     "crank-nicolson": "Crank-Nicolson (theta = 1/2, second order, A-stable)",
+    "etdrk4": (
+        "ETDRK4 (Cox and Matthews' exponential Runge-Kutta, fourth order, the linear part "
+        "exact; Kassam and Trefethen's contour coefficients)"
+    ),
 }
 #: theta of the one-step theta schemes
 THETA = {"backward-euler": 1.0, "crank-nicolson": 0.5}

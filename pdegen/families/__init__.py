@@ -1,11 +1,16 @@
 """PDE families: each knows its grid, samples its inputs and assembles its linear systems."""
 
+from pdegen.families.advection import Advection
 from pdegen.families.base import Family, FieldAxes, Sample
+from pdegen.families.burgers import Burgers
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.elasticity import Elasticity
+from pdegen.families.fisher_kpp import FisherKPP
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
+from pdegen.families.kuramoto_sivashinsky import KuramotoSivashinsky
+from pdegen.families.navier_stokes import NavierStokes
 from pdegen.families.nonlinear_diffusion import NonlinearDiffusion
 from pdegen.families.poisson import Poisson
 from pdegen.families.reaction_diffusion import ReactionDiffusion
@@ -16,6 +21,10 @@ FAMILIES: dict[str, type[Family]] = {
 }
 # The Newton families (solvers/newton.py)
 FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
+# The periodic families, integrated spectrally (solvers/spectral.py)
+FAMILIES.update(
+    {f.name: f for f in (Burgers, NavierStokes, KuramotoSivashinsky, Advection, FisherKPP)}
+)
 
 
 def family_from_recipe(recipe) -> Family:
@@ -25,6 +34,11 @@ def family_from_recipe(recipe) -> Family:
 
 __all__ = [
     "FAMILIES",
+    "Advection",
+    "Burgers",
+    "FisherKPP",
+    "KuramotoSivashinsky",
+    "NavierStokes",
     "ConvectionDiffusion",
     "Darcy",
     "Elasticity",

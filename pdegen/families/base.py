@@ -13,6 +13,7 @@ them, and the loader and `pdegen inspect` read those labels back.
 from __future__ import annotations
 
 import abc
+import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
@@ -20,6 +21,7 @@ import scipy.sparse as sp
 
 from pdegen.discretisation.fields import gaussian_random_field
 from pdegen.discretisation.timestepping import TimeStepping
+from pdegen.errors import RecipeError
 from pdegen.families.declarations import (
     SPACE_AXES,
     TIME_AXIS,
@@ -29,9 +31,17 @@ from pdegen.families.declarations import (
 )
 from pdegen.families.residuals import StepResidual, linear_residual
 from pdegen.families.solver_choice import SolverChoice
-from pdegen.specs import CoefficientSpec, FieldSpec
+from pdegen.messages import show
+from pdegen.specs import CoefficientSpec, FieldSpec, GridSpec
 
 FEATURE_POINTS = 32  # ordering compares fields on at most this many nodes per axis
+
+
+def describe_frames(times: np.ndarray) -> str:
+    """'N frames at t = 0, 0.1, ..., 2' for the card."""
+    if len(times) > 2:
+        return f"{len(times)} frames at t = {times[0]:g}, {times[1]:g}, ..., {times[-1]:g}"
+    return f"{len(times)} frames at t = {', '.join(f'{t:g}' for t in times)}"
 
 
 class Family(SolverChoice, abc.ABC):
@@ -52,6 +62,13 @@ class Family(SolverChoice, abc.ABC):
     #: extra per-sample /stats columns, name -> numpy dtype, that `sample_stats` fills from
     #: a sample's solve results (the Newton families: Newton iterations; docs/format.md)
     stats_columns: ClassVar[dict[str, str]] = {}
+    #: the grid dimensions the family is defined in (`grid.dim`)
+    grid_dims: ClassVar[tuple[int, ...]] = (2, 3)
+    #: its axes are periodic (the spectral families); otherwise each is the unit interval
+    #: with boundary nodes
+    periodic: ClassVar[bool] = False
+    #: its domain may have any length per axis (`grid.length`); otherwise the unit one
+    any_length: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -66,6 +83,37 @@ class Family(SolverChoice, abc.ABC):
     @classmethod
     def from_recipe(cls, recipe) -> Family:
         return cls(recipe.grid.n, recipe.grid.dim, recipe.problem)
+
+    @classmethod
+    def check_grid(cls, grid: GridSpec) -> GridSpec:
+        """The recipe's grid checked against what the family solves on, its `periodic`
+        resolved (omitted: the family's own); RecipeError naming the field otherwise."""
+        if grid.dim not in cls.grid_dims:
+            allowed = ", ".join(map(str, cls.grid_dims))
+            raise RecipeError(
+                f"grid.dim: {grid.dim} is not allowed for {cls.name} (allowed: {allowed})"
+            )
+        for name in ("periodic", "length"):
+            value = getattr(grid, name)
+            if isinstance(value, tuple) and len(value) != grid.dim:
+                raise RecipeError(
+                    f"grid.{name}: {len(value)} values for a {grid.dim}D grid (give one value "
+                    "for every axis, or one per axis)"
+                )
+        if grid.periodic is None:
+            grid = dataclasses.replace(grid, periodic=cls.periodic)
+        if any(p != cls.periodic for p in grid.periodic_axes):
+            kind = "periodic on every axis" if cls.periodic else "bounded by boundary nodes"
+            raise RecipeError(
+                f"grid.periodic: {show(grid.periodic)} is not allowed: {cls.name} is {kind} "
+                f"(allowed: {str(cls.periodic).lower()}, or leave it out)"
+            )
+        if not cls.any_length and any(length != 1.0 for length in grid.lengths):
+            raise RecipeError(
+                f"grid.length: {show(grid.length)} is not allowed: {cls.name} is defined on the "
+                "unit interval, square or cube (allowed: 1)"
+            )
+        return grid
 
     @classmethod
     def check(cls, recipe) -> None:
@@ -96,6 +144,12 @@ class Family(SolverChoice, abc.ABC):
         axes = {a for names in self.field_axes().values() for a in names}
         times = {TIME_AXIS: self.times} if TIME_AXIS in axes else {}
         return {**times, **{name: self.x for name in SPACE_AXES[: self.dim]}}
+
+    @property
+    def solves_per_sample(self) -> int:
+        """The solve results one sample records (`/stats/solves`, which `check` verifies):
+        one per frame interval of a trajectory, else one."""
+        return len(self.times) - 1 if self.time_stepping is not None else 1
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -204,6 +258,19 @@ class Family(SolverChoice, abc.ABC):
         stores interpolations of its staggered unknowns)."""
         return self.interior(outputs["solution"]).ravel()
 
+    def grid_words(self) -> str:
+        """The grid in a few words, for the card's first line."""
+        return f"{'×'.join(map(str, self.grid_shape))} node grid"
+
+    def describe_domain(self) -> str:
+        """The card's domain sentence."""
+        shape = {1: "interval", 2: "square", 3: "cube"}[self.dim]
+        return (
+            f"Domain: the unit {shape}, {self.n + 2} nodes per axis including the boundary "
+            f"(spacing h = 1/{self.n + 1}), fields stored at every node with their boundary "
+            "values."
+        )
+
     def describe_discretisation(self) -> str:
         """The card's discretisation paragraph: the family's `discretisation`, and for a
         trajectory its time stepping (scheme, step, frames), read from `time_stepping`."""
@@ -211,12 +278,7 @@ class Family(SolverChoice, abc.ABC):
         stepping = self.time_stepping
         if stepping is None:
             return text
-        times = stepping.frame_times
-        frames = (
-            f"{len(times)} frames at t = {times[0]:g}, {times[1]:g}, ..., {times[-1]:g}"
-            if len(times) > 2
-            else f"{len(times)} frames at t = {', '.join(f'{t:g}' for t in times)}"
-        )
+        frames = describe_frames(stepping.frame_times)
         first = (
             f", frame 0 the initial state `{stepping.initial_input}`"
             if stepping.initial_frame and stepping.initial_input
@@ -240,6 +302,13 @@ class Family(SolverChoice, abc.ABC):
             return None
         A, b = self.system(sample)
         return [(None, *linear_residual(A, u, b, float(np.linalg.norm(b)), rtol, eps))]
+
+    def why_no_residuals(self) -> str:
+        """What `check --deep` says where `stored_residuals` is None."""
+        return (
+            f"{self.name} stores fields interpolated from its unknowns, so only its inputs "
+            "were re-checked"
+        )
 
     def residual_tolerance(self, rtol: float) -> str:
         """The tolerance `stored_residuals`' bounds stem from, as `check` names it."""

@@ -31,7 +31,7 @@ class FieldAxes:
     """
 
     time: bool = False
-    dims: tuple[int, ...] = (2, 3)
+    dims: tuple[int, ...] = (2, 3)  # the grid dimensions it exists in (`Family.grid_dims`)
 
     def names(self, dim: int) -> tuple[str, ...]:
         """Axis names in array order: ("t",) when the field is a trajectory, then x, y (, z)."""
@@ -86,8 +86,10 @@ def check_declarations(cls: Any, base: Any) -> None:
         seen[name] = f"an {kind}" if kind[0] in "io" else f"a {kind}"
     for kind, fields in (("input", cls.inputs), ("output", cls.outputs)):
         for name, axes in fields.items():
-            if not isinstance(axes, FieldAxes) or not set(axes.dims) <= {2, 3} or not axes.dims:
-                raise TypeError(f"{where}: {kind} {name!r} must be a FieldAxes for dims 2, 3")
+            if not isinstance(axes, FieldAxes) or not set(axes.dims) <= set(cls.grid_dims):
+                raise TypeError(
+                    f"{where}: {kind} {name!r} must be a FieldAxes for dims {cls.grid_dims}"
+                )
     times = any(a.time for a in (*cls.inputs.values(), *cls.outputs.values()))
     if not isinstance(getattr(cls, "discretisation", None), str):
         raise TypeError(f"{where}: discretisation must say how the PDE is discretised")
@@ -95,8 +97,10 @@ def check_declarations(cls: Any, base: Any) -> None:
         raise TypeError(
             f"{where}: a family declares `time_stepping` exactly when a field has a time axis"
         )
-    if set(cls.auto_solvers) != {2, 3}:
-        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for dims 2 and 3")
+    if not cls.grid_dims or not set(cls.grid_dims) <= {1, 2, 3}:
+        raise TypeError(f"{where}: grid_dims must be some of 1, 2, 3")
+    if set(cls.auto_solvers) != set(cls.grid_dims):
+        raise TypeError(f"{where}: auto_solvers must name a (method, pc) for each of grid_dims")
     smoother = cls.multigrid_smoother
     by_dim = smoother if isinstance(smoother, dict) else {2: smoother, 3: smoother}
     if set(by_dim) != {2, 3} or not all(isinstance(v, str) for v in by_dim.values()):

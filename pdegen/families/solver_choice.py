@@ -53,6 +53,9 @@ class SolverChoice:
     #: the preconditioners its operator can take when fewer than its properties allow (a
     #: saddle point's zero block rules out point-wise and node-grid ones); None: all of them
     preconditioners: ClassVar[frozenset[str] | None] = None
+    #: whether a sample is solved through linear systems (every family but the periodic
+    #: ones, which integrate in Fourier space and run only an `integrator` method)
+    linear_systems: ClassVar[bool] = True
 
     @classmethod
     def operator_properties(cls) -> frozenset[str]:
@@ -63,6 +66,8 @@ class SolverChoice:
     @classmethod
     def supports(cls, entry: Method | Preconditioner) -> bool:
         """Whether a registered method or preconditioner can take this family's operator."""
+        if isinstance(entry, Method) and entry.integrator == cls.linear_systems:
+            return False
         if isinstance(entry, Preconditioner):
             names = [k for k, e in PRECONDITIONERS.items() if e is entry]
             if cls.preconditioners is not None and not set(names) & cls.preconditioners:
@@ -141,7 +146,7 @@ class SolverChoice:
             if name == "auto" or cls.supports(table[name]):
                 continue
             allowed = ["auto", *(n for n, e in table.items() if cls.supports(e))]
-            if table[name].requires <= cls.operator_properties():  # the family's own limit
+            if table[name].requires <= cls.operator_properties() or not cls.linear_systems:
                 raise RecipeError(
                     f"solver.{where}: {name!r} does not apply to {cls.name}'s operator"
                     f"{_why_not(cls, table[name])} (allowed: {', '.join(allowed)})"
@@ -192,9 +197,13 @@ class SolverChoice:
         return MGSettings(smoother=smoother)
 
 
-def _why_not(cls: type[SolverChoice], entry: Preconditioner) -> str:
-    """Why a preconditioner the operator's properties allow is refused: the family's own
-    declarations (`preconditioners`, `field_splits`)."""
+def _why_not(cls: type[SolverChoice], entry: Method | Preconditioner) -> str:
+    """Why a method or preconditioner the operator's properties allow is refused: the
+    family's own declarations (`linear_systems`, `preconditioners`, `field_splits`)."""
+    if not cls.linear_systems:
+        return ": it is integrated spectrally, with no linear system to solve or precondition"
+    if isinstance(entry, Method):
+        return ": it integrates the periodic families, and this one solves linear systems"
     if entry.split and not cls.has_field_splits():
         return ": it needs the blocks of a block system, which this family does not declare"
     return ""

@@ -222,14 +222,15 @@ def estimate(recipe) -> Estimate:
     """The peak memory of one process running `recipe` (see the module docstring)."""
     family = family_from_recipe(recipe)
     n, d = recipe.grid.n, recipe.grid.dim
-    N, G = family.unknowns, (n + 2) ** d  # n^d for a scalar family
+    N, G = family.unknowns, math.prod(family.grid_shape)  # n^d for a scalar family
     nnz = family.matrix_entries  # (2d + 1) N for the stencil families
     grid = f"{n} in {d}D"
     frames = math.prod(len(c) for axis, c in family.coordinates.items() if axis not in "xyz")
     per_node, feat_slope, feat_const = _sample_structure(type(family), d)
     inputs = per_node * G * 8
-    step = max(1, math.ceil((n + 2) / FEATURE_POINTS))
-    features = feat_slope * math.ceil((n + 2) / step) ** d + feat_const
+    side = family.grid_shape[0]
+    step = max(1, math.ceil(side / FEATURE_POINTS))
+    features = feat_slope * math.ceil(side / step) ** d + feat_const
 
     modes_field, modes = "grid.n", n + 2
     for where, spec in field_specs(recipe.problem, "problem"):
@@ -313,11 +314,13 @@ def _sample_structure(family_cls: type, dim: int) -> tuple[float, float, float]:
     Features are linear in the (downsampled) node count: slope * points + constant."""
     lengths = []
     per_node = 0.0
-    for n in (3, 5):
+    points = []
+    for n in (4, 6):  # even: the periodic families' FFTs need it
         family = family_cls(n, dim, family_cls.Problem())
         with np.errstate(all="ignore"):
             sample = family.sample(0, 0)
             lengths.append(len(family.features(sample)))
-        per_node = sum(v.size for v in sample.inputs.values()) / (n + 2) ** dim
-    slope = (lengths[1] - lengths[0]) / (7**dim - 5**dim)
-    return per_node, slope, lengths[0] - slope * 5**dim
+        points.append(math.prod(family.grid_shape))
+        per_node = sum(v.size for v in sample.inputs.values()) / points[-1]
+    slope = (lengths[1] - lengths[0]) / (points[1] - points[0])
+    return per_node, slope, lengths[0] - slope * points[0]

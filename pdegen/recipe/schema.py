@@ -98,7 +98,15 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
         options = [a for a in typing.get_args(tp) if a is not type(None)]
         if value is None and type(None) in typing.get_args(tp):
             return None
+        sequences = [a for a in options if typing.get_origin(a) is tuple]
+        if isinstance(value, list | tuple) and sequences:  # one value per axis
+            return _convert(value, sequences[0], where)
         return _convert(value, options[0], where)
+    if origin is tuple:  # tuple[X, ...]: a YAML list of X
+        if not isinstance(value, list | tuple) or not value:
+            raise RecipeError(f"{where}: expected a non-empty list, got {show(value)}")
+        (item, _) = typing.get_args(tp)
+        return tuple(_convert(v, item, f"{where}[{i}]") for i, v in enumerate(value))
     if origin is Literal:
         allowed = typing.get_args(tp)
         if value not in allowed:
@@ -139,6 +147,10 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
 
 def _check_rules(value: Any, rules: dict[str, Any], where: str) -> None:
     if value is None:
+        return
+    if isinstance(value, tuple):  # one value per axis: each obeys the field's rules
+        for i, item in enumerate(value):
+            _check_rules(item, rules, f"{where}[{i}]")
         return
     if "choices" in rules and value not in rules["choices"]:
         raise RecipeError(
@@ -202,6 +214,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         if not isinstance(problem, dict):
             raise RecipeError(f"problem: expected a mapping, got {show(problem)}")
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
+        recipe = dataclasses.replace(recipe, grid=family.check_grid(recipe.grid))
         check_limits(recipe)  # what the per-field rules cannot say: sizes and overflow
         check_memory(recipe)  # and whether it fits this machine
         family.check(recipe)

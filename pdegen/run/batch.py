@@ -163,13 +163,9 @@ def solve_rows(
         return _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family)
 
 
-def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) -> ShardContent:
-    without_hugepage_advice()
-    keep_freed_memory()
-    family = family or family_from_recipe(recipe)
-    method, pc = family.resolve_for(recipe.solver.method, recipe.solver.pc)
-    s = recipe.solver
-    chain = ChainSolver(
+def _chain(family: Family, s, method: str, pc: str) -> ChainSolver:
+    """The chain solver a batch hands each sample (a family with linear systems)."""
+    return ChainSolver(
         method,
         pc=pc,
         rtol=s.rtol,
@@ -181,7 +177,16 @@ def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) 
         multigrid=family.multigrid_settings(),
         **family.vector_layout(),
     )
-    pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
+
+
+def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) -> ShardContent:
+    without_hugepage_advice()
+    keep_freed_memory()
+    family = family or family_from_recipe(recipe)
+    method, pc = family.resolve_for(recipe.solver.method, recipe.solver.pc)
+    chain = None if METHODS[method].integrator else _chain(family, recipe.solver, method, pc)
+    if chain is not None:
+        pc = chain.pc  # what runs: `mg` becomes `gamg` on a grid that coarsens too little
     sample_params, outcomes, extras = [], [], []
     for position, index in enumerate(indices):
         sample = family.sample(recipe.seed, index)

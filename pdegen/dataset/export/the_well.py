@@ -18,7 +18,8 @@ mapping is what it is (docs/format.md, "Export to The Well", says it per field):
 - The heat `initial` state is frame 0 of its `solution` (checked, bit for bit, sample by
   sample): written once, as that frame, so that no window is handed a copy of frame 0.
 - pdegen's Dirichlet boundary (u = g on every boundary node) is The Well's `WALL`, the one
-  type that is neither periodic nor open; one mask per axis marks its two end nodes.
+  type that is neither periodic nor open; one mask per axis marks its two end nodes. The
+  periodic families' axes are `PERIODIC` (the same masks: the two ends that meet).
 - Every file is float32, as the specification says (models built for The Well expect it).
 
 Files are written into a hidden sibling of the target directory, renamed into place at the
@@ -58,6 +59,8 @@ EXPORT_VERSION = 1
 GRID_TYPE = "cartesian"
 #: The Well's name for a boundary that holds given values (pdegen's Dirichlet boundary)
 BC_TYPE = "WALL"
+#: a periodic family's axes: The Well's `PERIODIC`, its masks marking the same two end points
+PERIODIC_BC_TYPE = "PERIODIC"
 STATS_KEYS = ("mean", "std", "rms", "mean_delta", "std_delta", "rms_delta")
 _STRINGS = h5py.string_dtype()
 
@@ -260,6 +263,7 @@ class _Job:
         self.times = coordinates.get(TIME_AXIS, np.zeros(1))
         self.steady = TIME_AXIS not in coordinates
         family = dataset_family(ds)
+        self.bc_type = PERIODIC_BC_TYPE if family.periodic else BC_TYPE
         self.fields = well_fields(family)
         self.repeated = repeated_inputs(family)
         self.constants = simulation_parameters(self.family, self.recipe)
@@ -308,8 +312,8 @@ class _Job:
 
             bcs = f.create_group("boundary_conditions")
             for axis in self.space:
-                bc = bcs.create_group(f"{axis}_{BC_TYPE.lower()}")
-                bc.attrs["bc_type"] = BC_TYPE
+                bc = bcs.create_group(f"{axis}_{self.bc_type.lower()}")
+                bc.attrs["bc_type"] = self.bc_type
                 bc.attrs["associated_dims"] = _string_list([axis])
                 bc.attrs["associated_fields"] = _string_list(self.ds.output_fields)
                 _flagged(bc, False, False)
