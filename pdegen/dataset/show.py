@@ -203,9 +203,9 @@ def _draw(ax: Axes, panel: _Panel, coords: dict[str, np.ndarray], cmap, vmin, vm
     ax.set_ylabel(b, labelpad=5, rotation=0, va="center")  # upright: a rotated "y" reads ">"
     ax.set_title(panel.title)
     ticks = [float(ca[0]), float((ca[0] + ca[-1]) / 2), float(ca[-1])]
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_xticks(ticks, [f"{t:.3g}" for t in ticks])
     ticks = [float(cb[0]), float((cb[0] + cb[-1]) / 2), float(cb[-1])]
-    ax.set_yticks(ticks, [f"{t:g}" for t in ticks])
+    ax.set_yticks(ticks, [f"{t:.3g}" for t in ticks])
     ax.tick_params(length=2, pad=1)
     return image
 
