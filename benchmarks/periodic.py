@@ -33,7 +33,10 @@ from pdegen.families import FAMILIES, family_from_recipe
 from pdegen.recipe import load_recipe
 
 ROOT = Path(__file__).resolve().parent.parent
-SHORTER = {"navier-stokes": ["problem.t_end=10", "problem.frames=10"]}
+SHORTER = {
+    "navier-stokes": ["problem.t_end=10", "problem.frames=10"],
+    "navier-stokes-nu1e-4": ["problem.t_end=2", "problem.frames=2"],
+}
 
 
 def periodic_recipes() -> list[Path]:

@@ -143,6 +143,7 @@ PROBLEMS = {
     ),
     "advection": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
     "fisher-kpp": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
+    "fitzhugh-nagumo": ({"n": 16, "length": 2.0}, {"t_end": 0.1, "frames": 2, "dt": 0.01}),
 }
 
 

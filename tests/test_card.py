@@ -124,7 +124,10 @@ def test_every_recipes_card_names_its_own_scheme_and_no_other(tmp_path, path):
     from pdegen.families import FAMILIES, family_from_recipe
     from pdegen.recipe import load_recipe
 
-    shorter = {"navier-stokes": ["problem.t_end=4", "problem.frames=4"]}  # 25 s a sample
+    shorter = {  # as shipped: 25 s and more a sample
+        "navier-stokes": ["problem.t_end=4", "problem.frames=4"],
+        "navier-stokes-nu1e-4": ["problem.t_end=1", "problem.frames=2"],
+    }
     recipe = load_recipe(path, shorter.get(path.stem), samples=2)
     generate(recipe, out=tmp_path / "ds", progress=False, engine="serial")
     text = (tmp_path / "ds" / "README.md").read_text()

@@ -101,6 +101,21 @@ ENGINE_CASES = [
         id="navier-stokes-spectral",
     ),
     pytest.param(
+        {
+            **small_recipe_dict(
+                family="fitzhugh-nagumo",
+                samples=6,
+                grid={"n": 16, "length": 2.0},
+                solver={"method": "gcrodr", "pc": "ilu"},
+                output={"shard_size": 2},
+            ),
+            "problem": {"t_end": 0.2, "frames": 4, "dt": 0.01},
+        },
+        2,
+        ("outputs/u", "outputs/v", "inputs/initial_v"),
+        id="fitzhugh-nagumo-gcrodr-across-steps",
+    ),
+    pytest.param(
         newton_recipe(nonlinear_diffusion_recipe()),
         2,
         ("stats/newton_iterations",),

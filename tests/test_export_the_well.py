@@ -360,6 +360,7 @@ def test_the_mapping_per_family():
         "kuramoto-sivashinsky": ["t_end", "cfl", "warmup"],
         "advection": ["t_end", "cfl"],
         "fisher-kpp": ["t_end", "cfl"],
+        "fitzhugh-nagumo": ["du", "dv", "k", "t_end", "dt", "scale"],
     }
     for name, cls in FAMILIES.items():
         recipe = {"problem": dataclasses.asdict(cls.Problem())}

@@ -12,7 +12,10 @@ from pdegen.run.generate import generate
 
 RECIPES = sorted((Path(__file__).parent.parent / "recipes").glob("*.yaml"))
 #: recipes run shorter in time here (as shipped: 25 s per sample, FNO's 50 time units)
-SHORTER = {"navier-stokes": ["problem.t_end=4", "problem.frames=4"]}
+SHORTER = {
+    "navier-stokes": ["problem.t_end=4", "problem.frames=4"],
+    "navier-stokes-nu1e-4": ["problem.t_end=1", "problem.frames=2"],
+}
 
 
 def test_every_family_has_a_recipe():

@@ -29,6 +29,10 @@ State = TypeVar("State")
 SCHEME_NAMES = {
     "backward-euler": "backward Euler (theta = 1, first order, L-stable)",
     "crank-nicolson": "Crank-Nicolson (theta = 1/2, second order, A-stable)",
+    "cnab2": (
+        "CNAB2 (Crank-Nicolson for the diffusion, second-order Adams-Bashforth for the "
+        "reaction, forward Euler at the first step; second order)"
+    ),
     "etdrk4": (
         "ETDRK4 (Cox and Matthews' exponential Runge-Kutta, fourth order, the linear part "
         "exact; Kassam and Trefethen's contour coefficients)"

@@ -7,6 +7,7 @@ from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.elasticity import Elasticity
 from pdegen.families.fisher_kpp import FisherKPP
+from pdegen.families.fitzhugh_nagumo import FitzHughNagumo
 from pdegen.families.heat import Heat
 from pdegen.families.helmholtz import Helmholtz
 from pdegen.families.kuramoto_sivashinsky import KuramotoSivashinsky
@@ -21,6 +22,8 @@ FAMILIES: dict[str, type[Family]] = {
 }
 # The Newton families (solvers/newton.py)
 FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
+# PDEBench's 2D diffusion-reaction, cell-centred with no-flux walls
+FAMILIES[FitzHughNagumo.name] = FitzHughNagumo
 # The periodic families, integrated spectrally (solvers/spectral.py)
 FAMILIES.update(
     {f.name: f for f in (Burgers, NavierStokes, KuramotoSivashinsky, Advection, FisherKPP)}
@@ -37,6 +40,7 @@ __all__ = [
     "Advection",
     "Burgers",
     "FisherKPP",
+    "FitzHughNagumo",
     "KuramotoSivashinsky",
     "NavierStokes",
     "ConvectionDiffusion",
