@@ -33,6 +33,7 @@ RECIPES = (
     "kuramoto-sivashinsky",
     "advection",
     "fisher-kpp",
+    "fitzhugh-nagumo",
 )
 
 
