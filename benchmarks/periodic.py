@@ -107,7 +107,7 @@ def recipe_table(samples: int) -> list[str]:
         fine, *_ = solve(fine_family, samples)
         one = interval_error(family, fine_family, drawn(family, samples), ours)
         grid = "x".join([str(recipe.grid.n)] * recipe.grid.dim)
-        note = " (t to 10)" if path.stem in SHORTER else ""
+        note = f" (t to {recipe.problem.t_end:g})" if path.stem in SHORTER else ""
         lines.append(
             f"| {path.stem}{note} | {grid} | {seconds:.3f} | {np.mean(steps):.0f} | "
             f"{np.median(tails):.1e} | {worst_error(ours, fine):.1e} | "

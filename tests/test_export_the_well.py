@@ -6,8 +6,10 @@ The Well is a consumer, not a dependency, so its published specification
 expectations (the_well/data/datasets.py, normalization.py, scripts/compute_statistics.py) are
 checked on real exports of real generated datasets: steady 2D Darcy (with unconverged
 samples), a heat trajectory, 3D convection-diffusion (a vector field), Helmholtz (a per-sample
-scalar) and Poisson (non-zero Dirichlet values). With PDEGEN_THE_WELL_PYTHON naming a Python
-that has the_well installed, the real WellDataset loads every export as well.
+scalar), Poisson (non-zero Dirichlet values), and the periodic 1D Burgers and 2D Navier-Stokes
+trajectories (`PERIODIC` boundaries, windows with n_steps_input >= 1). With
+PDEGEN_THE_WELL_PYTHON naming a Python that has the_well installed, the real WellDataset
+loads every export as well.
 """
 
 from __future__ import annotations
@@ -649,8 +651,11 @@ WELL_PYTHON = os.environ.get("PDEGEN_THE_WELL_PYTHON")
 def test_the_wells_own_reader_loads_every_export(exports):
     """the_well.data.WellDataset on every split of every export, with the documented options,
     against the files (tests/well_reader.py; runs in the interpreter that has the_well)."""
-    windows = [f"{exports[name]}:{1 if name == 'heat' else 0}:1" for name in sorted(exports)] + [
-        f"{exports['heat']}:1:4"
+    timed = {"heat", "burgers", "navier-stokes"}  # trajectories: n_steps_input >= 1
+    windows = [f"{exports[name]}:{int(name in timed)}:1" for name in sorted(exports)] + [
+        f"{exports['heat']}:1:4",
+        f"{exports['burgers']}:2:2",
+        f"{exports['navier-stokes']}:2:1",
     ]
     result = subprocess.run(
         [WELL_PYTHON, str(ROOT / "tests" / "well_reader.py"), *windows],

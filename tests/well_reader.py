@@ -29,6 +29,27 @@ def constant_channels(f: h5py.File, traj: int) -> np.ndarray | None:
     return np.concatenate(parts, -1) if parts else None
 
 
+#: the_well.data.datasets.BoundaryCondition
+BC_CODES = {"WALL": 0, "OPEN": 1, "PERIODIC": 2}
+
+
+def trajectory_name(f: h5py.File) -> str:
+    """The time-varying t0 field (pdegen exports one: `solution`, or `vorticity`)."""
+    group = f["t0_fields"]
+    return next(n for n in group.attrs["field_names"] if group[n].attrs["time_varying"])
+
+
+def boundary_codes(f: h5py.File) -> list[list[int]]:
+    """[low, high] per spatial axis, from the file's boundary groups (pdegen writes one per
+    axis, its mask marking both ends)."""
+    axes = list(f["dimensions"].attrs["spatial_dims"])
+    codes = [[None, None] for _ in axes]
+    for group in f["boundary_conditions"].values():
+        axis = axes.index(group.attrs["associated_dims"][0])
+        codes[axis] = [BC_CODES[group.attrs["bc_type"]]] * 2
+    return codes
+
+
 def check(path: str, n_in: int, n_out: int) -> None:
     for split in ("train", "valid", "test"):
         ds = WellDataset(path=path, well_split_name=split, n_steps_input=n_in, n_steps_output=n_out)
@@ -38,7 +59,7 @@ def check(path: str, n_in: int, n_out: int) -> None:
             for k in range(len(ds)):
                 sample = ds[k]
                 traj, t = divmod(k, windows)
-                frames = f["t0_fields/solution"][traj, t : t + n_in + n_out]
+                frames = f["t0_fields"][trajectory_name(f)][traj, t : t + n_in + n_out]
                 if n_in:
                     assert np.array_equal(sample["input_fields"][..., 0].numpy(), frames[:n_in])
                 else:
@@ -59,8 +80,7 @@ def check(path: str, n_in: int, n_out: int) -> None:
                     assert np.array_equal(
                         sample["constant_scalars"].numpy(), np.concatenate(scalars)
                     )
-                walls = [[0, 0]] * int(f.attrs["n_spatial_dims"])  # BoundaryCondition.WALL == 0
-                assert sample["boundary_conditions"].tolist() == walls
+                assert sample["boundary_conditions"].tolist() == boundary_codes(f)
             if len(ds):
                 batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
                 shapes = {key: tuple(value.shape) for key, value in batch.items()}
