@@ -34,6 +34,7 @@ RECIPES = (
     "advection",
     "fisher-kpp",
     "fitzhugh-nagumo",
+    "diffusion-sorption",
 )
 
 

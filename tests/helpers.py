@@ -144,6 +144,7 @@ PROBLEMS = {
     "advection": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
     "fisher-kpp": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
     "fitzhugh-nagumo": ({"n": 16, "length": 2.0}, {"t_end": 0.1, "frames": 2, "dt": 0.01}),
+    "diffusion-sorption": ({"n": 32, "dim": 1}, {"t_end": 10.0, "frames": 2, "dt": 1.0}),
 }
 
 

@@ -116,6 +116,21 @@ ENGINE_CASES = [
         id="fitzhugh-nagumo-gcrodr-across-steps",
     ),
     pytest.param(
+        {
+            **small_recipe_dict(
+                family="diffusion-sorption",
+                samples=6,
+                grid={"n": 64, "dim": 1},
+                solver={"method": "gcrodr", "pc": "ilu"},
+                output={"shard_size": 2},
+            ),
+            "problem": {"t_end": 20.0, "frames": 4, "dt": 1.0},
+        },
+        2,
+        ("outputs/solution", "stats/newton_iterations"),
+        id="diffusion-sorption-gcrodr-newton",
+    ),
+    pytest.param(
         newton_recipe(nonlinear_diffusion_recipe()),
         2,
         ("stats/newton_iterations",),

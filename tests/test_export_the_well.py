@@ -363,6 +363,16 @@ def test_the_mapping_per_family():
         "advection": ["t_end", "cfl"],
         "fisher-kpp": ["t_end", "cfl"],
         "fitzhugh-nagumo": ["du", "dv", "k", "t_end", "dt", "scale"],
+        "diffusion-sorption": [
+            "diffusivity",
+            "porosity",
+            "density",
+            "freundlich_k",
+            "freundlich_n",
+            "initial_max",
+            "t_end",
+            "dt",
+        ],
     }
     for name, cls in FAMILIES.items():
         recipe = {"problem": dataclasses.asdict(cls.Problem())}

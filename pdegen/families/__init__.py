@@ -5,6 +5,7 @@ from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.burgers import Burgers
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
+from pdegen.families.diffusion_sorption import DiffusionSorption
 from pdegen.families.elasticity import Elasticity
 from pdegen.families.fisher_kpp import FisherKPP
 from pdegen.families.fitzhugh_nagumo import FitzHughNagumo
@@ -22,8 +23,8 @@ FAMILIES: dict[str, type[Family]] = {
 }
 # The Newton families (solvers/newton.py)
 FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
-# PDEBench's 2D diffusion-reaction, cell-centred with no-flux walls
-FAMILIES[FitzHughNagumo.name] = FitzHughNagumo
+# PDEBench's 2D diffusion-reaction and 1D diffusion-sorption, on its cell-centred grids
+FAMILIES.update({f.name: f for f in (FitzHughNagumo, DiffusionSorption)})
 # The periodic families, integrated spectrally (solvers/spectral.py)
 FAMILIES.update(
     {f.name: f for f in (Burgers, NavierStokes, KuramotoSivashinsky, Advection, FisherKPP)}
@@ -45,6 +46,7 @@ __all__ = [
     "NavierStokes",
     "ConvectionDiffusion",
     "Darcy",
+    "DiffusionSorption",
     "Elasticity",
     "Family",
     "FieldAxes",

@@ -69,6 +69,9 @@ class Family(SolverChoice, abc.ABC):
     periodic: ClassVar[bool] = False
     #: its domain may have any length per axis (`grid.length`); otherwise the unit one
     any_length: ClassVar[bool] = False
+    #: its stored fields include the boundary nodes, holding the Dirichlet values
+    #: (`boundary_values`, which `check` verifies); False for periodic and cell-centred grids
+    stores_boundary_nodes: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -80,6 +80,7 @@ class FitzHughNagumo(Family):
     Problem = FitzHughNagumoProblem
     grid_dims = (2,)
     any_length = True
+    stores_boundary_nodes = False
     inputs = {"initial_u": FieldAxes(dims=(2,)), "initial_v": FieldAxes(dims=(2,))}
     outputs = {"u": FieldAxes(time=True, dims=(2,)), "v": FieldAxes(time=True, dims=(2,))}
     auto_solvers = {2: ("direct", "cholesky")}

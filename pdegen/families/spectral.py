@@ -91,6 +91,7 @@ class SpectralFamily(Family):
 
     periodic = True
     any_length = True
+    stores_boundary_nodes = False
     linear_systems = False
     grid_dims: ClassVar[tuple[int, ...]] = (1,)
     auto_solvers = {1: ("spectral", "none")}

@@ -302,7 +302,7 @@ class ShardChecks:
                 value = f["outputs"][name][row]
                 if not np.isfinite(value).all():
                     nonfinite.setdefault(f"outputs/{name}", []).append(sample_index)
-            dirichlet = not self.family.periodic  # a torus has no boundary nodes
+            dirichlet = self.family.stores_boundary_nodes  # not on a torus or cells
             if (
                 dirichlet
                 and readable["inputs"]
