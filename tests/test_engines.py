@@ -48,7 +48,10 @@ def periodic_recipe(family: str, grid: dict, problem: dict) -> dict:
         solver={"method": "auto", "pc": "auto"},
         output={"shard_size": 2},
     )
-    data["problem"] = {"viscosity": {"min": 0.01, "max": 0.05}, **problem}
+    drawn = (
+        {"viscosity": {"min": 0.01, "max": 0.05}} if family in ("burgers", "navier-stokes") else {}
+    )
+    data["problem"] = {**drawn, **problem}
     return data
 
 
@@ -99,6 +102,24 @@ ENGINE_CASES = [
         2,
         ("outputs/vorticity", "inputs/forcing"),
         id="navier-stokes-spectral",
+    ),
+    *(
+        pytest.param(
+            periodic_recipe(name, grid, problem), 2, ("outputs/solution",), id=f"{name}-spectral"
+        )
+        for name, grid, problem in (
+            (
+                "kuramoto-sivashinsky",
+                {"n": 32, "dim": 1, "length": 22.0},
+                {"warmup": 2.0, "t_end": 2.0, "frames": 2},
+            ),
+            ("advection", {"n": 32, "dim": 1}, {"speed": {"min": 0.5, "max": 2.0}, "frames": 4}),
+            (
+                "fisher-kpp",
+                {"n": 32, "dim": 1},
+                {"rate": {"min": 1.0, "max": 10.0}, "t_end": 0.1, "frames": 4},
+            ),
+        )  # fmt: skip
     ),
     pytest.param(
         {
