@@ -49,7 +49,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for recipe in recipes:
             count, seconds = run(recipe, args.samples, args.workers, Path(scratch))
-            lines.append(f"| `{recipe.name}` | {count} | {seconds:.1f} | {count / seconds:.1f} |")
+            lines.append(f"| `{recipe.name}` | {count} | {seconds:.1f} | {count / seconds:.2g} |")
             print(lines[-1], flush=True)
     results = Path(__file__).parent / "results"
     results.mkdir(exist_ok=True)

@@ -45,7 +45,9 @@ def describe_frames(times: np.ndarray) -> str:
 
 
 class Family(SolverChoice, abc.ABC):
-    """A parameterised PDE discretised on the node grid of the unit square or cube."""
+    """A parameterised PDE on a grid: by default the node grid of the unit square or cube,
+    boundary nodes included; the periodic families (`pdegen.families.spectral`) and PDEBench's
+    cell-centred ones override the grid's coordinates and shape."""
 
     name: ClassVar[str]
     Problem: ClassVar[type]  # the dataclass of the recipe's `problem:` section
