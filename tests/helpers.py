@@ -204,3 +204,25 @@ def reaction_diffusion_recipe(**problem) -> dict:
 
 def nonlinear_diffusion_recipe(**problem) -> dict:
     return newton_family_recipe("nonlinear-diffusion", 15, problem)
+
+
+def assert_deep_check_catches_a_changed_frame(
+    data: dict, out: Path, field: str, row: int, frame: int, factor: float
+) -> None:
+    """Generate `data` (serial), pass `check --deep` on every sample with each residual within
+    its bound, then scale frame `frame` of `outputs/<field>` in row `row` of the first shard
+    by `factor`: the deep check must name that step."""
+    from pdegen.dataset.check import check_dataset
+    from pdegen.recipe.schema import recipe_from_dict
+    from pdegen.run.generate import generate
+
+    generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
+    report = check_dataset(out, deep=data["samples"])
+    assert report.ok, report.problems
+    assert len(report.deep) == data["samples"]
+    assert all(d.residual <= d.bound for d in report.deep)
+    with h5py.File(out / "shard-00000.h5", "r+") as f:
+        stored = f[f"outputs/{field}"]
+        stored[row, frame] = stored[row, frame] * factor
+    report = check_dataset(out, deep=data["samples"])
+    assert any(f"step {frame}: relative residual" in p.what for p in report.problems)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
-import h5py
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -15,8 +14,7 @@ from scipy.sparse.linalg import spsolve
 
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import recipe_from_dict
-from pdegen.run.generate import generate
-from tests.helpers import family_recipe
+from tests.helpers import assert_deep_check_catches_a_changed_frame, family_recipe
 
 
 def family(grid=None, **problem):
@@ -101,16 +99,6 @@ def test_samples_are_pdebenchs_constant_starts_and_stay_in_zero_one(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_generate_check_deep_reruns_and_finds_a_wrong_frame(tmp_path, dtype):
-    from pdegen.dataset.check import check_dataset
-
     data = family_recipe("diffusion-sorption", method="auto", pc="auto")
     data.update(samples=2, output={"shard_size": 2, "dtype": dtype})
-    out = tmp_path / "ds"
-    generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
-    report = check_dataset(out, deep=2)
-    assert report.ok, report.problems
-    assert len(report.deep) == 2 and all(d.residual <= d.bound for d in report.deep)
-    with h5py.File(out / "shard-00000.h5", "r+") as f:
-        f["outputs/solution"][1, 2] = f["outputs/solution"][1, 2] * 1.01
-    report = check_dataset(out, deep=2)
-    assert any("step 2: relative residual" in p.what for p in report.problems)
+    assert_deep_check_catches_a_changed_frame(data, tmp_path / "d", "solution", 1, 2, 1.01)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 
-import h5py
 import numpy as np
 import pytest
 from scipy.integrate import solve_ivp
@@ -15,8 +14,7 @@ from scipy.integrate import solve_ivp
 from pdegen.families import family_from_recipe
 from pdegen.families.fitzhugh_nagumo import neumann_laplacian_1d
 from pdegen.recipe.schema import recipe_from_dict
-from pdegen.run.generate import generate
-from tests.helpers import family_recipe
+from tests.helpers import assert_deep_check_catches_a_changed_frame, family_recipe
 
 
 def family(grid=None, **problem):
@@ -96,16 +94,6 @@ def test_samples_are_pdebenchs_normal_starts_on_cell_centres():
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_generate_check_deep_reruns_the_sample_and_finds_a_wrong_frame(tmp_path, dtype):
-    from pdegen.dataset.check import check_dataset
-
     data = family_recipe("fitzhugh-nagumo", method="auto", pc="auto")
     data.update(samples=2, output={"shard_size": 2, "dtype": dtype})
-    out = tmp_path / "fhn"
-    generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
-    report = check_dataset(out, deep=2)
-    assert report.ok, report.problems
-    assert len(report.deep) == 2 and all(d.residual <= d.bound for d in report.deep)
-    with h5py.File(out / "shard-00000.h5", "r+") as f:
-        f["outputs/v"][0, 2] = f["outputs/v"][0, 2] * (1 + 1e-3)
-    report = check_dataset(out, deep=2)
-    assert any("step 2: relative residual" in p.what for p in report.problems)
+    assert_deep_check_catches_a_changed_frame(data, tmp_path / "d", "v", 0, 2, 1.001)

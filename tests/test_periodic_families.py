@@ -10,7 +10,6 @@ import math
 import subprocess
 import sys
 
-import h5py
 import numpy as np
 import pytest
 
@@ -18,7 +17,11 @@ from pdegen.errors import RecipeError
 from pdegen.families import FAMILIES, family_from_recipe
 from pdegen.recipe.schema import recipe_from_dict
 from pdegen.run.generate import generate
-from tests.helpers import family_recipe, small_recipe_dict
+from tests.helpers import (
+    assert_deep_check_catches_a_changed_frame,
+    family_recipe,
+    small_recipe_dict,
+)
 
 PERIODIC = sorted(name for name, cls in FAMILIES.items() if not cls.linear_systems)
 
@@ -285,23 +288,9 @@ def test_cli_refuses_a_bad_periodic_recipe_in_one_line(tmp_path):
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_check_deep_reintegrates_the_stored_frames_and_finds_a_wrong_one(tmp_path, dtype):
-    from pdegen.dataset.check import check_dataset
-
     data = family_recipe("kuramoto-sivashinsky")
     data.update(samples=3, output={"shard_size": 3, "dtype": dtype})
-    recipe = recipe_from_dict(data)
-    out = tmp_path / "ks"
-    generate(recipe, out=out, progress=False, engine="serial")
-    report = check_dataset(out, deep=3)
-    assert report.ok, report.problems
-    assert len(report.deep) == 3 and all(d.residual <= d.bound for d in report.deep)
-    with h5py.File(out / "shard-00000.h5", "r+") as f:
-        u = f["outputs/solution"]
-        frame = u[1, 2]
-        u[1, 2] = frame * (1 + 1e-3)
-    report = check_dataset(out, deep=3)
-    assert not report.ok
-    assert any("sample 1, step 2: relative residual" in p.what for p in report.problems)
+    assert_deep_check_catches_a_changed_frame(data, tmp_path / "ks", "solution", 1, 2, 1.001)
 
 
 def test_check_deep_says_why_a_subsampled_dataset_is_checked_by_its_inputs(tmp_path):

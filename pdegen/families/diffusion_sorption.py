@@ -167,24 +167,10 @@ class DiffusionSorption(NewtonFamily):
         return residual, jacobian
 
     def trajectory(self, u0: np.ndarray, newton_solve) -> tuple[list[np.ndarray], list]:
-        """March from u0; `newton_solve(F, J, x0)` returns a result with `x` and
-        `converged`. After a failed step the later frames are NaN (not attempted)."""
+        """March from u0, one Newton solve per step (`NewtonFamily.newton_march`)."""
         A, c = self.operator()
-        failed = False
-
-        def advance(u: np.ndarray, t: float, step: float):
-            nonlocal failed
-            if failed:
-                from solvers.newton import NewtonResult  # PETSc: only once a march fails
-
-                u = np.full_like(u, np.nan)
-                return u, NewtonResult(u, 0, np.inf, False, "NOT_SOLVED", 0.0)
-            F, J = self.step_problem(A, c, u, step)
-            result = newton_solve(F, J, u)
-            failed = not result.converged
-            return result.x, result
-
-        return self.time_stepping.march(np.asarray(u0, dtype=float).copy(), advance)
+        return self.newton_march(u0, lambda u, t, step: self.step_problem(A, c, u, step),
+                                 newton_solve)  # fmt: skip
 
     # -- samples ----------------------------------------------------------------------------
 

@@ -184,29 +184,14 @@ class ReactionDiffusion(NewtonFamily):
         self, a: np.ndarray, u0: np.ndarray, chain, forcing: Forcing | None = None
     ) -> tuple[np.ndarray, list]:
         """March from the nodal initial state u0: one Newton solve (NewtonResult) per step,
-        each from the previous state. After a step whose Newton solve fails the trajectory
-        has no meaning: the later steps are not attempted (measured: a failed Allen-Cahn
-        march costs up to 40 s per sample in 10000-iteration linear solves that all fail),
-        their frames are NaN and their results say `NOT_SOLVED`, so that the sample, flagged
-        by its first failure, still has one result per step."""
-        from solvers.newton import NewtonResult  # PETSc: not needed to validate a recipe
-
+        each from the previous state (`NewtonFamily.newton_march`, which stops at a failed
+        step)."""
         A, M, diagonal = self.stepping(a)
-        newton = self.newton(chain)
-        failed = False
-
-        def advance(u: np.ndarray, t: float, step: float):
-            nonlocal failed
-            if failed:
-                u = np.full_like(u, np.nan)
-                return u, NewtonResult(u, 0, np.inf, False, "NOT_SOLVED", 0.0)
-            F, J = self.step_problem(A, M, diagonal, u, t, forcing)
-            result = newton.solve(F, J, u)
-            failed = not result.converged
-            return result.x, result
-
-        u = self.interior(np.asarray(u0, dtype=float)).ravel().copy()
-        frames, results = self.time_stepping.march(u, advance)
+        frames, results = self.newton_march(
+            self.interior(np.asarray(u0, dtype=float)).ravel(),
+            lambda u, t, step: self.step_problem(A, M, diagonal, u, t, forcing),
+            self.newton(chain).solve,
+        )
         return self.nodal_frames(frames), results
 
     # -- samples ----------------------------------------------------------------------------
