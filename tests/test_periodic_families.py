@@ -304,3 +304,19 @@ def test_check_deep_says_why_a_subsampled_dataset_is_checked_by_its_inputs(tmp_p
     report = check_dataset(out, deep=2)
     assert report.ok, report.problems
     assert any("stores one point in 2 per axis" in n for n in report.notices)
+
+
+def test_the_loader_strides_a_periodic_grid_by_its_points(tmp_path):
+    """No end node twice: a stride must divide the points (64 / 8), not the intervals."""
+    from pdegen import open_dataset
+    from pdegen.errors import PdegenError
+
+    data = family_recipe("burgers")
+    data.update(samples=2, grid={"n": 64, "dim": 1})
+    out = tmp_path / "b"
+    generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
+    with open_dataset(out) as full, open_dataset(out, stride=8) as coarse:
+        assert coarse[0]["solution"].shape == (3, 8)
+        np.testing.assert_array_equal(coarse[0]["solution"], full[0]["solution"][:, ::8])
+    with pytest.raises(PdegenError, match="stride: 3 does not divide the grid of initial"):
+        open_dataset(out, stride=3)
