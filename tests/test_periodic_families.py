@@ -314,7 +314,8 @@ def test_the_loader_strides_a_periodic_grid_by_its_points(tmp_path):
     data = family_recipe("burgers")
     data.update(samples=2, grid={"n": 64, "dim": 1})
     out = tmp_path / "b"
-    generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
+    summary = generate(recipe_from_dict(data), out=out, progress=False, engine="serial")
+    assert any(line.startswith("time steps per sample: ") for line in summary.lines())
     with open_dataset(out) as full, open_dataset(out, stride=8) as coarse:
         assert coarse[0]["solution"].shape == (3, 8)
         np.testing.assert_array_equal(coarse[0]["solution"], full[0]["solution"][:, ::8])

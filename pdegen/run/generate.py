@@ -53,6 +53,8 @@ class Summary:
     notes: tuple[str, ...] = ()
     #: what the run survived: workers lost, batch attempts retried (`pdegen.run.incidents`)
     incidents: tuple[Incident, ...] = ()
+    #: what /stats/iterations counts: "iterations", or a spectral family's "time steps"
+    counted: str = "iterations"
 
     @property
     def samples_per_second(self) -> float:
@@ -70,7 +72,7 @@ class Summary:
             f"time: {self.seconds:.2f} s ({self.samples_per_second:.1f} samples/s on "
             f"{self.engine} with {self.workers} worker(s){self._lost()}; solves "
             f"{self.solve_seconds:.2f} s, ordering {self.ordering_seconds:.2f} s)",
-            f"iterations per sample: {self.mean_iterations:.1f}",
+            f"{self.counted} per sample: {self.mean_iterations:.1f}",
         ]
         if self.peak_rss_mib:
             out.append(f"memory: peak RSS {self.peak_rss_mib:.0f} MiB in the busiest worker")
@@ -328,6 +330,7 @@ def _summarise(
         runner.name,
         runner.workers,
         peak,
+        counted="time steps" if "spectral_tail" in stats else "iterations",
     )
 
 
