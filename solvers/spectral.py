@@ -110,7 +110,9 @@ class ETDRK4:
     linear: np.ndarray
     nonlinear: Callable[[np.ndarray, float], np.ndarray]
     contour_points: int = CONTOUR_POINTS
-    _coefficients: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
+    #: step -> its coefficients; integrators with the same `linear` may share one dict, so
+    #: each step size's contour integrals are computed once for all of them
+    cache: dict[float, tuple[np.ndarray, ...]] = field(default_factory=dict, repr=False)
 
     def coefficients(self, h: float) -> tuple[np.ndarray, ...]:
         """(E, E2, Q, f1, f2, f3) of Kassam and Trefethen's scheme for step h (cached).
@@ -119,7 +121,7 @@ class ETDRK4:
         suffice, by symmetry; a complex one (advection, dispersion: -i beta k) needs the
         whole circle and keeps the complex values (taking real parts there would damp every
         travelling mode: tested on advection's exact translates)."""
-        if h not in self._coefficients:
+        if h not in self.cache:
             real = not np.iscomplexobj(self.linear)
             L = self.linear.astype(complex)
             E, E2 = np.exp(h * L), np.exp(h * L / 2.0)
@@ -138,8 +140,8 @@ class ETDRK4:
             f3 = mean((-4.0 - 3.0 * LR - LR**2 + np.exp(LR) * (4.0 - LR)) / LR**3)
             if real:
                 E, E2 = E.real, E2.real
-            self._coefficients[h] = (E, E2, Q, f1, f2, f3)
-        return self._coefficients[h]
+            self.cache[h] = (E, E2, Q, f1, f2, f3)
+        return self.cache[h]
 
     def step(self, u_hat: np.ndarray, t: float, h: float) -> np.ndarray:
         E, E2, Q, f1, f2, f3 = self.coefficients(h)

@@ -38,21 +38,27 @@ def newton_recipe(recipe: dict) -> dict:
     return {**recipe, "samples": 8, "output": {"shard_size": 4}}
 
 
-def periodic_recipe(family: str, grid: dict, problem: dict) -> dict:
-    """A periodic family's small recipe (spectral, in generation order), 6 samples in 3
-    batches, its viscosity drawn per sample."""
+def trajectory_recipe(family: str, grid: dict, problem: dict, solver: dict | None = None) -> dict:
+    """A time-dependent family's small recipe, 6 samples in 3 batches: by default its own
+    solver (`auto`), else `solver`."""
     data = small_recipe_dict(
         family=family,
         samples=6,
         grid=grid,
-        solver={"method": "auto", "pc": "auto"},
+        solver=solver or {"method": "auto", "pc": "auto"},
         output={"shard_size": 2},
     )
+    data["problem"] = problem
+    return data
+
+
+def periodic_recipe(family: str, grid: dict, problem: dict) -> dict:
+    """A periodic family's small recipe (spectral, in generation order), its viscosity drawn
+    per sample where it has one."""
     drawn = (
         {"viscosity": {"min": 0.01, "max": 0.05}} if family in ("burgers", "navier-stokes") else {}
     )
-    data["problem"] = {**drawn, **problem}
-    return data
+    return trajectory_recipe(family, grid, {**drawn, **problem})
 
 
 # Every engine case: the recipe, the Dask workers and MPI ranks, and names the dataset must
@@ -122,31 +128,23 @@ ENGINE_CASES = [
         )  # fmt: skip
     ),
     pytest.param(
-        {
-            **small_recipe_dict(
-                family="fitzhugh-nagumo",
-                samples=6,
-                grid={"n": 16, "length": 2.0},
-                solver={"method": "gcrodr", "pc": "ilu"},
-                output={"shard_size": 2},
-            ),
-            "problem": {"t_end": 0.2, "frames": 4, "dt": 0.01},
-        },
+        trajectory_recipe(
+            "fitzhugh-nagumo",
+            {"n": 16, "length": 2.0},
+            {"t_end": 0.2, "frames": 4, "dt": 0.01},
+            {"method": "gcrodr", "pc": "ilu"},
+        ),
         2,
         ("outputs/u", "outputs/v", "inputs/initial_v"),
         id="fitzhugh-nagumo-gcrodr-across-steps",
     ),
     pytest.param(
-        {
-            **small_recipe_dict(
-                family="diffusion-sorption",
-                samples=6,
-                grid={"n": 64, "dim": 1},
-                solver={"method": "gcrodr", "pc": "ilu"},
-                output={"shard_size": 2},
-            ),
-            "problem": {"t_end": 20.0, "frames": 4, "dt": 1.0},
-        },
+        trajectory_recipe(
+            "diffusion-sorption",
+            {"n": 64, "dim": 1},
+            {"t_end": 20.0, "frames": 4, "dt": 1.0},
+            {"method": "gcrodr", "pc": "ilu"},
+        ),
         2,
         ("outputs/solution", "stats/newton_iterations"),
         id="diffusion-sorption-gcrodr-newton",

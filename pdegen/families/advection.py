@@ -44,10 +44,11 @@ class Advection(SpectralFamily):
         u0 = self.field(rng, self.problem.initial)
         return {"initial": u0}, {"speed": self.problem.speed.draw(rng)}
 
-    def integrator(self, inputs, params) -> spectral.ETDRK4:
-        stepper = spectral.advection(self.grid, params["speed"])
-        stepper._coefficients = self.coefficients_cache(("advection", params["speed"]))
-        return stepper
+    def equation(self, inputs, params) -> spectral.ETDRK4:
+        return spectral.advection(self.grid, params["speed"])
+
+    def linear_key(self, params) -> float:
+        return params["speed"]
 
     def step_rate(self, u_hat: np.ndarray, params) -> float:
         return 0.0  # linear and exact: one step per frame interval

@@ -58,11 +58,11 @@ class Burgers(SpectralFamily):
         nu = params["viscosity"]
         return nu / math.pi if self.problem.viscosity_over_pi else nu
 
-    def integrator(self, inputs, params) -> spectral.ETDRK4:
-        nu = self.equation_viscosity(params)
-        stepper = spectral.burgers(self.grid, nu)
-        stepper._coefficients = self.coefficients_cache(nu)
-        return stepper
+    def equation(self, inputs, params) -> spectral.ETDRK4:
+        return spectral.burgers(self.grid, self.equation_viscosity(params))
+
+    def linear_key(self, params) -> float:
+        return self.equation_viscosity(params)
 
     def step_limit(self, u_hat: np.ndarray, params) -> float:
         speed = float(np.max(np.abs(self.grid.inverse(u_hat))))

@@ -30,16 +30,18 @@ rtol 1e-3; here the same semi-discretisation is stepped implicitly with Newton t
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.operators import on_pattern
 from pdegen.discretisation.timestepping import THETA, TimeStepping
 from pdegen.families.declarations import TIME_AXIS, FieldAxes, Sample
 from pdegen.families.newton import NewtonFamily
-from pdegen.families.residuals import StepResidual
+from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import NewtonSpec, nested, rule
 
 #: PDEBench's guard against the singular power at u = 0
@@ -120,6 +122,13 @@ class DiffusionSorption(NewtonFamily):
 
     def operator(self) -> tuple[sp.csr_matrix, np.ndarray]:
         """(A, c): u_xx ~ A u + c, with PDEBench's ghost cells."""
+        A, c, _, _ = self._operator
+        return A, c
+
+    @functools.cached_property
+    def _operator(self) -> tuple[sp.csr_matrix, np.ndarray, np.ndarray, np.ndarray]:
+        """(A, c, each stored value's row, where the diagonal sits in A's values): built
+        once per family, since every step's Jacobian is a new set of values on A's pattern."""
         n, h, D = self.n, self.h, self.problem.diffusivity
         main = np.full(n, -2.0)
         lower, upper = np.ones(n - 1), np.ones(n - 1)
@@ -130,7 +139,8 @@ class DiffusionSorption(NewtonFamily):
         A.sort_indices()
         c = np.zeros(n)
         c[0] = 1.0 / h**2  # the left ghost's u = 1
-        return A, c
+        rows = np.repeat(np.arange(n), np.diff(A.indptr))
+        return A, c, rows, np.flatnonzero(A.indices == rows)
 
     def inverse_retardation(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(1 / R(u), d(1 / R)/du)."""
@@ -150,8 +160,7 @@ class DiffusionSorption(NewtonFamily):
         """(F, J) of the step from u by `step`."""
         theta, D = THETA[self.problem.scheme], self.problem.diffusivity
         explicit = -u - (1.0 - theta) * step * self.rate(A, c, u)
-        rows = np.repeat(np.arange(self.n), np.diff(A.indptr))
-        diagonal = np.flatnonzero(A.indices == rows)
+        _, _, rows, diagonal = self._operator  # A's pattern
 
         def residual(v: np.ndarray) -> np.ndarray:
             return v - theta * step * self.rate(A, c, v) + explicit
@@ -162,7 +171,7 @@ class DiffusionSorption(NewtonFamily):
             data[diagonal] += D * d_inverse * (A @ v + c)
             data *= -theta * step
             data[diagonal] += 1.0
-            return sp.csr_matrix((data, A.indices, A.indptr), shape=A.shape)
+            return on_pattern(A, data)
 
         return residual, jacobian
 
@@ -220,8 +229,7 @@ class DiffusionSorption(NewtonFamily):
         stored = outputs["solution"]
         out = []
         for k in range(1, len(frames)):
-            size = float(np.linalg.norm(stored[k]))
-            relative = float(np.linalg.norm(frames[k] - stored[k])) / size if size else 0.0
+            relative = relative_difference(frames[k], stored[k])
             out.append((k, relative, RERUN_FACTOR * (spec.rtol + eps) * k * per_frame))
         return out
 

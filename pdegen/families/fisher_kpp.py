@@ -50,11 +50,11 @@ class FisherKPP(SpectralFamily):
         nu, rho = self.problem.viscosity.draw(rng), self.problem.rate.draw(rng)
         return {"initial": u0}, {"viscosity": nu, "rate": rho}
 
-    def integrator(self, inputs, params) -> spectral.ETDRK4:
-        nu, rho = params["viscosity"], params["rate"]
-        stepper = spectral.fisher_kpp(self.grid, nu, rho)
-        stepper._coefficients = self.coefficients_cache(("fisher-kpp", nu))
-        return stepper
+    def equation(self, inputs, params) -> spectral.ETDRK4:
+        return spectral.fisher_kpp(self.grid, params["viscosity"], params["rate"])
+
+    def linear_key(self, params) -> float:
+        return params["viscosity"]  # the reaction is in the nonlinear part
 
     def step_rate(self, u_hat: np.ndarray, params) -> float:
         """Ten times the reaction rate: h rho <= cfl / 10 (measured, rho = 10 from the

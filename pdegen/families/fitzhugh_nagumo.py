@@ -34,7 +34,7 @@ from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.families.base import Family, describe_frames
 from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, FieldAxes, Sample
-from pdegen.families.residuals import StepResidual
+from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import rule
 
 
@@ -176,6 +176,11 @@ class FitzHughNagumo(Family):
         left.sort_indices()
         return left, (eye + 0.5 * step * diffusion).tocsr()
 
+    @staticmethod
+    def stacked(u: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """The unknowns w = (u, v) of both species' fields, as the steps solve for them."""
+        return np.concatenate([u.ravel(), v.ravel()])
+
     def reaction(self, w: np.ndarray) -> np.ndarray:
         m = self.n**2
         u, v = w[:m], w[m:]
@@ -186,15 +191,16 @@ class FitzHughNagumo(Family):
         matrices are built per step size (the march's steps are equal within an interval
         and, on the usual recipes, dt itself everywhere)."""
         built: dict[float, tuple] = {}
-        previous: list[np.ndarray | None] = [None]
+        previous: np.ndarray | None = None  # the last step's reaction (Adams-Bashforth)
 
         def advance(w: np.ndarray, t: float, step: float):
             if step not in built:
                 built[step] = self.matrices(step)
             left, right = built[step]
             r = self.reaction(w)
-            extrapolated = r if previous[0] is None else 1.5 * r - 0.5 * previous[0]
-            previous[0] = r
+            nonlocal previous
+            extrapolated = r if previous is None else 1.5 * r - 0.5 * previous
+            previous = r
             result = solve(left, right @ w + step * extrapolated, w)
             return result.x, result
 
@@ -212,15 +218,11 @@ class FitzHughNagumo(Family):
     def system(self, sample: Sample):
         """The first step's system (ordering and benchmarks look at one operator)."""
         left, right = self.matrices(self.problem.dt)
-        w0 = np.concatenate(
-            [sample.inputs["initial_u"].ravel(), sample.inputs["initial_v"].ravel()]
-        )
+        w0 = self.stacked(sample.inputs["initial_u"], sample.inputs["initial_v"])
         return left, right @ w0 + self.problem.dt * self.reaction(w0)
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
-        w0 = np.concatenate(
-            [sample.inputs["initial_u"].ravel(), sample.inputs["initial_v"].ravel()]
-        )
+        w0 = self.stacked(sample.inputs["initial_u"], sample.inputs["initial_v"])
         frames, results = self.trajectory(w0, chain.solve)
         m, shape = self.n**2, (len(frames), *self.grid_shape)
         stacked = np.asarray(frames)
@@ -245,16 +247,13 @@ class FitzHughNagumo(Family):
                 factors[id(A)] = factorized(A.tocsc())
             return _Solved(factors[id(A)](b))
 
-        w0 = np.concatenate(
-            [sample.inputs["initial_u"].ravel(), sample.inputs["initial_v"].ravel()]
-        )
+        w0 = self.stacked(sample.inputs["initial_u"], sample.inputs["initial_v"])
         frames, _ = self.trajectory(w0, solve)
         per_frame = self.time_stepping.steps / self.problem.frames
         out = []
         for k in range(1, len(frames)):
-            stored = np.concatenate([outputs["u"][k].ravel(), outputs["v"][k].ravel()])
-            size = float(np.linalg.norm(stored))
-            relative = float(np.linalg.norm(frames[k] - stored)) / size if size else 0.0
+            stored = self.stacked(outputs["u"][k], outputs["v"][k])
+            relative = relative_difference(frames[k], stored)
             out.append((k, relative, REFRAME_FACTOR * eps * k * per_frame))
         return out
 

@@ -84,11 +84,12 @@ class NavierStokes(SpectralFamily):
         viscosity = self.problem.viscosity.draw(rng)
         return {"initial": omega0, "forcing": self.forcing(rng)}, {"viscosity": viscosity}
 
-    def integrator(self, inputs, params) -> spectral.ETDRK4:
+    def equation(self, inputs, params) -> spectral.ETDRK4:
         nu, drag = params["viscosity"], self.problem.drag
-        stepper = spectral.navier_stokes_vorticity(self.grid, nu, inputs["forcing"], drag)
-        stepper._coefficients = self.coefficients_cache((nu, drag))
-        return stepper
+        return spectral.navier_stokes_vorticity(self.grid, nu, inputs["forcing"], drag)
+
+    def linear_key(self, params) -> float:
+        return params["viscosity"]  # the drag is the recipe's, the same for every sample
 
     def step_limit(self, w_hat: np.ndarray, params) -> float:
         u, v = spectral.velocity(self.grid, w_hat)

@@ -37,3 +37,10 @@ def linear_residual(
     if norm_b == 0.0:
         return (0.0 if norm_r == 0.0 else math.inf), rtol
     return norm_r / norm_b, rtol + ROUNDING_FACTOR * eps * rounding / norm_b
+
+
+def relative_difference(fresh: np.ndarray, stored: np.ndarray) -> float:
+    """||fresh - stored|| / ||stored|| (0 for a zero stored frame): how far a frame that
+    `check --deep` computed again lies from the stored one."""
+    size = float(np.linalg.norm(stored))
+    return float(np.linalg.norm(fresh - stored)) / size if size else 0.0

@@ -28,6 +28,7 @@ stores every (n / stored_points)-th point, as FNO stores its 256^2 solves at 64^
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from typing import Any, ClassVar
@@ -43,7 +44,7 @@ from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, describe_frames
 from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, Sample
-from pdegen.families.residuals import StepResidual
+from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import GridSpec, PeriodicFieldSpec, RangeSpec, rule
 from solvers.spectral import ETDRK4, PeriodicGrid, SpectralSteps
 from solvers.stepping import substeps
@@ -254,9 +255,20 @@ class SpectralFamily(Family):
         parameters, drawn from `rng` in a fixed order."""
         raise NotImplementedError
 
-    def integrator(self, inputs: dict[str, np.ndarray], params: dict[str, float]) -> ETDRK4:
+    def equation(self, inputs: dict[str, np.ndarray], params: dict[str, float]) -> ETDRK4:
         """The ETDRK4 integrator of this sample's equation (`solvers.spectral`)."""
         raise NotImplementedError
+
+    def linear_key(self, params: dict[str, float]) -> Any:
+        """What the equation's linear part depends on (its viscosity, say): samples with
+        equal keys share ETDRK4's coefficients."""
+        return None
+
+    def integrator(self, inputs: dict[str, np.ndarray], params: dict[str, float]) -> ETDRK4:
+        """`equation`, its coefficients shared with the samples of the same `linear_key`."""
+        stepper = self.equation(inputs, params)
+        stepper.cache = self.coefficients_cache(self.linear_key(params))
+        return stepper
 
     def step_rate(self, u_hat: np.ndarray, params: dict[str, float]) -> float:
         """1 / (the time scale the explicit part must resolve) at state u_hat: the step h is
@@ -398,16 +410,24 @@ class SpectralFamily(Family):
     def tail(self, u_hat: np.ndarray) -> float:
         """The relative L2 norm of the modes at and above the upper half of the dealiased
         band (`spectral_tail`, module docstring); real-FFT weights counted."""
-        weights = np.full(u_hat.shape, 2.0)
+        weights, band = self._tail_weights
+        energy = weights * np.abs(u_hat) ** 2
+        total = float(energy.sum())
+        return math.sqrt(float(energy[band].sum()) / total) if total > 0 else 0.0
+
+    @functools.cached_property
+    def _tail_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """(each real-FFT mode's weight in the L2 norm, the modes `tail` counts): the grid's
+        alone, so made once per family, not per frame."""
+        shape = self.grid.forward(np.zeros(self.grid.shape)).shape
+        weights = np.full(shape, 2.0)  # a mode and its conjugate, but k = 0 and Nyquist
         weights[..., 0] = 1.0
         if self.grid.shape[-1] % 2 == 0:
             weights[..., -1] = 1.0
-        energy = weights * np.abs(u_hat) ** 2
-        band = np.zeros(u_hat.shape, dtype=bool)
+        band = np.zeros(shape, dtype=bool)
         for k, n in zip(self.grid.frequencies(), self.grid.shape, strict=True):
             band = band | (np.abs(k) >= TAIL_START * n / 3.0)
-        total = float(energy.sum())
-        return math.sqrt(float(energy[band].sum()) / total) if total > 0 else 0.0
+        return weights, band
 
     def trajectory_from(
         self, inputs: dict[str, np.ndarray], params: dict[str, float]
@@ -472,9 +492,7 @@ class SpectralFamily(Family):
             u_hat, result = self.march(
                 integrator, start, sample.params, times[k], times[k + 1], drawn
             )
-            fresh = self.grid.inverse(u_hat)
-            size = float(np.linalg.norm(frames[k + 1]))
-            relative = float(np.linalg.norm(fresh - frames[k + 1])) / size if size else 0.0
+            relative = relative_difference(self.grid.inverse(u_hat), frames[k + 1])
             bound = REINTEGRATION_FACTOR * eps * max(1, result.iterations)
             out.append((k + 1, relative, bound))
         return out
