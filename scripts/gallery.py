@@ -35,6 +35,8 @@ RECIPES = (
     "fisher-kpp",
     "fitzhugh-nagumo",
     "diffusion-sorption",
+    "acoustic",
+    "cavity",
 )
 
 

@@ -90,22 +90,24 @@ class MGSettings:
             raise ValueError("sweeps and max_levels must be at least 1")
 
 
-def _interior(sizes: tuple[int, ...]) -> PETSc.IS:
+def _interior(sizes: tuple[int, ...], dof: int = 1) -> PETSc.IS:
     """The interior nodes of a node grid of `sizes` (our axis order), as natural indices of
-    the DMDA created with those sizes reversed, in C order of the interior array."""
-    index = np.arange(math.prod(sizes), dtype=PETSc.IntType).reshape(sizes)
+    the DMDA created with those sizes reversed, in C order of the interior array; with `dof`
+    unknowns per node (interleaved, as a DMDA numbers them), each node's `dof` indices."""
+    index = np.arange(math.prod(sizes) * dof, dtype=PETSc.IntType).reshape(*sizes, dof)
     inner = index[(slice(1, -1),) * len(sizes)].ravel()
     return PETSc.IS().createGeneral(inner, comm=PETSc.COMM_SELF)
 
 
-def node_grid(shape: tuple[int, ...], comm=PETSc.COMM_SELF) -> PETSc.DMDA:
+def node_grid(shape: tuple[int, ...], comm=PETSc.COMM_SELF, dof: int = 1) -> PETSc.DMDA:
     """The DMDA of the node grid whose interior is `shape` (our axis order): one vertex per
-    node, boundary nodes included, sizes reversed so that DMDA x is our last (fastest) axis."""
+    node (`dof` unknowns on it, interleaved), boundary nodes included, sizes reversed so that
+    DMDA x is our last (fastest) axis."""
     if comm.getSize() != 1:
         raise ValueError("the multigrid hierarchy is built per process (COMM_SELF)")
     da = PETSc.DMDA().create(
         dim=len(shape),
-        dof=1,
+        dof=dof,
         sizes=tuple(n + 2 for n in reversed(shape)),
         stencil_width=1,
         stencil_type=PETSc.DMDA.StencilType.STAR,
@@ -124,19 +126,21 @@ class GridHierarchy:
     Galerkin products.
     """
 
-    def __init__(self, shape: tuple[int, ...], max_levels: int | None = None):
+    def __init__(self, shape: tuple[int, ...], max_levels: int | None = None, dof: int = 1):
         self.coarsening: Coarsening = coarsen(shape, max_levels)
+        #: unknowns per node, interleaved (2: the real and imaginary parts of `pc: csl`)
+        self.dof = dof
         if self.coarsening.levels < 2:
             raise ValueError(self.coarsening.note or f"the {shape} grid does not coarsen")
         # finest first; each level made at its own size (DMCoarsenHierarchy takes one ratio
         # for every level, and the levels rule may coarsen by 2 and then by 3), and
         # DMCreateInterpolation reads the ratio from the two sizes
-        self.dms: list[PETSc.DMDA] = [node_grid(shape) for shape in self.coarsening.shapes]
+        self.dms: list[PETSc.DMDA] = [node_grid(shape, dof=dof) for shape in self.coarsening.shapes]
         interpolations = []
         for fine_dm, coarse_dm in zip(self.dms[:-1], self.dms[1:], strict=True):
             full, _ = coarse_dm.createInterpolation(fine_dm)
-            rows = _interior(tuple(reversed(fine_dm.getSizes())))
-            cols = _interior(tuple(reversed(coarse_dm.getSizes())))
+            rows = _interior(tuple(reversed(fine_dm.getSizes())), dof)
+            cols = _interior(tuple(reversed(coarse_dm.getSizes())), dof)
             interpolations.append(full.createSubMatrix(rows, cols))
             full.destroy()
         self.interpolations: list[PETSc.Mat] = interpolations[::-1]  # coarsest first
@@ -225,7 +229,7 @@ def attach_multigrid(
 
 
 def configure_multigrid(
-    pc: PETSc.PC, shape: tuple[int, ...], settings: MGSettings | None = None
+    pc: PETSc.PC, shape: tuple[int, ...], settings: MGSettings | None = None, dof: int = 1
 ) -> tuple[GridHierarchy | None, str | None]:
     """`pc: mg` for the interior grid `shape`: (hierarchy, None), or, when the grid coarsens
     too little (`solvers.grids`), `FALLBACK_PC` on the same operator and (None, the note)."""
@@ -234,19 +238,21 @@ def configure_multigrid(
     if not plan.usable:
         pc.setType(FALLBACK_PC)
         return None, plan.note
-    hierarchy = shared_hierarchy(tuple(shape), settings.max_levels)
+    hierarchy = shared_hierarchy(tuple(shape), settings.max_levels, dof)
     attach_multigrid(pc, hierarchy, settings)
     return hierarchy, None
 
 
 @functools.lru_cache(maxsize=4)
-def shared_hierarchy(shape: tuple[int, ...], max_levels: int | None = None) -> GridHierarchy:
+def shared_hierarchy(
+    shape: tuple[int, ...], max_levels: int | None = None, dof: int = 1
+) -> GridHierarchy:
     """The `GridHierarchy` of `shape`, built once per process and shared by every chain
     (batch) on that grid. Why: it depends on the grid alone, and building it (DMDAs, their
     coarsenings, the interpolations) took 44 ms per 64^3 batch, 2.2 ms of each of its 20
     samples. PCMG only reads the interpolations; the Galerkin products it builds from them
     belong to each chain's own PC."""
-    return GridHierarchy(shape, max_levels)
+    return GridHierarchy(shape, max_levels, dof)
 
 
 __all__ = [

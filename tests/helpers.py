@@ -145,6 +145,17 @@ PROBLEMS = {
     "fisher-kpp": ({"n": 32, "dim": 1}, {"t_end": 0.1, "frames": 2}),
     "fitzhugh-nagumo": ({"n": 16, "length": 2.0}, {"t_end": 0.1, "frames": 2, "dt": 0.01}),
     "diffusion-sorption": ({"n": 32, "dim": 1}, {"t_end": 10.0, "frames": 2, "dt": 1.0}),
+    "cavity": ({"n": 15}, {"t_end": 0.1, "frames": 2, "dt": 0.05}),
+    "acoustic": (
+        {"n": 16, "length": 2.0},
+        {
+            "density": {"law": "constant"},
+            "initial": {"width": 0.3, "radius": {"min": 0.2, "max": 0.3}},
+            "t_end": 0.1,
+            "frames": 2,
+            "dt": 0.02,
+        },
+    ),
 }
 
 

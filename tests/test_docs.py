@@ -15,6 +15,7 @@ import yaml
 
 from pdegen.discretisation.fields import gaussian_random_field, sample_rng
 from pdegen.families import FAMILIES
+from pdegen.families.acoustic import MediumSpec, RingsSpec
 from pdegen.families.stokes import ForceSpec, ViscositySpec
 from pdegen.recipe.schema import Recipe, SplitSpec
 from pdegen.run.engines import DEFAULT_ENGINE, ENGINES
@@ -34,6 +35,8 @@ SPECS = {
         PeriodicFieldSpec,
         ViscositySpec,
         ForceSpec,
+        MediumSpec,
+        RingsSpec,
     )
 }
 RULES = {"≥": "ge", ">": "gt", "≤": "le", "<": "lt"}

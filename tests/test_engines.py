@@ -150,6 +150,52 @@ ENGINE_CASES = [
         id="diffusion-sorption-gcrodr-newton",
     ),
     pytest.param(
+        trajectory_recipe(
+            "acoustic",
+            {"n": 24, "length": 2.0},
+            {
+                "density": {"law": "maze", "value": 3.0, "maze_cells": 3},
+                "initial": {"width": 0.15, "radius": {"min": 0.1, "max": 0.3}},
+                "t_end": 0.2,
+                "frames": 4,
+                "dt": 0.02,
+                "absorbing": 0.1,
+            },
+            {"method": "rcg", "pc": "jacobi"},
+        ),
+        2,
+        ("outputs/pressure", "inputs/density"),
+        id="acoustic-newmark-rcg-across-steps",
+    ),
+    pytest.param(
+        trajectory_recipe(
+            "cavity",
+            {"n": 15},
+            {"reynolds": {"min": 50.0, "max": 400.0}, "t_end": 0.2, "frames": 2, "dt": 0.05},
+            {"method": "gcrodr", "pc": "ilu"},
+        ),
+        2,
+        ("outputs/velocity_x", "outputs/pressure", "params/reynolds"),
+        id="cavity-gcrodr-across-steps",
+    ),
+    pytest.param(
+        trajectory_recipe(
+            "acoustic",
+            {"n": 24, "length": 2.0},
+            {
+                "density": {"law": "layers", "log_contrast": {"min": -0.3, "max": 0.3}},
+                "initial": {"width": 0.2},
+                "scheme": "leapfrog",
+                "t_end": 0.2,
+                "frames": 4,
+            },
+            {"method": "rcg", "pc": "jacobi"},  # sorted like the Newmark case; nothing solved
+        ),
+        2,
+        ("outputs/pressure", "inputs/density"),
+        id="acoustic-leapfrog",
+    ),
+    pytest.param(
         newton_recipe(nonlinear_diffusion_recipe()),
         2,
         ("stats/newton_iterations",),

@@ -261,13 +261,19 @@ DELETE = object()
 UNKNOWN = ("unknown field",)
 # The families' cross-field checks name the field to change, which need not be the one that
 # was mutated: Helmholtz ties its wavenumber range to the coefficient, the grid and the
-# resolution rule; convection-diffusion ties the scheme to the cell Peclet number.
+# resolution rule; convection-diffusion ties the scheme to the cell Peclet number; acoustic
+# ties the media's contrast and the rings' width to the grid.
 CROSS_CHECKS = {
     "helmholtz": (
         ("problem.coefficient", "problem.wavenumber", "problem.min_points", "grid."),
         "problem.wavenumber",
     ),
     "convection-diffusion": (("problem.epsilon", "problem.speed", "grid."), "problem.scheme"),
+    # the rings' shortest wavelength in the slowest medium against the grid
+    "acoustic": (
+        ("problem.density", "problem.bulk_modulus", "problem.initial", "grid."),
+        "problem.min_points_per_wavelength",
+    ),
 }
 
 
@@ -571,7 +577,10 @@ def contract_violation(rc, stdout, stderr, mutation, recipe, workdir, out) -> st
         return f"does not name {' or '.join(mutation.fields)}: {line[:300]!r}"
     if not all(word in line for word in mutation.also):
         return f"does not say {mutation.also}: {line[:300]!r}"
-    if len(line) > 400:
+    # bounded whatever was written (a bad value is shown cut to 40 characters); the longest
+    # legitimate line is an unknown family's, which lists all 20 families (280 characters)
+    # after the recipe's path
+    if len(line) > 480:
         return f"line of {len(line)} characters: {line[:200]!r}..."
     if stdout:
         return f"wrote to stdout: {stdout[:200]!r}"

@@ -33,6 +33,15 @@ SCHEME_NAMES = {
         "CNAB2 (Crank-Nicolson for the diffusion, second-order Adams-Bashforth for the "
         "reaction, forward Euler at the first step; second order)"
     ),
+    "newmark": (
+        "Newmark's average acceleration (beta = 1/4, gamma = 1/2: second order, "
+        "unconditionally stable, energy-conserving)"
+    ),
+    "leapfrog": "explicit leapfrog (central differences in time, second order, no linear solve)",
+    "oseen-projection": (
+        "backward Euler with the convection linearised about the last step (Oseen), then an "
+        "incremental pressure-correction projection (first order)"
+    ),
     "etdrk4": (
         "ETDRK4 (Cox and Matthews' exponential Runge-Kutta, fourth order, the linear part "
         "exact; Kassam and Trefethen's contour coefficients)"

@@ -1,8 +1,10 @@
 """PDE families: each knows its grid, samples its inputs and assembles its linear systems."""
 
+from pdegen.families.acoustic import Acoustic
 from pdegen.families.advection import Advection
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.burgers import Burgers
+from pdegen.families.cavity import Cavity
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.diffusion_sorption import DiffusionSorption
@@ -25,6 +27,10 @@ FAMILIES: dict[str, type[Family]] = {
 FAMILIES.update({f.name: f for f in (NonlinearDiffusion, ReactionDiffusion)})
 # PDEBench's 2D diffusion-reaction and 1D diffusion-sorption, on its cell-centred grids
 FAMILIES.update({f.name: f for f in (FitzHughNagumo, DiffusionSorption)})
+# Waves in bounded random media, marched with a solve per step (Newmark) or explicitly
+FAMILIES[Acoustic.name] = Acoustic
+# Incompressible flow on the MAC grid, a momentum and a pressure solve per step
+FAMILIES[Cavity.name] = Cavity
 # The periodic families, integrated spectrally (solvers/spectral.py)
 FAMILIES.update(
     {f.name: f for f in (Burgers, NavierStokes, KuramotoSivashinsky, Advection, FisherKPP)}
@@ -38,8 +44,10 @@ def family_from_recipe(recipe) -> Family:
 
 __all__ = [
     "FAMILIES",
+    "Acoustic",
     "Advection",
     "Burgers",
+    "Cavity",
     "FisherKPP",
     "FitzHughNagumo",
     "KuramotoSivashinsky",

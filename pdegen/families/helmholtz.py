@@ -19,7 +19,11 @@ Math. 50, 2004, 409-425); beta = 0 is the
 Laplacian of Bayliss, Goldstein and Turkel ("An iterative method for the Helmholtz equation",
 J. Comput. Phys. 49, 1983, 443-457). Their complex shift 1 - 0.5i (Erlangga, Oosterlee and
 Vuik, SIAM J. Sci. Comput. 27, 2006, 1471-1492) keeps iteration counts lower as k grows but
-needs complex arithmetic, which our real PETSc build does not have. M is symmetric positive
+needs complex arithmetic, which our real PETSc build does not have; through the real 2 x 2
+block form (`solvers.real_equivalent`) it was measured and does not pay (even exactly
+inverted it takes more GCRO-DR iterations than the real shift's V-cycle at the recipes' k;
+docs/benchmarks.md, "Helmholtz: the complex-shifted Laplacian in real 2 × 2 block form").
+M is symmetric positive
 definite, so its Galerkin multigrid converges whatever the coarsest grid: no
 points-per-wavelength limit on the levels is needed (measured: 3, 4, 5 or all 7 levels of
 n = 127 take the same iterations, and the V-cycle as many as an exact solve with M). The

@@ -1,0 +1,379 @@
+"""Lid-driven cavity flow: incompressible Navier-Stokes on the MAC grid, by projection.
+
+    u_t + (u . grad) u = div(nu grad u) - grad p,   div u = 0
+
+in the unit square, no-slip walls, the top wall (the lid) sliding at speed U; fluid at rest at
+t = 0, the lid started impulsively (Ghia, Ghia and Shin's problem). The Reynolds number
+Re = U / nu_0 is drawn per sample, and the viscosity is nu_0 times the `viscosity` field
+(constant 1 by default; a log-normal random field optionally), stored on the nodes.
+
+Space: `Stokes`' marker-and-cell grid (n + 1 cells per axis, velocities on the faces,
+pressure at the cell centres, the viscous operator with the walls' tangential condition by
+reflection), whose geometry this family inherits. Convection is the advective form
+w . grad u with central differences, w the previous step's velocity averaged to each face
+(Picard/Oseen linearisation).
+
+Time: backward Euler with the convection linearised about the last step, and the incremental
+pressure-correction projection (Chorin, Van Kan):
+1. momentum: (I/dt - div(nu grad) + w . grad) u* = u^n / dt - grad p^n (+ the lid's terms):
+   a nonsymmetric matrix that changes at every step (w does), the sequence Krylov recycling
+   is for; it goes through the recipe's chain solver;
+2. pressure: -Laplacian phi = -div u* / dt with zero flux through the walls (one cell
+   pinned): the same symmetric positive definite matrix at every step of every sample,
+   factorised once per batch (Cholesky, a chain solver of its own);
+3. u^{n+1} = u* - dt grad phi, p^{n+1} = p^n + phi: discretely divergence-free (to the
+   pressure solve's rounding, tested).
+A steady state of the march is the discrete steady Navier-Stokes solution (u* = u^{n+1} =
+u^n, phi = 0), which is what the Ghia comparison tests. First order in time (measured).
+
+Stored: velocity_x, velocity_y and pressure interpolated to the node grid (`Stokes`), frames at
+fixed times, frame 0 the fluid at rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+
+import numpy as np
+import scipy.sparse as sp
+
+from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.timestepping import TimeStepping
+from pdegen.errors import RecipeError
+from pdegen.families.base import describe_frames
+from pdegen.families.declarations import TIME_AXIS, FieldAxes, Sample
+from pdegen.families.stokes import Stokes, ViscositySpec, _gradient
+from pdegen.specs import RangeSpec, nested, rule
+
+
+@dataclasses.dataclass(frozen=True)
+class CavityProblem:
+    reynolds: RangeSpec = nested(RangeSpec, min=100.0, max=1000.0)
+    lid_speed: RangeSpec = nested(RangeSpec, min=1.0, max=1.0)
+    #: the viscosity's shape: nu = (lid speed / Re) times this field
+    viscosity: ViscositySpec = nested(ViscositySpec, kind="constant")
+    t_end: float = rule(8.0, gt=0.0)
+    frames: int = rule(16, ge=1, le=100000)
+    dt: float = rule(0.01, gt=0.0)
+
+
+class Cavity(Stokes):
+    name = "cavity"
+    discretisation = (
+        "the marker-and-cell (MAC) grid of `stokes`, convection w . grad u by central "
+        "differences, backward Euler with the convection linearised about the last step "
+        "(Oseen) and an incremental pressure-correction projection; the stored fields are "
+        "interpolated to the nodes"
+    )
+    Problem = CavityProblem
+    grid_dims = (2,)
+    inputs = {"viscosity": FieldAxes(dims=(2,))}
+    outputs = {
+        "velocity_x": FieldAxes(time=True, dims=(2,)),
+        "velocity_y": FieldAxes(time=True, dims=(2,)),
+        "pressure": FieldAxes(time=True, dims=(2,)),
+    }
+    params = ("reynolds", "lid_speed")
+    # the momentum step's solver, measured (docs/benchmarks.md, "Cavity flow"): warm-started
+    # from the last velocity it needs 4-14 GMRES iterations, which recycling does not reduce
+    auto_solvers = {2: ("gmres", "ilu")}
+    iterative_pc = "ilu"
+    symmetric = False  # convection: the momentum matrix is nonsymmetric
+    positive_definite = False
+    preconditioners = frozenset({"none", "jacobi", "sor", "bjacobi", "asm", "ilu", "gamg", "lu"})
+
+    @classmethod
+    def check(cls, recipe) -> None:
+        p = recipe.problem
+        for name in ("reynolds", "lid_speed"):
+            r = getattr(p, name)
+            if not 0 < r.min <= r.max:
+                raise RecipeError(
+                    f"problem.{name}.min, problem.{name}.max: need 0 < min <= max, got "
+                    f"[{r.min:g}, {r.max:g}]"
+                )
+
+    # -- the unknowns: the velocities only (the pressure is the projection's) ----------------
+
+    @property
+    def unknowns(self) -> int:
+        return self.velocity_unknowns
+
+    @property
+    def interior_shape(self) -> tuple[int, ...]:
+        return (self.velocity_unknowns,)
+
+    @property
+    def matrix_entries(self) -> int:
+        return 5 * self.velocity_unknowns
+
+    def field_splits(self) -> dict[str, np.ndarray]:
+        raise NotImplementedError("the cavity's momentum step has one block")
+
+    @property
+    def time_stepping(self) -> TimeStepping:
+        p = self.problem
+        times = np.linspace(0.0, p.t_end, p.frames + 1)
+        return TimeStepping("oseen-projection", p.dt, times, trajectory="velocity_x")
+
+    @property
+    def solves_per_sample(self) -> int:
+        """Two per step: the momentum solve and the pressure solve."""
+        return 2 * self.time_stepping.steps
+
+    @property
+    def coordinates(self) -> dict[str, np.ndarray]:
+        return {TIME_AXIS: self.times, "x": self.x, "y": self.x}
+
+    def describe_discretisation(self) -> str:
+        stepping = self.time_stepping
+        return (
+            f"Discretisation: {self.discretisation}. Time stepping: {stepping.description}, "
+            f"internal step dt = {stepping.dt:g} ({stepping.steps} steps), a momentum solve "
+            f"and a pressure solve each; the fields store "
+            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest."
+        )
+
+    # -- samples ----------------------------------------------------------------------------
+
+    def sample(self, seed: int, index: int) -> Sample:
+        rng = sample_rng(seed, index)
+        p = self.problem
+        reynolds = p.reynolds.draw(rng)
+        lid = p.lid_speed.draw(rng)
+        shape = self.viscosity(rng, p.viscosity)
+        nu = (lid / reynolds) * shape
+        return Sample(index, {"viscosity": nu}, {"reynolds": reynolds, "lid_speed": lid})
+
+    def system(self, sample: Sample):
+        """A momentum step's system, linearised about the lid's shear profile u = U y, v = 0
+        (benchmarks and the contract tests look at one operator; from rest the convection
+        would vanish and the matrix would be symmetric, which no later step is)."""
+        lid = sample.params["lid_speed"]
+        march = Projection(self, sample.inputs["viscosity"], lid)
+        shear = np.zeros(self.face_shapes[0])
+        shear[:] = lid * (np.arange(self.n + 1) + 0.5) * self.h
+        u = np.concatenate([shear.ravel(), np.zeros(math.prod(self.face_shapes[1]))])
+        return march.momentum(u, np.zeros((self.n + 1) ** 2), self.problem.dt)
+
+    def features(self, sample: Sample) -> np.ndarray:
+        """log viscosity (downsampled) and the lid speed: what moves the operator."""
+        nu = np.log(sample.inputs["viscosity"])
+        return np.concatenate([self.downsample(nu).ravel(), [sample.params["lid_speed"]]])
+
+    # -- the march --------------------------------------------------------------------------
+
+    def trajectory(
+        self, sample: Sample, solve, pressure_solve, forcing=None, start=None
+    ) -> tuple[list, list]:
+        """The frames (face velocities, cell pressures) and every solve's result;
+        `solve(A, b, x0)` for the momentum steps, `pressure_solve(L, b)` for the pressure.
+        `forcing(t)` (the face values of a body force, tests only) and `start` (face
+        velocities, cell pressures; default: at rest) serve manufactured solutions."""
+        lid = sample.params["lid_speed"]
+        march = Projection(self, sample.inputs["viscosity"], lid, forcing)
+        state = start or (np.zeros(self.velocity_unknowns), np.zeros((self.n + 1) ** 2))
+
+        def advance(state, t: float, step: float):
+            u, p = state
+            A, b = march.momentum(u, p, step, t + step)
+            momentum = solve(A, b, u)
+            u, p, pressure = march.project(momentum.x, p, step, pressure_solve)
+            return (u, p), (momentum, pressure)
+
+        frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s)
+        results = [r for pair in pairs for r in pair]
+        return frames, results
+
+    def pressure_chain(self):
+        """The pressure solve's own chain: one Cholesky factorisation of the constant
+        pressure matrix for the family's life (a batch)."""
+        if getattr(self, "_pressure_chain", None) is None:
+            from solvers import ChainSolver
+
+            self._pressure_chain = ChainSolver("direct", "cholesky", rtol=1e-12)
+        return self._pressure_chain
+
+    def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
+        pressure = self.pressure_chain()
+        frames, results = self.trajectory(sample, chain.solve, lambda L, b: pressure.solve(L, b))
+        # frame 0: the fluid at rest, the lid not yet moving (it starts impulsively)
+        fields = {name: [np.zeros(self.grid_shape)] for name in self.output_names}
+        lid = sample.params["lid_speed"]
+        for u, p in frames[1:]:
+            nodal = self.node_fields(*self.split(u), p.reshape((self.n + 1,) * 2) - p.mean())
+            nodal["velocity_x"][1:-1, -1] = lid  # the lid's nodes (its corners are the walls')
+            for name in fields:
+                fields[name].append(nodal[name])
+        return {name: np.asarray(v) for name, v in fields.items()}, results
+
+    def split(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The face velocities (u on the vertical faces, v on the horizontal ones)."""
+        shapes = self.face_shapes
+        size = math.prod(shapes[0])
+        return u[:size].reshape(shapes[0]), u[size:].reshape(shapes[1])
+
+    def cell_divergence(self, u: np.ndarray) -> np.ndarray:
+        """div u at the cell centres (walls: zero normal velocity)."""
+        return self.divergence(*self.split(u))
+
+    def why_no_residuals(self) -> str:
+        return (
+            "cavity stores node interpolations of its staggered unknowns, so only its inputs "
+            "were re-checked"
+        )
+
+
+class Projection:
+    """One sample's operators: the viscous block, the gradient, the pressure matrix, and the
+    lid's terms; `momentum` assembles a step's Oseen system, `project` the correction."""
+
+    def __init__(self, family: Cavity, nu: np.ndarray, lid: float, forcing=None):
+        self.family, self.lid, self.forcing = family, lid, forcing
+        n, h = family.n, family.h
+        self.n, self.h = n, h
+        self.viscous = family.velocity_operator(np.asarray(nu, dtype=float)).tocoo()
+        self.gradient = _gradient(n, 2)  # p_right - p_left per interior face (unscaled)
+        self.gradient_t = self.gradient.T.tocsr()
+        # the lid: u's flux through the top wall, 2 nu_wall (U - u) after scaling by h^2
+        wall = family.shear_viscosity(np.asarray(nu, dtype=float), 0, 1)[:, -1]
+        lid_rows = np.zeros(family.face_shapes[0])
+        lid_rows[:, -1] = 2.0 * wall * lid
+        self.lid_terms = np.concatenate([lid_rows.ravel(), np.zeros(family.face_shapes[1]).ravel()])
+        size = family.velocity_unknowns
+        diagonal = np.arange(size)
+        rows, cols = _convection_pattern(n)
+        self.matrix = _SummedPattern(
+            np.concatenate([self.viscous.row, rows, diagonal]),
+            np.concatenate([self.viscous.col, cols, diagonal]),
+            size,
+        )
+
+    def momentum(self, u: np.ndarray, p: np.ndarray, step: float, t: float = 0.0):
+        """(h^2/dt I + A + h^2 N(u)) u* = h^2/dt u - h G p + lid terms (+ h^2 f(t), the
+        body force at the new time, where there is one)."""
+        n, h = self.n, self.h
+        (ux, vy) = self.family.split(u)
+        values, lid_convection = _convection_values(ux, vy, n, h, self.lid)
+        mass = np.full(self.family.velocity_unknowns, h**2 / step)
+        A = self.matrix.csr(np.concatenate([self.viscous.data, values, mass]))
+        b = (h**2 / step) * u - h * (self.gradient @ p) + self.lid_terms + lid_convection
+        if self.forcing is not None:
+            b = b + h**2 * self.forcing(t)
+        return A, b
+
+    def project(self, u_star: np.ndarray, p: np.ndarray, step: float, solve):
+        """Correct u* to divergence-free: -Lap phi = -div u* / dt (zero flux through the
+        walls, cell `Stokes.pinned` at zero), u = u* - dt grad phi, p = p + phi."""
+        L = _pressure_matrix(self.n)
+        rhs = (self.h / step) * (self.gradient_t @ u_star)
+        rhs = np.delete(rhs, Stokes.pinned)
+        result = solve(L, rhs)
+        phi = np.insert(result.x, Stokes.pinned, 0.0)
+        u = u_star - (step / self.h) * (self.gradient @ phi)
+        return u, p + phi, result
+
+
+class _SummedPattern:
+    """A CSR matrix summed from COO entries whose places never change: the places are sorted
+    once, and each new set of values is summed into them by one bincount. Why: scipy's COO to
+    CSR conversion (sort and sum) took half of a 64^2 step's time outside the solves; the
+    pattern's arrays are read-only and shared, so the chain solver recognises them by their
+    memory and refills its matrix in place."""
+
+    def __init__(self, rows: np.ndarray, cols: np.ndarray, size: int):
+        keys = rows.astype(np.int64) * size + cols
+        unique, self.places = np.unique(keys, return_inverse=True)
+        self.indices = (unique % size).astype(np.int32)
+        self.indptr = np.zeros(size + 1, dtype=np.int32)
+        np.cumsum(np.bincount(unique // size, minlength=size), out=self.indptr[1:])
+        self.indices.flags.writeable = False
+        self.indptr.flags.writeable = False
+        self.size = size
+
+    def csr(self, values: np.ndarray) -> sp.csr_matrix:
+        data = np.bincount(self.places, weights=values, minlength=self.indices.size)
+        A = sp.csr_matrix((data, self.indices, self.indptr), shape=(self.size, self.size))
+        A.has_sorted_indices = True
+        return A
+
+
+@functools.lru_cache(maxsize=4)
+def _pressure_matrix(n: int) -> sp.csr_matrix:
+    """G^T G over the cells, the pinned cell's row and column removed: h^2 times minus the
+    cell-centred Laplacian with zero flux through the walls; the same object for every step
+    (so the chain keeps its factorisation)."""
+    G = _gradient(n, 2)
+    L = (G.T @ G).tocsr()
+    keep = np.ones(L.shape[0], dtype=bool)
+    keep[Stokes.pinned] = False
+    L = L[keep][:, keep].tocsr()
+    L.sort_indices()
+    return L
+
+
+@functools.lru_cache(maxsize=4)
+def _convection_pattern(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the convection entries, in the order `_convection_values` fills
+    them: for u then v, the diagonal, east, west, north and south neighbours of each face
+    (absent neighbours point at the face itself with a zero)."""
+    rows, cols = [], []
+    offset = 0
+    for shape in ((n, n + 1), (n + 1, n)):
+        index = offset + np.arange(shape[0] * shape[1]).reshape(shape)
+        rows.append(index.ravel())
+        cols.append(index.ravel())
+        for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+            i = np.clip(np.arange(shape[0]) + di, 0, shape[0] - 1)
+            j = np.clip(np.arange(shape[1]) + dj, 0, shape[1] - 1)
+            rows.append(index.ravel())
+            cols.append(index[np.ix_(i, j)].ravel())
+        offset += shape[0] * shape[1]
+    return np.concatenate(rows), np.concatenate(cols)
+
+
+def _convection_values(
+    u: np.ndarray, v: np.ndarray, n: int, h: float, lid: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """h^2 (w . grad) by central differences, w = (u, v) averaged to each face, in
+    `_convection_pattern`'s order; and the right-hand side's lid term. Walls: the normal
+    velocity is zero; the tangential one is reflected (ghost = 2 wall value - first value)."""
+    out, rhs = [], []
+    # u on the vertical faces: w_x = u, w_y = the mean of the four v around the face
+    vpad = np.pad(v, ((0, 0), (1, 1)))
+    wy = 0.25 * (vpad[:-1, :-1] + vpad[1:, :-1] + vpad[:-1, 1:] + vpad[1:, 1:])
+    wx = u
+    c = 0.5 * h
+    east, west, north, south = c * wx, -c * wx, c * wy, -c * wy
+    diag = np.zeros_like(u)
+    east[-1, :] = 0.0  # the wall's normal velocity: zero
+    west[0, :] = 0.0
+    diag[:, -1] -= north[:, -1]  # the lid: ghost = 2 U - u
+    lid_u = np.zeros_like(u)
+    lid_u[:, -1] = -2.0 * lid * north[:, -1]  # moved to the right-hand side
+    north[:, -1] = 0.0
+    diag[:, 0] -= south[:, 0]  # the bottom wall: ghost = -u
+    south[:, 0] = 0.0
+    out.append([diag, east, west, north, south])
+    rhs.append(lid_u)
+    # v on the horizontal faces: w_y = v, w_x = the mean of the four u around the face
+    upad = np.pad(u, ((1, 1), (0, 0)))
+    wx = 0.25 * (upad[:-1, :-1] + upad[:-1, 1:] + upad[1:, :-1] + upad[1:, 1:])
+    wy = v
+    east, west, north, south = c * wx, -c * wx, c * wy, -c * wy
+    diag = np.zeros_like(v)
+    diag[-1, :] -= east[-1, :]  # the side walls: ghost = -v
+    east[-1, :] = 0.0
+    diag[0, :] -= west[0, :]
+    west[0, :] = 0.0
+    north[:, -1] = 0.0  # the walls' normal velocity: zero
+    south[:, 0] = 0.0
+    out.append([diag, east, west, north, south])
+    rhs.append(np.zeros_like(v))
+    values = np.concatenate([a.ravel() for block in out for a in block])
+    return values, np.concatenate([r.ravel() for r in rhs])
+
+
+__all__ = ["Cavity", "CavityProblem", "Projection"]
