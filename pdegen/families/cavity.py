@@ -24,7 +24,9 @@ pressure-correction projection (Chorin, Van Kan):
 3. u^{n+1} = u* - dt grad phi, p^{n+1} = p^n + phi: discretely divergence-free (to the
    pressure solve's rounding, tested).
 A steady state of the march is the discrete steady Navier-Stokes solution (u* = u^{n+1} =
-u^n, phi = 0), which is what the Ghia comparison tests. First order in time (measured).
+u^n, phi = 0), which is what the Ghia comparison tests. First order in time (measured). The
+coupled Oseen step (the saddle point with its pressure, by a Schur-complement block
+preconditioner) was measured 10x slower per sample (docs/benchmarks.md, "Cavity flow").
 
 Stored: velocity_x, velocity_y and pressure interpolated to the node grid (`Stokes`), frames at
 fixed times, frame 0 the fluid at rest.
@@ -82,7 +84,10 @@ class Cavity(Stokes):
     iterative_pc = "ilu"
     symmetric = False  # convection: the momentum matrix is nonsymmetric
     positive_definite = False
-    preconditioners = frozenset({"none", "jacobi", "sor", "bjacobi", "asm", "ilu", "gamg", "lu"})
+    #: not `gamg`: on the nonsymmetric momentum operator it left 16 of 20 steps unconverged
+    #: at 5000 iterations (docs/benchmarks.md, "Cavity flow"); not `mg` or `icc` (no node grid
+    #: of unknowns; not symmetric), not `fieldsplit` (one block)
+    preconditioners = frozenset({"none", "jacobi", "sor", "bjacobi", "asm", "ilu", "lu"})
 
     @classmethod
     def check(cls, recipe) -> None:
