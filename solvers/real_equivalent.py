@@ -89,6 +89,16 @@ class _Pattern:
         return sp.csr_matrix((data, self.indices, self.indptr), shape=self.shape, copy=False)
 
 
+def _canonical(A: sp.spmatrix) -> sp.csr_matrix:
+    """A as CSR with sorted columns, each entry once: what `_Pattern`'s slots assume (an
+    unsorted or duplicated row would leave slots unwritten)."""
+    A = sp.csr_matrix(A)
+    if not A.has_canonical_format:
+        A = A.copy()
+        A.sum_duplicates()
+    return A
+
+
 class RealEquivalent:
     """Builds the real equivalent forms of a chain's matrices, one pattern at a time."""
 
@@ -103,7 +113,7 @@ class RealEquivalent:
 
     def real_operator(self, A: sp.spmatrix) -> sp.csr_matrix:
         """kron(A, I2): the real matrix A as a complex one, in real equivalent form."""
-        A = sp.csr_matrix(A)
+        A = _canonical(A)
         pattern = self._pattern(A, coupling=False)
         data = np.empty(pattern.indices.size)
         data[pattern.even] = A.data
@@ -113,7 +123,7 @@ class RealEquivalent:
     def shifted_operator(self, R: sp.spmatrix, shift: np.ndarray | float) -> sp.csr_matrix:
         """The real equivalent form of R + i diag(shift): [[R, -S], [S, R]] interleaved, S the
         diagonal `shift` (one value, or one per unknown)."""
-        R = sp.csr_matrix(R)
+        R = _canonical(R)
         pattern = self._pattern(R, coupling=True)
         s = np.broadcast_to(np.asarray(shift, dtype=float), (R.shape[0],))
         data = np.empty(pattern.indices.size)

@@ -180,6 +180,17 @@ ENGINE_CASES = [
     ),
     pytest.param(
         trajectory_recipe(
+            "cavity",
+            {"n": 7, "dim": 3},
+            {"t_end": 0.1, "frames": 2, "dt": 0.05},
+            {"method": "gcrodr", "pc": "ilu"},
+        ),
+        2,
+        ("outputs/velocity_z", "outputs/pressure"),
+        id="cavity3d",
+    ),
+    pytest.param(
+        trajectory_recipe(
             "acoustic",
             {"n": 24, "length": 2.0},
             {

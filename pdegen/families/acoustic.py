@@ -29,8 +29,9 @@ Time, by `scheme`:
 - `leapfrog`: the explicit central difference p^{n+1} = 2 p^n - p^{n-1} - dt^2 M^{-1} S p^n
   (damping centred), second order, no linear solve; stable for dt < 2 / sqrt(lambda_max(M^-1
   S)). It steps at `cfl` times a lower bound of that limit over every medium the laws give
-  (Gershgorin's theorem: `stability_limit`), the same step for every sample, landing on
-  every frame time. It is the staggered leapfrog of The Well's first-order system with the
+  (Gershgorin's theorem: `stability_limit`), the same step for every sample (smaller for a
+  sample stiffer than the laws' bounds: a log-normal draw beyond 3 sigma), landing on every
+  frame time. It is the staggered leapfrog of The Well's first-order system with the
   velocity eliminated.
 
 Frames at fixed times 0, t_end / frames, ..., t_end; frame 0 is the initial pressure (rings, as
@@ -62,6 +63,8 @@ from pdegen.specs import RangeSpec, nested, rule
 
 #: `check --deep`'s bound on a re-run frame, in units of the storage's roundoff per step
 REFRAME_FACTOR = 1000.0
+#: and at most this, so that a frame changed by a percent is caught however many steps
+REFRAME_CAP = 1e-3
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,7 +86,7 @@ class MediumSpec:
         "constant", "lognormal", "layers", "discontinuous-layers", "inclusions", "maze"
     ] = "constant"
     value: float = rule(1.0, gt=0.0)
-    alpha: float = rule(2.0, gt=0.5)
+    alpha: float = rule(2.0, gt=1.0)  # in 2D the field's variance is finite for alpha > 1
     tau: float = rule(3.0, gt=0.0)
     sigma: float = rule(1.0, gt=0.0)
     layers: int = rule(5, ge=2, le=64)
@@ -178,15 +181,16 @@ RING_WAVELENGTH = 2 * math.pi / (2 * math.sqrt(math.log(100.0)))
 LOG_LIMIT = 300 * math.log(10.0)
 
 
-def medium_log_bounds(spec: MediumSpec) -> tuple[float, float]:
+def medium_log_bounds(spec: MediumSpec, modes: int = 64) -> tuple[float, float]:
     """The logs of the smallest and largest value `spec`'s law gives (a lognormal field's at 3
-    sigma; a maze's paths only: its near-rigid walls reflect what reaches them). In logs, so
-    that no recipe overflows the check itself."""
+    sigma over `modes` modes per axis, the grid's; a maze's paths only: its near-rigid walls
+    reflect what reaches them). In logs, so that no recipe overflows the check itself."""
     low, high = spec.log_contrast.min, spec.log_contrast.max
     if spec.law in ("constant", "maze"):
         low = high = 0.0
     elif spec.law == "lognormal":
-        spread = 3 * grf_pointwise_std_bound(2, spec.alpha, spec.tau, spec.sigma)
+        bound = grf_pointwise_std_bound(2, spec.alpha, spec.tau, spec.sigma, max(modes, 64))
+        spread = 3 * bound
         low, high = -spread, spread
     elif spec.law == "inclusions":  # the background too
         low, high = min(low, 0.0), max(high, 0.0)
@@ -199,31 +203,31 @@ def medium_bounds(spec: MediumSpec) -> tuple[float, float]:
     return math.exp(low), math.exp(high)
 
 
-def law_log_range(spec: MediumSpec) -> tuple[float, float]:
+def law_log_range(spec: MediumSpec, modes: int = 64) -> tuple[float, float]:
     """The logs of every value `spec`'s law can put in a cell, a maze's walls included (what
     stability depends on; a lognormal field's at 3 sigma)."""
-    low, high = medium_log_bounds(spec)
+    low, high = medium_log_bounds(spec, modes)
     if spec.law == "maze":
         low, high = min(low, math.log(spec.wall)), max(high, math.log(spec.wall))
     return low, high
 
 
-def stability_limit(problem: AcousticProblem, h: float) -> float:
+def stability_limit(problem: AcousticProblem, h: float, n: int) -> float:
     """A lower bound of leapfrog's stability limit 2 / sqrt(lambda_max(M^-1 S)) for every
     medium the laws give: Gershgorin bounds lambda_max by K_max 8 / (rho_min h^2) (four faces,
     each coefficient at most 1 / rho_min, on each side of the row), so the limit is at least
     h sqrt(rho_min / (2 K_max))."""
-    rho_low, _ = law_log_range(problem.density)
-    _, k_high = law_log_range(problem.bulk_modulus)
+    rho_low, _ = law_log_range(problem.density, n)
+    _, k_high = law_log_range(problem.bulk_modulus, n)
     return h * math.exp(0.5 * (rho_low - k_high)) / math.sqrt(2.0)
 
 
-def shortest_wavelength(problem: AcousticProblem, length: float) -> float:
+def shortest_wavelength(problem: AcousticProblem, length: float, n: int) -> float:
     """The rings' shortest wavelength (`RING_WAVELENGTH` widths) where the medium is slowest:
     a frequency keeps its value across interfaces, so a wave leaving the fastest medium
     shortens by c_min / c_max in the slowest (c = sqrt(K / rho))."""
-    rho_low, rho_high = medium_log_bounds(problem.density)
-    k_low, k_high = medium_log_bounds(problem.bulk_modulus)
+    rho_low, rho_high = medium_log_bounds(problem.density, n)
+    k_low, k_high = medium_log_bounds(problem.bulk_modulus, n)
     ratio = math.exp(0.5 * ((k_low - rho_high) - (k_high - rho_low)))
     return RING_WAVELENGTH * problem.initial.width * length * ratio
 
@@ -297,15 +301,23 @@ class Acoustic(Family):
         if len(set(recipe.grid.lengths)) != 1:
             raise RecipeError("grid.length: acoustic is solved on a square (one length)")
         p = recipe.problem
+        n, length = recipe.grid.n, recipe.grid.lengths[0]
         for name in ("density", "bulk_modulus"):
             spec = getattr(p, name)
+            blocks = 2 * spec.maze_cells + 1
+            if spec.law == "maze" and n < 2 * blocks:
+                raise RecipeError(
+                    f"problem.{name}.maze_cells: {spec.maze_cells} rooms need at least "
+                    f"{2 * blocks} cells per axis (two per wall or path block): lower it or "
+                    f"raise grid.n (now {n})"
+                )
             c = spec.log_contrast
             if not c.min <= c.max:
                 raise RecipeError(
                     f"problem.{name}.log_contrast.min, problem.{name}.log_contrast.max: need "
                     f"min <= max, got [{c.min:g}, {c.max:g}]"
                 )
-            low, high = law_log_range(spec)
+            low, high = law_log_range(spec, n)
             if not -LOG_LIMIT <= low <= high <= LOG_LIMIT:
                 raise RecipeError(
                     f"problem.{name}.value, problem.{name}.log_contrast.min, "
@@ -318,8 +330,7 @@ class Acoustic(Family):
                 "problem.initial.radius.min, problem.initial.radius.max: need 0 < min <= max, "
                 f"got [{r.min:g}, {r.max:g}]"
             )
-        n, length = recipe.grid.n, recipe.grid.lengths[0]
-        ppw = shortest_wavelength(p, length) / (length / n)
+        ppw = shortest_wavelength(p, length, n) / (length / n)
         if ppw < p.min_points_per_wavelength:
             raise RecipeError(
                 f"problem.min_points_per_wavelength: the rings' shortest wavelength in the "
@@ -519,11 +530,14 @@ class Acoustic(Family):
 
         def advance(state, t: float, step: float):
             p, v, a = state
-            if step not in built:
-                built[step] = medium.newmark_matrix(step)
+            # one matrix per step size: frame intervals off dt's multiples give equal steps
+            # that differ in their last bits from interval to interval, which are the same step
+            key = float(f"{step:.12g}")
+            if key not in built:
+                built[key] = medium.newmark_matrix(step)
             p_star = p + step * v + 0.25 * step**2 * a
             v_star = v + 0.5 * step * a
-            result = solve(built[step], -(C * v_star) - S @ p_star, a)
+            result = solve(built[key], -(C * v_star) - S @ p_star, a)
             a = result.x
             return (p_star + 0.25 * step**2 * a, v_star + 0.5 * step * a, a), result
 
@@ -535,7 +549,7 @@ class Acoustic(Family):
         the recipe's (`stability_limit`, the same for every sample), or the sample's own
         Gershgorin bound where its medium is stiffer than the laws' bounds say (a log-normal
         draw beyond 3 sigma)."""
-        limit = stability_limit(self.problem, self.h)
+        limit = stability_limit(self.problem, self.h, self.n)
         if medium is not None:
             limit = min(limit, medium.stable_step())
         span = self.problem.t_end / self.problem.frames
@@ -608,17 +622,24 @@ class Acoustic(Family):
             else sum(r.iterations for r in results)
         )
         per_frame = steps / self.problem.frames
+        unit = max(eps, rtol) if self.problem.scheme == "newmark" else eps  # leapfrog: no solve
         out = []
         for k in range(1, len(frames)):
             relative = relative_difference(frames[k], outputs["pressure"][k].ravel())
-            out.append((k, relative, REFRAME_FACTOR * max(eps, rtol) * k * per_frame))
+            bound = min(REFRAME_CAP, REFRAME_FACTOR * unit * k * per_frame)
+            out.append((k, relative, bound))
         return out
 
     def residual_tolerance(self, rtol: float) -> str:
-        return f"{REFRAME_FACTOR:g} x max(roundoff, rtol) per step, re-run with scipy"
+        return (
+            f"{REFRAME_FACTOR:g} x roundoff (Newmark: x max(roundoff, rtol)) per step, at most "
+            f"{REFRAME_CAP:g}, re-run with scipy"
+        )
 
     def features(self, sample: Sample) -> np.ndarray:
-        return self.downsample(np.log(sample.inputs["density"])).ravel()
+        """log density and log bulk modulus, downsampled: both move the operator."""
+        parts = [np.log(sample.inputs[name]) for name in ("density", "bulk_modulus")]
+        return np.concatenate([self.downsample(part).ravel() for part in parts])
 
 
 def maze_walls(rng: np.random.Generator, rooms: int) -> np.ndarray:

@@ -2,15 +2,16 @@
 
     u_t + (u . grad) u = div(nu grad u) - grad p,   div u = 0
 
-in the unit square, no-slip walls, the top wall (the lid) sliding at speed U; fluid at rest at
-t = 0, the lid started impulsively (Ghia, Ghia and Shin's problem). The Reynolds number
+in the unit square or cube, no-slip walls, the top wall y = 1 (the lid) sliding along x at
+speed U; fluid at rest at t = 0, the lid started impulsively (Ghia, Ghia and Shin's problem in
+2D; the lid-driven cube in 3D). The Reynolds number
 Re = U / nu_0 is drawn per sample, and the viscosity is nu_0 times the `viscosity` field
 (constant 1 by default; a log-normal random field optionally), stored on the nodes.
 
 Space: `Stokes`' marker-and-cell grid (n + 1 cells per axis, velocities on the faces,
 pressure at the cell centres, the viscous operator with the walls' tangential condition by
-reflection), whose geometry this family inherits. Convection is the advective form
-w . grad u with central differences, w the previous step's velocity averaged to each face
+reflection), whose geometry this family inherits, in 2D or 3D. Convection is the advective
+form w . grad u with central differences, w the previous step's velocity averaged to each face
 (Picard/Oseen linearisation).
 
 Time: backward Euler with the convection linearised about the last step, and the incremental
@@ -45,8 +46,15 @@ from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.base import describe_frames
-from pdegen.families.declarations import TIME_AXIS, FieldAxes, Sample
-from pdegen.families.stokes import Stokes, ViscositySpec, _gradient
+from pdegen.families.declarations import FieldAxes, Sample
+from pdegen.families.stokes import (
+    Stokes,
+    ViscositySpec,
+    _at,
+    _face_shape,
+    _gradient,
+    _pair_mean,
+)
 from pdegen.specs import RangeSpec, nested, rule
 
 
@@ -70,17 +78,18 @@ class Cavity(Stokes):
         "interpolated to the nodes"
     )
     Problem = CavityProblem
-    grid_dims = (2,)
-    inputs = {"viscosity": FieldAxes(dims=(2,))}
+    grid_dims = (2, 3)
+    inputs = {"viscosity": FieldAxes()}
     outputs = {
-        "velocity_x": FieldAxes(time=True, dims=(2,)),
-        "velocity_y": FieldAxes(time=True, dims=(2,)),
-        "pressure": FieldAxes(time=True, dims=(2,)),
+        "velocity_x": FieldAxes(time=True),
+        "velocity_y": FieldAxes(time=True),
+        "velocity_z": FieldAxes(time=True, dims=(3,)),
+        "pressure": FieldAxes(time=True),
     }
     params = ("reynolds", "lid_speed")
     # the momentum step's solver, measured (docs/benchmarks.md, "Cavity flow"): warm-started
     # from the last velocity it needs 4-14 GMRES iterations, which recycling does not reduce
-    auto_solvers = {2: ("gmres", "ilu")}
+    auto_solvers = {2: ("gmres", "ilu"), 3: ("gmres", "ilu")}
     iterative_pc = "ilu"
     symmetric = False  # convection: the momentum matrix is nonsymmetric
     positive_definite = False
@@ -112,7 +121,7 @@ class Cavity(Stokes):
 
     @property
     def matrix_entries(self) -> int:
-        return 5 * self.velocity_unknowns
+        return (2 * self.dim + 1) * self.velocity_unknowns
 
     def field_splits(self) -> dict[str, np.ndarray]:
         raise NotImplementedError("the cavity's momentum step has one block")
@@ -127,10 +136,6 @@ class Cavity(Stokes):
     def solves_per_sample(self) -> int:
         """Two per step: the momentum solve and the pressure solve."""
         return 2 * self.time_stepping.steps
-
-    @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        return {TIME_AXIS: self.times, "x": self.x, "y": self.x}
 
     def describe_discretisation(self) -> str:
         stepping = self.time_stepping
@@ -158,10 +163,13 @@ class Cavity(Stokes):
         would vanish and the matrix would be symmetric, which no later step is)."""
         lid = sample.params["lid_speed"]
         march = Projection(self, sample.inputs["viscosity"], lid)
-        shear = np.zeros(self.face_shapes[0])
-        shear[:] = lid * (np.arange(self.n + 1) + 0.5) * self.h
-        u = np.concatenate([shear.ravel(), np.zeros(math.prod(self.face_shapes[1]))])
-        return march.momentum(u, np.zeros((self.n + 1) ** 2), self.problem.dt)
+        heights = (np.arange(self.n + 1) + 0.5) * self.h  # y of the x-faces' centres
+        shape = [1] * self.dim
+        shape[1] = self.n + 1
+        shear = np.broadcast_to(lid * heights.reshape(shape), self.face_shapes[0])
+        others = [np.zeros(math.prod(s)) for s in self.face_shapes[1:]]
+        u = np.concatenate([shear.ravel(), *others])
+        return march.momentum(u, np.zeros(self.cells), self.problem.dt)
 
     def features(self, sample: Sample) -> np.ndarray:
         """log viscosity (downsampled) and the lid speed: what moves the operator."""
@@ -179,7 +187,7 @@ class Cavity(Stokes):
         velocities, cell pressures; default: at rest) serve manufactured solutions."""
         lid = sample.params["lid_speed"]
         march = Projection(self, sample.inputs["viscosity"], lid, forcing)
-        state = start or (np.zeros(self.velocity_unknowns), np.zeros((self.n + 1) ** 2))
+        state = start or (np.zeros(self.velocity_unknowns), np.zeros(self.cells))
 
         def advance(state, t: float, step: float):
             u, p = state
@@ -208,17 +216,27 @@ class Cavity(Stokes):
         fields = {name: [np.zeros(self.grid_shape)] for name in self.output_names}
         lid = sample.params["lid_speed"]
         for u, p in frames[1:]:
-            nodal = self.node_fields(*self.split(u), p.reshape((self.n + 1,) * 2) - p.mean())
-            nodal["velocity_x"][1:-1, -1] = lid  # the lid's nodes (its corners are the walls')
+            cells = p.reshape((self.n + 1,) * self.dim)
+            nodal = self.node_fields(*self.split(u), cells - p.mean())
+            lid_nodes = [slice(1, -1)] * self.dim
+            lid_nodes[1] = -1  # the top wall's nodes, its edges left to the side walls
+            nodal["velocity_x"][tuple(lid_nodes)] = lid
             for name in fields:
                 fields[name].append(nodal[name])
         return {name: np.asarray(v) for name, v in fields.items()}, results
 
-    def split(self, u: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The face velocities (u on the vertical faces, v on the horizontal ones)."""
-        shapes = self.face_shapes
-        size = math.prod(shapes[0])
-        return u[:size].reshape(shapes[0]), u[size:].reshape(shapes[1])
+    @property
+    def cells(self) -> int:
+        return (self.n + 1) ** self.dim
+
+    def split(self, u: np.ndarray) -> list[np.ndarray]:
+        """The face velocities per component (x on the faces normal to x, and so on)."""
+        out, start = [], 0
+        for shape in self.face_shapes:
+            size = math.prod(shape)
+            out.append(u[start : start + size].reshape(shape))
+            start += size
+        return out
 
     def cell_divergence(self, u: np.ndarray) -> np.ndarray:
         """div u at the cell centres (walls: zero normal velocity)."""
@@ -237,19 +255,21 @@ class Projection:
 
     def __init__(self, family: Cavity, nu: np.ndarray, lid: float, forcing=None):
         self.family, self.lid, self.forcing = family, lid, forcing
-        n, h = family.n, family.h
-        self.n, self.h = n, h
+        n, h, dim = family.n, family.h, family.dim
+        self.n, self.h, self.dim = n, h, dim
         self.viscous = family.velocity_operator(np.asarray(nu, dtype=float)).tocoo()
-        self.gradient = _gradient(n, 2)  # p_right - p_left per interior face (unscaled)
+        self.gradient = _gradient(n, dim)  # p_right - p_left per interior face (unscaled)
         self.gradient_t = self.gradient.T.tocsr()
         # the lid: u's flux through the top wall, 2 nu_wall (U - u) after scaling by h^2
-        wall = family.shear_viscosity(np.asarray(nu, dtype=float), 0, 1)[:, -1]
+        top = _at(dim, 1, -1)  # the x-faces next to the lid
+        wall = family.shear_viscosity(np.asarray(nu, dtype=float), 0, 1)[top]
         lid_rows = np.zeros(family.face_shapes[0])
-        lid_rows[:, -1] = 2.0 * wall * lid
-        self.lid_terms = np.concatenate([lid_rows.ravel(), np.zeros(family.face_shapes[1]).ravel()])
+        lid_rows[top] = 2.0 * wall * lid
+        others = [np.zeros(math.prod(s)) for s in family.face_shapes[1:]]
+        self.lid_terms = np.concatenate([lid_rows.ravel(), *others])
         size = family.velocity_unknowns
         diagonal = np.arange(size)
-        rows, cols = _convection_pattern(n)
+        rows, cols = _convection_pattern(n, dim)
         self.matrix = _SummedPattern(
             np.concatenate([self.viscous.row, rows, diagonal]),
             np.concatenate([self.viscous.col, cols, diagonal]),
@@ -260,8 +280,7 @@ class Projection:
         """(h^2/dt I + A + h^2 N(u)) u* = h^2/dt u - h G p + lid terms (+ h^2 f(t), the
         body force at the new time, where there is one)."""
         n, h = self.n, self.h
-        (ux, vy) = self.family.split(u)
-        values, lid_convection = _convection_values(ux, vy, n, h, self.lid)
+        values, lid_convection = _convection_values(self.family.split(u), n, h, self.lid)
         mass = np.full(self.family.velocity_unknowns, h**2 / step)
         A = self.matrix.csr(np.concatenate([self.viscous.data, values, mass]))
         b = (h**2 / step) * u - h * (self.gradient @ p) + self.lid_terms + lid_convection
@@ -272,7 +291,7 @@ class Projection:
     def project(self, u_star: np.ndarray, p: np.ndarray, step: float, solve):
         """Correct u* to divergence-free: -Lap phi = -div u* / dt (zero flux through the
         walls, cell `Stokes.pinned` at zero), u = u* - dt grad phi, p = p + phi."""
-        L = _pressure_matrix(self.n)
+        L = _pressure_matrix(self.n, self.dim)
         rhs = (self.h / step) * (self.gradient_t @ u_star)
         rhs = np.delete(rhs, Stokes.pinned)
         result = solve(L, rhs)
@@ -306,11 +325,11 @@ class _SummedPattern:
 
 
 @functools.lru_cache(maxsize=4)
-def _pressure_matrix(n: int) -> sp.csr_matrix:
+def _pressure_matrix(n: int, dim: int) -> sp.csr_matrix:
     """G^T G over the cells, the pinned cell's row and column removed: h^2 times minus the
     cell-centred Laplacian with zero flux through the walls; the same object for every step
     (so the chain keeps its factorisation)."""
-    G = _gradient(n, 2)
+    G = _gradient(n, dim)
     L = (G.T @ G).tocsr()
     keep = np.ones(L.shape[0], dtype=bool)
     keep[Stokes.pinned] = False
@@ -320,65 +339,64 @@ def _pressure_matrix(n: int) -> sp.csr_matrix:
 
 
 @functools.lru_cache(maxsize=4)
-def _convection_pattern(n: int) -> tuple[np.ndarray, np.ndarray]:
+def _convection_pattern(n: int, dim: int) -> tuple[np.ndarray, np.ndarray]:
     """Rows and columns of the convection entries, in the order `_convection_values` fills
-    them: for u then v, the diagonal, east, west, north and south neighbours of each face
-    (absent neighbours point at the face itself with a zero)."""
+    them: per velocity component, the diagonal, then along each axis the next and the previous
+    face (absent neighbours point at the face itself with a zero)."""
     rows, cols = [], []
     offset = 0
-    for shape in ((n, n + 1), (n + 1, n)):
-        index = offset + np.arange(shape[0] * shape[1]).reshape(shape)
+    for axis in range(dim):
+        shape = _face_shape(n, dim, axis)
+        index = offset + np.arange(math.prod(shape)).reshape(shape)
         rows.append(index.ravel())
         cols.append(index.ravel())
-        for di, dj in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-            i = np.clip(np.arange(shape[0]) + di, 0, shape[0] - 1)
-            j = np.clip(np.arange(shape[1]) + dj, 0, shape[1] - 1)
-            rows.append(index.ravel())
-            cols.append(index[np.ix_(i, j)].ravel())
-        offset += shape[0] * shape[1]
+        for along in range(dim):
+            for step in (1, -1):
+                places = [np.arange(size) for size in shape]
+                places[along] = np.clip(places[along] + step, 0, shape[along] - 1)
+                rows.append(index.ravel())
+                cols.append(index[np.ix_(*places)].ravel())
+        offset += index.size
     return np.concatenate(rows), np.concatenate(cols)
 
 
 def _convection_values(
-    u: np.ndarray, v: np.ndarray, n: int, h: float, lid: float
+    velocity: list[np.ndarray], n: int, h: float, lid: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """h^2 (w . grad) by central differences, w = (u, v) averaged to each face, in
-    `_convection_pattern`'s order; and the right-hand side's lid term. Walls: the normal
-    velocity is zero; the tangential one is reflected (ghost = 2 wall value - first value)."""
-    out, rhs = [], []
-    # u on the vertical faces: w_x = u, w_y = the mean of the four v around the face
-    vpad = np.pad(v, ((0, 0), (1, 1)))
-    wy = 0.25 * (vpad[:-1, :-1] + vpad[1:, :-1] + vpad[:-1, 1:] + vpad[1:, 1:])
-    wx = u
-    c = 0.5 * h
-    east, west, north, south = c * wx, -c * wx, c * wy, -c * wy
-    diag = np.zeros_like(u)
-    east[-1, :] = 0.0  # the wall's normal velocity: zero
-    west[0, :] = 0.0
-    diag[:, -1] -= north[:, -1]  # the lid: ghost = 2 U - u
-    lid_u = np.zeros_like(u)
-    lid_u[:, -1] = -2.0 * lid * north[:, -1]  # moved to the right-hand side
-    north[:, -1] = 0.0
-    diag[:, 0] -= south[:, 0]  # the bottom wall: ghost = -u
-    south[:, 0] = 0.0
-    out.append([diag, east, west, north, south])
-    rhs.append(lid_u)
-    # v on the horizontal faces: w_y = v, w_x = the mean of the four u around the face
-    upad = np.pad(u, ((1, 1), (0, 0)))
-    wx = 0.25 * (upad[:-1, :-1] + upad[:-1, 1:] + upad[1:, :-1] + upad[1:, 1:])
-    wy = v
-    east, west, north, south = c * wx, -c * wx, c * wy, -c * wy
-    diag = np.zeros_like(v)
-    diag[-1, :] -= east[-1, :]  # the side walls: ghost = -v
-    east[-1, :] = 0.0
-    diag[0, :] -= west[0, :]
-    west[0, :] = 0.0
-    north[:, -1] = 0.0  # the walls' normal velocity: zero
-    south[:, 0] = 0.0
-    out.append([diag, east, west, north, south])
-    rhs.append(np.zeros_like(v))
-    values = np.concatenate([a.ravel() for block in out for a in block])
-    return values, np.concatenate([r.ravel() for r in rhs])
+    """h^2 (w . grad) by central differences in `_convection_pattern`'s order, and the
+    right-hand side's lid term. On the faces of component a, w_a is that component itself and
+    w_b (b != a) the mean of the four b-velocities around the face (zero beyond the walls).
+    Walls: the normal velocity is zero; the tangential one is reflected (ghost = 2 wall value -
+    first value), the wall value U on the lid (y = 1, x-velocity), 0 elsewhere."""
+    dim = len(velocity)
+    half = 0.5 * h
+    values, rhs = [], []
+    for a, u in enumerate(velocity):
+        diag = np.zeros_like(u)
+        lid_term = np.zeros_like(u)
+        blocks = [diag]
+        for b in range(dim):
+            if b == a:
+                w = u
+            else:
+                padded = np.pad(velocity[b], [(1, 1) if d == b else (0, 0) for d in range(dim)])
+                w = _pair_mean(_pair_mean(padded, b), a)
+            ahead, behind = half * w, -half * w  # the next and the previous face along b
+            first, last = _at(dim, b, 0), _at(dim, b, -1)
+            if b == a:  # beyond: the walls' normal velocity, zero
+                ahead[last] = 0.0
+                behind[first] = 0.0
+            else:  # beyond: the ghost face, reflected
+                diag[first] -= behind[first]
+                behind[first] = 0.0
+                diag[last] -= ahead[last]
+                if a == 0 and b == 1:  # the lid: ghost = 2 U - u, its U to the right side
+                    lid_term[last] = -2.0 * lid * ahead[last]
+                ahead[last] = 0.0
+            blocks += [ahead, behind]
+        values.append(np.concatenate([block.ravel() for block in blocks]))
+        rhs.append(lid_term.ravel())
+    return np.concatenate(values), np.concatenate(rhs)
 
 
 __all__ = ["Cavity", "CavityProblem", "Projection"]
