@@ -95,6 +95,22 @@ def exact_velocity(x, y):
     return u, v
 
 
+def laplacians(x, y):
+    """The Laplacians of the two components of `exact_velocity`."""
+    lap_u = 2 * PI**2 * np.cos(2 * PI * x) * np.sin(2 * PI * y) - 4 * PI**2 * np.sin(
+        PI * x
+    ) ** 2 * np.sin(2 * PI * y)
+    lap_v = 4 * PI**2 * np.sin(2 * PI * x) * np.sin(PI * y) ** 2 - 2 * PI**2 * np.sin(
+        2 * PI * x
+    ) * np.cos(2 * PI * y)
+    return lap_u, lap_v
+
+
+def pressure_gradient(x, y):
+    """grad p for p = cos(pi x) cos(pi y)."""
+    return -PI * np.sin(PI * x) * np.cos(PI * y), -PI * np.cos(PI * x) * np.sin(PI * y)
+
+
 def body_force(x, y, nu, g, dg):
     """f = g' U + g^2 (U . grad) U - nu g Lap U + grad p for the velocity g(t) U(x)."""
     U, V = exact_velocity(x, y)
@@ -106,13 +122,8 @@ def body_force(x, y, nu, g, dg):
         -2 * PI * np.cos(2 * PI * x) * np.sin(PI * y) ** 2,
         -PI * np.sin(2 * PI * x) * np.sin(2 * PI * y),
     )
-    lap_u = 2 * PI**2 * np.cos(2 * PI * x) * np.sin(2 * PI * y) - 4 * PI**2 * np.sin(
-        PI * x
-    ) ** 2 * np.sin(2 * PI * y)
-    lap_v = 4 * PI**2 * np.sin(2 * PI * x) * np.sin(PI * y) ** 2 - 2 * PI**2 * np.sin(
-        2 * PI * x
-    ) * np.cos(2 * PI * y)
-    px, py = -PI * np.sin(PI * x) * np.cos(PI * y), -PI * np.cos(PI * x) * np.sin(PI * y)
+    lap_u, lap_v = laplacians(x, y)
+    px, py = pressure_gradient(x, y)
     fx = dg * U + g**2 * (U * Ux + V * Uy) - nu * g * lap_u + px
     fy = dg * V + g**2 * (U * Vx + V * Vy) - nu * g * lap_v + py
     return fx, fy
@@ -204,14 +215,9 @@ def body_force_3d(x, y, z, nu):
     U, V = exact_velocity(x, y)
     # the 2D pieces at nu = 0 and without the pressure: (U . grad) U; then the Laplacian
     cx, cy = body_force(x, y, 0.0, 1.0, 0.0)
-    px2, py2 = -PI * np.sin(PI * x) * np.cos(PI * y), -PI * np.cos(PI * x) * np.sin(PI * y)
+    px2, py2 = pressure_gradient(x, y)
     cx, cy = cx - px2, cy - py2
-    lap_u = 2 * PI**2 * np.cos(2 * PI * x) * np.sin(2 * PI * y) - 4 * PI**2 * np.sin(
-        PI * x
-    ) ** 2 * np.sin(2 * PI * y)
-    lap_v = 4 * PI**2 * np.sin(2 * PI * x) * np.sin(PI * y) ** 2 - 2 * PI**2 * np.sin(
-        2 * PI * x
-    ) * np.cos(2 * PI * y)
+    lap_u, lap_v = laplacians(x, y)
     cz = np.cos(PI * z)
     fx = chi**2 * cx - nu * (chi * lap_u + U * chi2) + px2 * cz
     fy = chi**2 * cy - nu * (chi * lap_v + V * chi2) + py2 * cz

@@ -57,7 +57,8 @@ from pdegen.discretisation.fields import (
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, describe_frames
-from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, FieldAxes, Sample
+from pdegen.families.cell_square import CellCentredSquare
+from pdegen.families.declarations import FieldAxes, Sample
 from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import RangeSpec, nested, rule
 
@@ -261,7 +262,7 @@ def stiffness_operator(density: np.ndarray, h: float) -> sp.csr_matrix:
     return S
 
 
-class Acoustic(Family):
+class Acoustic(CellCentredSquare, Family):
     name = "acoustic"
     discretisation = (
         "cell-centred second-order finite differences of (1/K) p_tt = div((1/rho) grad p) "
@@ -269,9 +270,6 @@ class Acoustic(Family):
         "time scheme below"
     )
     Problem = AcousticProblem
-    grid_dims = (2,)
-    any_length = True
-    stores_boundary_nodes = False
     inputs = {
         "density": FieldAxes(dims=(2,)),
         "bulk_modulus": FieldAxes(dims=(2,)),
@@ -285,21 +283,9 @@ class Acoustic(Family):
     symmetric = True
     positive_definite = True
 
-    def __init__(self, n: int, dim: int, problem: AcousticProblem, length: float = 2.0):
-        self.n, self.dim, self.problem = n, dim, problem
-        self.length = length
-        self.h = length / n
-        self.x = -length / 2 + (np.arange(n) + 0.5) * self.h
-
-    @classmethod
-    def from_recipe(cls, recipe) -> Family:
-        lengths = set(recipe.grid.lengths)
-        return cls(recipe.grid.n, recipe.grid.dim, recipe.problem, lengths.pop())
-
     @classmethod
     def check(cls, recipe) -> None:
-        if len(set(recipe.grid.lengths)) != 1:
-            raise RecipeError("grid.length: acoustic is solved on a square (one length)")
+        cls.check_square(recipe)
         p = recipe.problem
         n, length = recipe.grid.n, recipe.grid.lengths[0]
         for name in ("density", "bulk_modulus"):
@@ -339,15 +325,7 @@ class Acoustic(Family):
                 "media's contrast, or raise grid.n"
             )
 
-    # -- the grid ---------------------------------------------------------------------------
-
-    @property
-    def grid_shape(self) -> tuple[int, ...]:
-        return (self.n, self.n)
-
-    @property
-    def interior_shape(self) -> tuple[int, ...]:
-        return (self.n, self.n)
+    # -- the grid (`CellCentredSquare`) ----------------------------------------------------
 
     @property
     def unknowns(self) -> int:
@@ -357,25 +335,11 @@ class Acoustic(Family):
     def matrix_entries(self) -> int:
         return 5 * self.unknowns
 
-    @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        return {TIME_AXIS: self.times, **{a: self.x for a in SPACE_AXES[: self.dim]}}
-
-    def interior(self, array: np.ndarray) -> np.ndarray:
-        return array  # no boundary nodes: the walls lie between cells
-
-    def grid_words(self) -> str:
-        return f"{self.n}×{self.n} cell-centred grid"
-
     def describe_domain(self) -> str:
-        half = self.length / 2
         walls = "rigid (reflecting) walls"
         if self.problem.absorbing > 0:
             walls += f" lined with an absorbing layer {self.problem.absorbing:g} of the length wide"
-        return (
-            f"Domain: the square [{-half:g}, {half:g}]², {self.n} cells per axis (h = "
-            f"{self.h:g}), fields at the cell centres, {walls}."
-        )
+        return f"{self.square_words()}, {walls}."
 
     @property
     def time_stepping(self) -> TimeStepping:

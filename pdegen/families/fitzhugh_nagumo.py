@@ -33,7 +33,8 @@ import scipy.sparse as sp
 from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.families.base import Family, describe_frames
-from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, FieldAxes, Sample
+from pdegen.families.cell_square import CellCentredSquare
+from pdegen.families.declarations import FieldAxes, Sample
 from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import rule
 
@@ -70,7 +71,7 @@ def neumann_laplacian_1d(n: int, h: float) -> sp.csr_matrix:
     return sp.diags([off, main, off], [-1, 0, 1], format="csr") / h**2
 
 
-class FitzHughNagumo(Family):
+class FitzHughNagumo(CellCentredSquare, Family):
     name = "fitzhugh-nagumo"
     discretisation = (
         "cell-centred second-order finite differences with zero flux through the walls "
@@ -78,9 +79,6 @@ class FitzHughNagumo(Family):
         "for the reaction (CNAB2), one factorised block-diagonal matrix for every step"
     )
     Problem = FitzHughNagumoProblem
-    grid_dims = (2,)
-    any_length = True
-    stores_boundary_nodes = False
     inputs = {"initial_u": FieldAxes(dims=(2,)), "initial_v": FieldAxes(dims=(2,))}
     outputs = {"u": FieldAxes(time=True, dims=(2,)), "v": FieldAxes(time=True, dims=(2,))}
     auto_solvers = {2: ("direct", "cholesky")}
@@ -88,33 +86,7 @@ class FitzHughNagumo(Family):
     symmetric = True
     positive_definite = True
 
-    def __init__(self, n: int, dim: int, problem: FitzHughNagumoProblem, length: float = 2.0):
-        self.n, self.dim, self.problem = n, dim, problem
-        self.length = length
-        self.h = length / n
-        self.x = -length / 2 + (np.arange(n) + 0.5) * self.h
-
-    @classmethod
-    def from_recipe(cls, recipe) -> Family:
-        lengths = set(recipe.grid.lengths)
-        return cls(recipe.grid.n, recipe.grid.dim, recipe.problem, lengths.pop())
-
-    @classmethod
-    def check(cls, recipe) -> None:
-        from pdegen.errors import RecipeError
-
-        if len(set(recipe.grid.lengths)) != 1:
-            raise RecipeError("grid.length: fitzhugh-nagumo is solved on a square (one length)")
-
-    # -- the grid ---------------------------------------------------------------------------
-
-    @property
-    def grid_shape(self) -> tuple[int, ...]:
-        return (self.n, self.n)
-
-    @property
-    def interior_shape(self) -> tuple[int, ...]:
-        return (self.n, self.n)
+    # -- the grid (`CellCentredSquare`) ----------------------------------------------------
 
     @property
     def unknowns(self) -> int:
@@ -124,22 +96,8 @@ class FitzHughNagumo(Family):
     def matrix_entries(self) -> int:
         return 5 * self.unknowns
 
-    @property
-    def coordinates(self) -> dict[str, np.ndarray]:
-        return {TIME_AXIS: self.times, **{a: self.x for a in SPACE_AXES[: self.dim]}}
-
-    def interior(self, array: np.ndarray) -> np.ndarray:
-        return array  # no boundary nodes: the walls lie between cells
-
-    def grid_words(self) -> str:
-        return f"{self.n}×{self.n} cell-centred grid"
-
     def describe_domain(self) -> str:
-        half = self.length / 2
-        return (
-            f"Domain: the square [{-half:g}, {half:g}]², {self.n} cells per axis (h = "
-            f"{self.h:g}), fields at the cell centres, zero flux through the walls."
-        )
+        return f"{self.square_words()}, zero flux through the walls."
 
     @property
     def time_stepping(self) -> TimeStepping:
