@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from types import SimpleNamespace
 
 import numpy as np
 from multigrid import sorted_samples, text
@@ -76,17 +77,12 @@ def complex_shift(family, samples, preconditioner: str) -> dict:
         u = x.getArray()[0::2]
         residual = np.linalg.norm(b - A @ u) / np.linalg.norm(b)
         converged = bool(residual <= 1e-8 and ksp.getConvergedReason() > 0)
-        results.append((ksp.getIterationNumber(), converged))
-    cpu = time.process_time() - cpu
-    return {
-        "cpu_per_sample": cpu / len(samples),
-        "iterations": float(np.mean([r[0] for r in results])),
-        "converged": int(sum(r[1] for r in results)),
-        "samples": len(samples),
-    }
+        results.append(SimpleNamespace(iterations=ksp.getIterationNumber(), converged=converged))
+    return _cell(results, cpu)
 
 
 def _cell(results, cpu_start: float) -> dict:
+    """CPU per sample since `cpu_start`, and the results' mean iterations and convergence."""
     return {
         "cpu_per_sample": (time.process_time() - cpu_start) / len(results),
         "iterations": float(np.mean([r.iterations for r in results])),

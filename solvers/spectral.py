@@ -156,22 +156,6 @@ class ETDRK4:
         return E * u_hat + Nu * f1 + 2.0 * (Na + Nb) * f2 + Nc * f3
 
 
-@dataclass
-class SpectralSteps:
-    """What marching one frame interval took, in the fields pdegen's per-sample statistics
-    read from every solve result (`solvers.sequence.SolveResult`): `iterations` the internal
-    steps, `step` their size; `residual` is 0, since no linear system is solved; `tail` the
-    resolution indicator the family fills (`pdegen.families.spectral`)."""
-
-    iterations: int
-    step: float
-    converged: bool
-    reason: str
-    seconds: float
-    residual: float = 0.0
-    tail: float = math.nan
-
-
 def integrate(
     integrator: ETDRK4, u_hat: np.ndarray, frame_times: Sequence[float], dt: float
 ) -> tuple[list[np.ndarray], int]:
@@ -288,7 +272,6 @@ __all__ = [
     "CONTOUR_POINTS",
     "ETDRK4",
     "PeriodicGrid",
-    "SpectralSteps",
     "advection",
     "fisher_kpp",
     "burgers",

@@ -8,9 +8,27 @@ pdegen's `TimeStepping` and `solvers.spectral` both follow it.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 #: how close to a multiple of dt a frame interval must be to be stepped by dt itself
 ON_GRID = 1e-9
+
+
+@dataclass
+class MarchSteps:
+    """What an explicit march took over one frame interval, in the fields pdegen's per-sample
+    statistics read from every solve result (`solvers.sequence.SolveResult`): `iterations`
+    the internal steps, `step` their size; `residual` is 0, since no linear system is solved;
+    `tail` a resolution indicator a family may fill (`pdegen.families.spectral`). The
+    spectral integrators and the acoustic leapfrog report it."""
+
+    iterations: int
+    step: float
+    converged: bool
+    reason: str
+    seconds: float
+    residual: float = 0.0
+    tail: float = math.nan
 
 
 def substeps(start: float, end: float, dt: float) -> tuple[int, float]:

@@ -54,13 +54,15 @@ from pdegen.discretisation.fields import (
     grf_pointwise_std_bound,
     sample_rng,
 )
+from pdegen.discretisation.operators import diagonal_places, on_pattern, stencil_matrix
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, describe_frames
 from pdegen.families.cell_square import CellCentredSquare
 from pdegen.families.declarations import FieldAxes, Sample
-from pdegen.families.residuals import StepResidual, relative_difference
+from pdegen.families.residuals import StepResidual, relative_difference, scipy_lu_solve
 from pdegen.specs import RangeSpec, nested, rule
+from solvers.stepping import MarchSteps
 
 #: `check --deep`'s bound on a re-run frame, in units of the storage's roundoff per step
 REFRAME_FACTOR = 1000.0
@@ -129,24 +131,6 @@ class AcousticProblem:
     min_points_per_wavelength: float = rule(5.0, ge=2.0)
 
 
-@dataclasses.dataclass
-class WaveSteps:
-    """What a leapfrog frame interval reports where a solve would: its steps (as
-    `iterations`), whether the pressure stayed finite; no residual (nothing is solved)."""
-
-    iterations: int
-    residual: float
-    converged: bool
-    reason: str
-    seconds: float
-    x: np.ndarray | None = None
-
-
-@dataclasses.dataclass
-class _Solved:
-    x: np.ndarray
-
-
 class Medium:
     """One sample's matrices: M = diag(1/K), C = diag(sigma/K), S = -div((1/rho) grad)."""
 
@@ -154,13 +138,23 @@ class Medium:
         self.mass = 1.0 / bulk.ravel()
         self.damping = damping.ravel() / bulk.ravel()
         self.stiffness = stiffness_operator(density, h)
+        self.diagonal = diagonal_places(density.ndim, density.shape[0])
 
     def newmark_matrix(self, step: float) -> sp.csr_matrix:
-        N = self.stiffness * (step**2 / 4.0)
-        N = N + sp.diags(self.mass + 0.5 * step * self.damping)
-        N = N.tocsr()
-        N.sort_indices()
+        """M + step/2 C + step^2/4 S, on S's shared stencil pattern."""
+        N = on_pattern(self.stiffness, self.stiffness.data * (step**2 / 4.0))
+        N.data[self.diagonal] += self.mass + 0.5 * step * self.damping
         return N
+
+    def acceleration(self, p: np.ndarray, v: np.ndarray) -> np.ndarray:
+        """p'' = -M^-1 (C v + S p): M is diagonal, so no solve (a march's first step)."""
+        return -(self.damping * v + self.stiffness @ p) / self.mass
+
+    def newmark_predictor(self, p, v, a, step: float) -> tuple[np.ndarray, ...]:
+        """(p*, v*, the right-hand side -C v* - S p* of the new acceleration's system)."""
+        p_star = p + step * v + 0.25 * step**2 * a
+        v_star = v + 0.5 * step * a
+        return p_star, v_star, -(self.damping * v_star) - self.stiffness @ p_star
 
     def energy(self, p: np.ndarray, v: np.ndarray) -> float:
         """v^T M v / 2 + p^T S p / 2, which Newmark conserves without damping."""
@@ -235,31 +229,19 @@ def shortest_wavelength(problem: AcousticProblem, length: float, n: int) -> floa
 
 def stiffness_operator(density: np.ndarray, h: float) -> sp.csr_matrix:
     """-div((1/rho) grad) on the cell-centred grid with zero flux through the walls: face
-    coefficient 2 / (rho_left + rho_right) between neighbouring cells."""
-    shape = density.shape
-    index = np.arange(density.size).reshape(shape)
-    rows, cols, vals = [], [], []
-    diagonal = np.zeros(density.size)
+    coefficient 2 / (rho_left + rho_right) between neighbouring cells, no coupling across a
+    wall. The cells' neighbour structure is the node grid's interior stencil, so the matrix
+    is assembled on its shared pattern (`stencil_matrix`)."""
+    diagonal = np.zeros(density.shape)
+    faces = []
     for axis in range(density.ndim):
-        lo = [slice(None)] * density.ndim
-        hi = [slice(None)] * density.ndim
-        lo[axis], hi[axis] = slice(0, -1), slice(1, None)
-        a, b = index[tuple(lo)].ravel(), index[tuple(hi)].ravel()
-        face = 2.0 / (density[tuple(lo)] + density[tuple(hi)]).ravel() / h**2
-        rows += [a, b]
-        cols += [b, a]
-        vals += [-face, -face]
-        np.add.at(diagonal, a, face)
-        np.add.at(diagonal, b, face)
-    rows.append(index.ravel())
-    cols.append(index.ravel())
-    vals.append(diagonal)
-    S = sp.csr_matrix(
-        (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-        shape=(density.size, density.size),
-    )
-    S.sort_indices()
-    return S
+        lower = tuple(slice(0, -1) if d == axis else slice(None) for d in range(density.ndim))
+        upper = tuple(slice(1, None) if d == axis else slice(None) for d in range(density.ndim))
+        face = 2.0 / (density[lower] + density[upper]) / h**2
+        diagonal[lower] += face
+        diagonal[upper] += face
+        faces.append(-face)
+    return stencil_matrix(diagonal, faces, faces)
 
 
 class Acoustic(CellCentredSquare, Family):
@@ -488,8 +470,7 @@ class Acoustic(CellCentredSquare, Family):
         record: Callable[[tuple[np.ndarray, ...]], Any] = lambda state: state[0].copy(),
     ):
         """Newmark's march from (p, v); `record(state)` of each frame's (p, v, a)."""
-        M, C, S = medium.mass, medium.damping, medium.stiffness
-        a = -(C * v + S @ p) / M  # M is diagonal: the first acceleration needs no solve
+        a = medium.acceleration(p, v)
         built: dict[float, object] = {}
 
         def advance(state, t: float, step: float):
@@ -499,9 +480,8 @@ class Acoustic(CellCentredSquare, Family):
             key = float(f"{step:.12g}")
             if key not in built:
                 built[key] = medium.newmark_matrix(step)
-            p_star = p + step * v + 0.25 * step**2 * a
-            v_star = v + 0.5 * step * a
-            result = solve(built[key], -(C * v_star) - S @ p_star, a)
+            p_star, v_star, rhs = medium.newmark_predictor(p, v, a, step)
+            result = solve(built[key], rhs, a)
             a = result.x
             return (p_star + 0.25 * step**2 * a, v_star + 0.5 * step * a, a), result
 
@@ -518,15 +498,16 @@ class Acoustic(CellCentredSquare, Family):
             limit = min(limit, medium.stable_step())
         span = self.problem.t_end / self.problem.frames
         if not (limit > 0 and math.isfinite(span / limit)):
-            return 1, span  # media beyond 1e-300 .. 1e300, which `check` refuses (asked first
-            # for the memory estimate, before `check` runs)
+            # media beyond 1e-300 .. 1e300: `check` refuses them, but the memory estimate
+            # asks for the steps before `check` runs
+            return 1, span
         count = max(1, math.ceil(span / (self.problem.cfl * limit)))
         return count, span / count
 
     def leapfrog(self, medium: Medium, p: np.ndarray, v: np.ndarray):
         M, C, S = medium.mass, medium.damping, medium.stiffness
         count, step = self.leapfrog_step(medium)
-        a = -(C * v + S @ p) / M
+        a = medium.acceleration(p, v)
         previous = p - step * v + 0.5 * step**2 * a  # p at -step, to second order
         damp = 0.5 * step * C
         frames, results = [p.copy()], []
@@ -538,7 +519,7 @@ class Acoustic(CellCentredSquare, Family):
             finite = bool(np.all(np.isfinite(p)))
             reason = "EXPLICIT" if finite else "DIVERGED_NANORINF"
             seconds = time.perf_counter() - start
-            results.append(WaveSteps(count, 0.0, finite, reason, seconds))
+            results.append(MarchSteps(count, step, finite, reason, seconds))
             frames.append(p.copy())
         return frames, results
 
@@ -546,11 +527,10 @@ class Acoustic(CellCentredSquare, Family):
         """The first Newmark step's system (ordering and benchmarks look at one operator)."""
         medium = self.build_medium(sample.inputs)
         p = sample.inputs["initial_pressure"].ravel()
-        a = -(medium.stiffness @ p) / medium.mass
+        v = np.zeros_like(p)
         step = self.problem.dt
-        p_star = p + 0.25 * step**2 * a
-        v_star = 0.5 * step * a
-        return medium.newmark_matrix(step), -(medium.damping * v_star) - medium.stiffness @ p_star
+        *_, rhs = medium.newmark_predictor(p, v, medium.acceleration(p, v), step)
+        return medium.newmark_matrix(step), rhs
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
         medium = self.build_medium(sample.inputs)
@@ -569,17 +549,9 @@ class Acoustic(CellCentredSquare, Family):
         REFRAME_FACTOR x max(eps, rtol) x the steps up to that frame (the solves' tolerance
         and the storage's rounding carried through a non-dissipative march; a wrong frame
         differs by order one)."""
-        from scipy.sparse.linalg import factorized
-
-        factors: dict[int, object] = {}
-
-        def solve(A, b, x0):
-            if id(A) not in factors:
-                factors[id(A)] = factorized(A.tocsc())
-            return _Solved(factors[id(A)](b))
-
         medium = self.build_medium(sample.inputs)
-        frames, results = self.trajectory(medium, sample.inputs["initial_pressure"], None, solve)
+        initial = sample.inputs["initial_pressure"]
+        frames, results = self.trajectory(medium, initial, None, scipy_lu_solve())
         steps = (
             self.time_stepping.steps
             if self.problem.scheme == "newmark"

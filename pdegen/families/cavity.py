@@ -123,9 +123,6 @@ class Cavity(Stokes):
     def matrix_entries(self) -> int:
         return (2 * self.dim + 1) * self.velocity_unknowns
 
-    def field_splits(self) -> dict[str, np.ndarray]:
-        raise NotImplementedError("the cavity's momentum step has one block")
-
     @property
     def time_stepping(self) -> TimeStepping:
         p = self.problem
@@ -200,27 +197,25 @@ class Cavity(Stokes):
         results = [r for pair in pairs for r in pair]
         return frames, results
 
+    @functools.cached_property
     def pressure_chain(self):
         """The pressure solve's own chain: one Cholesky factorisation of the constant
         pressure matrix for the family's life (a batch)."""
-        if getattr(self, "_pressure_chain", None) is None:
-            from solvers import ChainSolver
+        from solvers import ChainSolver
 
-            self._pressure_chain = ChainSolver("direct", "cholesky", rtol=1e-12)
-        return self._pressure_chain
+        return ChainSolver("direct", "cholesky", rtol=1e-12)
 
     def solve_sample(self, sample: Sample, chain) -> tuple[dict[str, np.ndarray], list]:
-        pressure = self.pressure_chain()
+        pressure = self.pressure_chain
         frames, results = self.trajectory(sample, chain.solve, lambda L, b: pressure.solve(L, b))
         # frame 0: the fluid at rest, the lid not yet moving (it starts impulsively)
         fields = {name: [np.zeros(self.grid_shape)] for name in self.output_names}
-        lid = sample.params["lid_speed"]
+        lid_nodes = [slice(1, -1)] * self.dim
+        lid_nodes[1] = -1  # the top wall's nodes, its edges left to the side walls
         for u, p in frames[1:]:
             cells = p.reshape((self.n + 1,) * self.dim)
             nodal = self.node_fields(*self.split(u), cells - p.mean())
-            lid_nodes = [slice(1, -1)] * self.dim
-            lid_nodes[1] = -1  # the top wall's nodes, its edges left to the side walls
-            nodal["velocity_x"][tuple(lid_nodes)] = lid
+            nodal["velocity_x"][tuple(lid_nodes)] = sample.params["lid_speed"]
             for name in fields:
                 fields[name].append(nodal[name])
         return {name: np.asarray(v) for name, v in fields.items()}, results
@@ -229,24 +224,9 @@ class Cavity(Stokes):
     def cells(self) -> int:
         return (self.n + 1) ** self.dim
 
-    def split(self, u: np.ndarray) -> list[np.ndarray]:
-        """The face velocities per component (x on the faces normal to x, and so on)."""
-        out, start = [], 0
-        for shape in self.face_shapes:
-            size = math.prod(shape)
-            out.append(u[start : start + size].reshape(shape))
-            start += size
-        return out
-
     def cell_divergence(self, u: np.ndarray) -> np.ndarray:
         """div u at the cell centres (walls: zero normal velocity)."""
         return self.divergence(*self.split(u))
-
-    def why_no_residuals(self) -> str:
-        return (
-            "cavity stores node interpolations of its staggered unknowns, so only its inputs "
-            "were re-checked"
-        )
 
 
 class Projection:

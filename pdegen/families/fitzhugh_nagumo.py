@@ -35,7 +35,7 @@ from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.families.base import Family, describe_frames
 from pdegen.families.cell_square import CellCentredSquare
 from pdegen.families.declarations import FieldAxes, Sample
-from pdegen.families.residuals import StepResidual, relative_difference
+from pdegen.families.residuals import StepResidual, relative_difference, scipy_lu_solve
 from pdegen.specs import rule
 
 
@@ -54,13 +54,6 @@ class FitzHughNagumoProblem:
 
 #: `check --deep`'s bound on a re-run frame, in units of the storage's roundoff per step
 REFRAME_FACTOR = 100.0
-
-
-@dataclasses.dataclass
-class _Solved:
-    """What `trajectory` reads of a solve: its solution."""
-
-    x: np.ndarray
 
 
 def neumann_laplacian_1d(n: int, h: float) -> sp.csr_matrix:
@@ -196,17 +189,8 @@ class FitzHughNagumo(CellCentredSquare, Family):
         relative L2 difference, bound REFRAME_FACTOR x eps x the steps up to that frame (the
         stored initial state's rounding and the solves' carried through a dissipative
         march; a wrong frame differs by order one)."""
-        from scipy.sparse.linalg import factorized
-
-        factors: dict[int, object] = {}
-
-        def solve(A, b, x0):
-            if id(A) not in factors:
-                factors[id(A)] = factorized(A.tocsc())
-            return _Solved(factors[id(A)](b))
-
         w0 = self.stacked(sample.inputs["initial_u"], sample.inputs["initial_v"])
-        frames, _ = self.trajectory(w0, solve)
+        frames, _ = self.trajectory(w0, scipy_lu_solve())
         per_frame = self.time_stepping.steps / self.problem.frames
         out = []
         for k in range(1, len(frames)):

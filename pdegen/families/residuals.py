@@ -9,9 +9,12 @@ residual by up to c eps (|| |A| |u| || + ||b||) / ||b|| (docs/format.md, "Checki
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.sparse.linalg import factorized
 
 #: c of the documented loss: the stored pair (inputs, solution) satisfies
 #: ||b - A u|| <= rtol ||b|| + c eps (|| |A| |u| || + ||b||)
@@ -37,6 +40,28 @@ def linear_residual(
     if norm_b == 0.0:
         return (0.0 if norm_r == 0.0 else math.inf), rtol
     return norm_r / norm_b, rtol + ROUNDING_FACTOR * eps * rounding / norm_b
+
+
+@dataclass
+class Solved:
+    """What a trajectory reads of a solve: its solution."""
+
+    x: np.ndarray
+
+
+def scipy_lu_solve() -> Callable[..., Solved]:
+    """A `solve(A, b, x0)` for re-running a trajectory in `check --deep` without PETSc:
+    scipy's sparse LU, a second implementation of every step's solve, factorised once per
+    matrix object (the trajectories hand the same object to every step of one size, and keep
+    it alive for the whole march)."""
+    factors: dict[int, Callable[[np.ndarray], np.ndarray]] = {}
+
+    def solve(A: sp.spmatrix, b: np.ndarray, x0: np.ndarray | None = None) -> Solved:
+        if id(A) not in factors:
+            factors[id(A)] = factorized(A.tocsc())
+        return Solved(factors[id(A)](b))
+
+    return solve
 
 
 def relative_difference(fresh: np.ndarray, stored: np.ndarray) -> float:

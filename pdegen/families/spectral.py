@@ -46,8 +46,8 @@ from pdegen.families.base import Family, describe_frames
 from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, Sample
 from pdegen.families.residuals import StepResidual, relative_difference
 from pdegen.specs import GridSpec, PeriodicFieldSpec, RangeSpec, rule
-from solvers.spectral import ETDRK4, PeriodicGrid, SpectralSteps
-from solvers.stepping import substeps
+from solvers.spectral import ETDRK4, PeriodicGrid
+from solvers.stepping import MarchSteps, substeps
 
 #: the smallest step is dt / 2^MAX_HALVINGS; a state that needs a smaller one has blown up
 MAX_HALVINGS = 24
@@ -361,14 +361,14 @@ class SpectralFamily(Family):
     def march(
         self, integrator: ETDRK4, u_hat: np.ndarray, params: dict[str, float],
         start: float, end: float, drawn: bool = False,
-    ) -> tuple[np.ndarray, SpectralSteps]:  # fmt: skip
+    ) -> tuple[np.ndarray, MarchSteps]:  # fmt: skip
         """u_hat at `end` from `start`, and what it took. From the `drawn` state itself the
         first INITIAL_LAYER_STEPS steps' span is stepped INITIAL_LAYER_REFINEMENT times finer
         (the initial layer), the rest of the interval by the rule's step."""
         begun = time.perf_counter()
         h = self.step_for(u_hat, params)
         if h is None:
-            failed = SpectralSteps(0, math.nan, False, "DIVERGED_STEP_SIZE", 0.0)
+            failed = MarchSteps(0, math.nan, False, "DIVERGED_STEP_SIZE", 0.0)
             return np.full_like(u_hat, np.nan), failed
         pieces = [(start, end, h)]
         layer = start + INITIAL_LAYER_STEPS * h
@@ -385,11 +385,11 @@ class SpectralFamily(Family):
             count, smallest = count + steps, min(smallest, step)
         finite = bool(np.all(np.isfinite(u_hat)))
         reason = "CONVERGED_STEPS" if finite else "DIVERGED_NONFINITE"
-        return u_hat, SpectralSteps(count, smallest, finite, reason, time.perf_counter() - begun)
+        return u_hat, MarchSteps(count, smallest, finite, reason, time.perf_counter() - begun)
 
     def warm_up(
         self, integrator: ETDRK4, u_hat: np.ndarray, params: dict[str, float]
-    ) -> tuple[np.ndarray, SpectralSteps]:
+    ) -> tuple[np.ndarray, MarchSteps]:
         """March from -warmup to 0 in pieces no longer than a frame interval, the step chosen
         afresh for each (a rough random start needs small steps only at first), as one
         result: its steps summed, its smallest step."""
@@ -405,7 +405,7 @@ class SpectralFamily(Family):
             smallest = min(smallest, result.step)
             if not result.converged:
                 return u_hat, dataclasses.replace(result, iterations=steps, seconds=seconds)
-        return u_hat, SpectralSteps(steps, smallest, True, "CONVERGED_STEPS", seconds)
+        return u_hat, MarchSteps(steps, smallest, True, "CONVERGED_STEPS", seconds)
 
     def tail(self, u_hat: np.ndarray) -> float:
         """The relative L2 norm of the modes at and above the upper half of the dealiased
@@ -431,12 +431,12 @@ class SpectralFamily(Family):
 
     def trajectory_from(
         self, inputs: dict[str, np.ndarray], params: dict[str, float]
-    ) -> tuple[np.ndarray, list[SpectralSteps]]:
+    ) -> tuple[np.ndarray, list[MarchSteps]]:
         """The stored frames (time first, at the stored points) and one result per frame
         interval; after a failed interval the later frames are NaN and not attempted."""
         integrator = self.integrator(inputs, params)
         u_hat = self.grid.forward(self.initial_state(inputs))
-        results: list[SpectralSteps] = []
+        results: list[MarchSteps] = []
         if self.warmup > 0:
             u_hat, warm = self.warm_up(integrator, u_hat, params)
             results.append(warm)
@@ -445,7 +445,7 @@ class SpectralFamily(Family):
         for k in range(len(times) - 1):
             if results and not results[-1].converged:
                 spectra.append(np.full_like(u_hat, np.nan))
-                results.append(SpectralSteps(0, math.nan, False, "NOT_SOLVED", 0.0))
+                results.append(MarchSteps(0, math.nan, False, "NOT_SOLVED", 0.0))
                 continue
             drawn = k == 0 and self.warmup == 0
             u_hat, result = self.march(integrator, u_hat, params, times[k], times[k + 1], drawn)

@@ -333,16 +333,22 @@ class Stokes(Family):
 
     # -- from the unknowns to the stored fields ---------------------------------------------
 
-    def mac_fields(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
-        """The velocity components on their faces (shapes `face_shapes`), then the cell
-        pressures ((n + 1,) * dim) with mean zero, from the solution vector."""
+    def split(self, x: np.ndarray) -> list[np.ndarray]:
+        """The velocity components on their faces (shapes `face_shapes`), from the first
+        `velocity_unknowns` entries of `x`."""
         out, start = [], 0
         for shape in self.face_shapes:
             size = math.prod(shape)
             out.append(x[start : start + size].reshape(shape))
             start += size
-        p = np.insert(x[start:], self.pinned, 0.0).reshape((self.n + 1,) * self.dim)
-        return (*out, p - p.mean())
+        return out
+
+    def mac_fields(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The velocity components on their faces (shapes `face_shapes`), then the cell
+        pressures ((n + 1,) * dim) with mean zero, from the solution vector."""
+        pressures = x[self.velocity_unknowns :]
+        p = np.insert(pressures, self.pinned, 0.0).reshape((self.n + 1,) * self.dim)
+        return (*self.split(x), p - p.mean())
 
     def divergence(self, *velocity: np.ndarray) -> np.ndarray:
         """div u at the cell centres from the face velocities (walls: zero normal velocity)."""
