@@ -1,6 +1,7 @@
 """Cavity flow: recycling across the Oseen momentum steps against the same methods without it.
 
     python benchmarks/cavity.py          # n = 63 and 127, dt = 0.02 and 0.1; about 7 minutes
+    python benchmarks/cavity.py --family channel   # the channel past cylinders; about 4 minutes
 
 Every step of `Cavity` solves a nonsymmetric momentum system whose convection part changes
 with the last step's velocity; this compares, on the same chains of steps and samples,
@@ -13,7 +14,8 @@ the true residual. Cells: CPU seconds per
 sample for the whole march (assembly and the pressure solves included, the same for every
 row), per momentum step, and mean iterations per momentum step. A last table runs the same
 march with the coupled Oseen step (`coupled`) instead of the projection, GMRES against
-GCRO-DR. Writes benchmarks/results/cavity.md.
+GCRO-DR. Writes benchmarks/results/cavity.md (cavity3d.md with --dim 3, channel.md with
+--family channel: `Channel`'s steps, whose operator also changes with the sample's obstacles).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import scipy.sparse as sp
 from tables import save
 
 from pdegen.families.cavity import Cavity, CavityProblem
+from pdegen.families.channel import Channel, ChannelProblem
 from pdegen.specs import RangeSpec
 from solvers import ChainSolver
 
@@ -40,6 +43,37 @@ SOLVERS = [
 #: (n, dim, dt, t_end): the recipe's step on its grid and on Ghia's, the large step that
 #: marches to a steady state (tests/test_cavity.py), and the 3D recipe's grid
 CASES = [(63, 2, 0.02, 2.0), (127, 2, 0.02, 2.0), (127, 2, 0.1, 5.0), (31, 3, 0.02, 1.0)]
+#: (n, dt, t_end) of the channel: the recipe's grid (256 x 64 cells) and step, from rest
+#: through the start of shedding, and a 5x larger step
+CHANNEL_CASES = [(64, 0.01, 3.0), (64, 0.05, 5.0)]
+
+
+def channel_table(samples_count: int) -> None:
+    """The solver table for `Channel`: Re in [20, 200], 1 to 3 cylinders per sample."""
+    lines, data = [], {}
+    for n, dt, t_end in CHANNEL_CASES:
+        family = Channel(n, 2, ChannelProblem(t_end=t_end, frames=4, dt=dt))
+        samples = [family.sample(0, i) for i in range(samples_count)]
+        march(family, samples[:1], "gmres", "ilu", {})  # warm-up
+        lines += [
+            f"channel, n = {n} ({family.nx} x {n} cells, {family.unknowns} velocity unknowns), "
+            f"dt = {dt:g}, {family.time_stepping.steps} steps per sample, {samples_count} "
+            "samples, Re in [20, 200]",
+            "",
+            "| momentum solver | CPU per sample | per step | iterations per step |",
+            "|---|---|---|---|",
+        ]
+        for method, pc, extra in SOLVERS:
+            label = f"{method} + {pc}" + (f" (k = {extra['recycle']})" if extra else "")
+            cell = march(family, samples, method, pc, extra)
+            data[f"channel n={n} dt={dt:g} {label}"] = cell
+            flag = f" !{cell['unconverged']} unconverged" if cell["unconverged"] else ""
+            lines.append(
+                f"| {label} | {cell['per_sample']:.2f} s | {cell['per_step'] * 1e3:.1f} ms | "
+                f"{cell['iterations']:.1f}{flag} |"
+            )
+        lines.append("")
+    save("channel", "\n".join(lines), data)
 
 
 def march(family, samples, method, pc, extra) -> dict:
@@ -116,7 +150,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--dim", type=int, choices=(2, 3), help="only the cases of this dim")
+    parser.add_argument("--family", choices=("cavity", "channel"), default="cavity")
     args = parser.parse_args()
+    if args.family == "channel":
+        channel_table(args.samples)
+        return
     lines = []
     data = {}
     for n, dim, dt, t_end in CASES:

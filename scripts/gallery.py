@@ -37,6 +37,7 @@ RECIPES = (
     "diffusion-sorption",
     "acoustic",
     "cavity",
+    "channel",
 )
 
 

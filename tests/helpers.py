@@ -146,6 +146,19 @@ PROBLEMS = {
     "fitzhugh-nagumo": ({"n": 16, "length": 2.0}, {"t_end": 0.1, "frames": 2, "dt": 0.01}),
     "diffusion-sorption": ({"n": 32, "dim": 1}, {"t_end": 10.0, "frames": 2, "dt": 1.0}),
     "cavity": ({"n": 15}, {"t_end": 0.1, "frames": 2, "dt": 0.05}),
+    "channel": (
+        {"n": 16},
+        {
+            "length": 2.0,
+            "cylinders": {
+                "radius": {"min": 0.125, "max": 0.2},
+                "centre_x": {"min": 0.4, "max": 0.6},
+            },
+            "t_end": 0.1,
+            "frames": 2,
+            "dt": 0.05,
+        },
+    ),
     "acoustic": (
         {"n": 16, "length": 2.0},
         {

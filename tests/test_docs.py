@@ -16,6 +16,7 @@ import yaml
 from pdegen.discretisation.fields import gaussian_random_field, sample_rng
 from pdegen.families import FAMILIES
 from pdegen.families.acoustic import MediumSpec, RingsSpec
+from pdegen.families.channel import CylindersSpec
 from pdegen.families.stokes import ForceSpec, ViscositySpec
 from pdegen.recipe.schema import Recipe, SplitSpec
 from pdegen.run.engines import DEFAULT_ENGINE, ENGINES
@@ -37,6 +38,7 @@ SPECS = {
         ForceSpec,
         MediumSpec,
         RingsSpec,
+        CylindersSpec,
     )
 }
 RULES = {"≥": "ge", ">": "gt", "≤": "le", "<": "lt"}

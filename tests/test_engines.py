@@ -191,6 +191,28 @@ ENGINE_CASES = [
     ),
     pytest.param(
         trajectory_recipe(
+            "channel",
+            {"n": 16},
+            {
+                "length": 2.0,
+                "reynolds": {"min": 50.0, "max": 200.0},
+                "cylinders": {
+                    "count": 3,
+                    "radius": {"min": 0.125, "max": 0.2},
+                    "centre_x": {"min": 0.4, "max": 0.8},
+                },
+                "t_end": 0.2,
+                "frames": 2,
+                "dt": 0.05,
+            },
+            {"method": "gcrodr", "pc": "ilu"},
+        ),
+        2,
+        ("outputs/velocity_y", "outputs/pressure", "inputs/obstacle", "params/reynolds"),
+        id="channel-gcrodr-across-steps",
+    ),
+    pytest.param(
+        trajectory_recipe(
             "acoustic",
             {"n": 24, "length": 2.0},
             {

@@ -101,6 +101,23 @@ RECIPES = {
         "problem": {"t_end": 0.2, "frames": 2, "dt": 0.05},
         "solver": {"method": "gmres", "pc": "ilu"},
     },
+    "channel": {  # cell-centred on a rectangle (32 x 16 cells), an obstacle mask, a trajectory
+        "family": "channel",
+        "samples": 8,
+        "seed": 11,
+        "grid": {"n": 16},
+        "problem": {
+            "length": 2.0,
+            "cylinders": {
+                "radius": {"min": 0.125, "max": 0.2},
+                "centre_x": {"min": 0.4, "max": 0.8},
+            },
+            "t_end": 0.2,
+            "frames": 2,
+            "dt": 0.05,
+        },
+        "solver": {"method": "gmres", "pc": "ilu"},
+    },
     "acoustic": {  # cell-centred, rigid walls, a trajectory
         "family": "acoustic",
         "samples": 8,
@@ -385,6 +402,7 @@ def test_the_mapping_per_family():
         "fisher-kpp": ["t_end", "cfl"],
         "fitzhugh-nagumo": ["du", "dv", "k", "t_end", "dt", "scale"],
         "cavity": ["t_end", "dt"],
+        "channel": ["length", "inflow", "t_end", "dt"],
         "acoustic": [
             "t_end",
             "dt",
@@ -696,7 +714,7 @@ def test_the_wells_own_reader_loads_every_export(exports):
     """the_well.data.WellDataset on every split of every export, with the documented options,
     against the files (tests/well_reader.py; runs in the interpreter that has the_well)."""
     # trajectories: n_steps_input >= 1
-    timed = {"heat", "burgers", "navier-stokes", "acoustic", "cavity"}
+    timed = {"heat", "burgers", "navier-stokes", "acoustic", "cavity", "channel"}
     windows = [f"{exports[name]}:{int(name in timed)}:1" for name in sorted(exports)] + [
         f"{exports['heat']}:1:4",
         f"{exports['burgers']}:2:2",

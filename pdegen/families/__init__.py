@@ -5,6 +5,7 @@ from pdegen.families.advection import Advection
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.families.burgers import Burgers
 from pdegen.families.cavity import Cavity
+from pdegen.families.channel import Channel
 from pdegen.families.convection import ConvectionDiffusion
 from pdegen.families.darcy import Darcy
 from pdegen.families.diffusion_sorption import DiffusionSorption
@@ -30,7 +31,7 @@ FAMILIES.update({f.name: f for f in (FitzHughNagumo, DiffusionSorption)})
 # Waves in bounded random media, marched with a solve per step (Newmark) or explicitly
 FAMILIES[Acoustic.name] = Acoustic
 # Incompressible flow on the MAC grid, a momentum and a pressure solve per step
-FAMILIES[Cavity.name] = Cavity
+FAMILIES.update({f.name: f for f in (Cavity, Channel)})
 # The periodic families, integrated spectrally (solvers/spectral.py)
 FAMILIES.update(
     {f.name: f for f in (Burgers, NavierStokes, KuramotoSivashinsky, Advection, FisherKPP)}
@@ -48,6 +49,7 @@ __all__ = [
     "Advection",
     "Burgers",
     "Cavity",
+    "Channel",
     "FisherKPP",
     "FitzHughNagumo",
     "KuramotoSivashinsky",

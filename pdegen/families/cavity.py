@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
+from pdegen.discretisation.mac_rectangle import SummedPattern
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.base import describe_frames
@@ -250,7 +251,7 @@ class Projection:
         size = family.velocity_unknowns
         diagonal = np.arange(size)
         rows, cols = _convection_pattern(n, dim)
-        self.matrix = _SummedPattern(
+        self.matrix = SummedPattern(
             np.concatenate([self.viscous.row, rows, diagonal]),
             np.concatenate([self.viscous.col, cols, diagonal]),
             size,
@@ -278,30 +279,6 @@ class Projection:
         phi = np.insert(result.x, Stokes.pinned, 0.0)
         u = u_star - (step / self.h) * (self.gradient @ phi)
         return u, p + phi, result
-
-
-class _SummedPattern:
-    """A CSR matrix summed from COO entries whose places never change: the places are sorted
-    once, and each new set of values is summed into them by one bincount. Why: scipy's COO to
-    CSR conversion (sort and sum) took half of a 64^2 step's time outside the solves; the
-    pattern's arrays are read-only and shared, so the chain solver recognises them by their
-    memory and refills its matrix in place."""
-
-    def __init__(self, rows: np.ndarray, cols: np.ndarray, size: int):
-        keys = rows.astype(np.int64) * size + cols
-        unique, self.places = np.unique(keys, return_inverse=True)
-        self.indices = (unique % size).astype(np.int32)
-        self.indptr = np.zeros(size + 1, dtype=np.int32)
-        np.cumsum(np.bincount(unique // size, minlength=size), out=self.indptr[1:])
-        self.indices.flags.writeable = False
-        self.indptr.flags.writeable = False
-        self.size = size
-
-    def csr(self, values: np.ndarray) -> sp.csr_matrix:
-        data = np.bincount(self.places, weights=values, minlength=self.indices.size)
-        A = sp.csr_matrix((data, self.indices, self.indptr), shape=(self.size, self.size))
-        A.has_sorted_indices = True
-        return A
 
 
 @functools.lru_cache(maxsize=4)
