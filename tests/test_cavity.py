@@ -6,15 +6,20 @@ order in time; and the discrete divergence after every step."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import h5py
 import numpy as np
 import pytest
 
+from pdegen.dataset.check import check_dataset
+from pdegen.dataset.loader import open_dataset
 from pdegen.families import family_from_recipe
 from pdegen.families.cavity import Cavity, CavityProblem
 from pdegen.families.declarations import Sample
 from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
 from pdegen.specs import RangeSpec
 from solvers import ChainSolver
 from tests.helpers import family_recipe
@@ -271,3 +276,49 @@ def test_the_3d_cavity_is_mirror_symmetric_about_its_mid_plane():
     np.testing.assert_allclose(u, u[:, :, ::-1], atol=1e-9 * scale)
     np.testing.assert_allclose(v, v[:, :, ::-1], atol=1e-9 * scale)
     np.testing.assert_allclose(w, -w[:, :, ::-1], atol=1e-9 * scale)
+
+
+def test_a_march_to_a_steady_state_stops_there_and_agrees_with_the_full_march():
+    """`steady: 1e-6`: the march stops once the change per unit time is below 1e-6 of the lid
+    speed; the frames after hold that state, `steady_time` says when, fewer solves are taken,
+    and the state agrees with the march carried on to t_end within 3e-6 (Re = 100, n = 15:
+    the slowest mode decays at a rate of about 0.5, so about 2e-6 of change remains), where
+    the full march's frame at t = 20 is still 8.9e-6 away."""
+    problem = CavityProblem(reynolds=RangeSpec(100.0, 100.0), t_end=60.0, frames=12, dt=0.1)
+    full = Cavity(15, 2, problem)
+    early = Cavity(15, 2, dataclasses.replace(problem, steady=1e-6))
+    sample = full.sample(0, 0)
+    reference, results_full = full.solve_sample(sample, ChainSolver("gmres", "ilu", rtol=1e-12))
+    outputs, results = early.solve_sample(sample, ChainSolver("gmres", "ilu", rtol=1e-12))
+    steady_time = early.sample_stats(results)["steady_time"]
+    assert 20.0 < steady_time < 25.0, steady_time
+    assert len(results) == 2 * round(steady_time / 0.1) < len(results_full) == 1200
+    assert math.isnan(full.sample_stats(results_full)["steady_time"])
+    u, final = outputs["velocity_x"], reference["velocity_x"][-1]
+    assert all(np.array_equal(u[k], u[-1]) for k in range(5, 13))  # t = 25 .. 60
+    assert not np.array_equal(u[4], u[5])
+    assert np.max(np.abs(u[-1] - final)) < 3e-6
+    assert np.max(np.abs(reference["velocity_x"][4] - final)) > 8e-6
+
+
+def test_a_steady_dataset_checks_clean_and_a_sample_with_too_many_solves_does_not(tmp_path):
+    data = family_recipe("cavity", method="gmres", pc="ilu")
+    data["problem"] = {
+        "reynolds": {"min": 50.0, "max": 200.0},
+        "t_end": 30.0,
+        "frames": 2,
+        "dt": 0.1,
+        "steady": 1e-4,
+    }
+    data["samples"] = 3
+    generate(recipe_from_dict(data), out=tmp_path / "steady", progress=False)
+    with open_dataset(tmp_path / "steady") as ds:
+        stats = ds.stats()
+        assert np.all(stats["solves"] < 600) and np.all(stats["steady_time"] < 30.0)
+        assert np.all(stats["solves"] == 2 * np.round(stats["steady_time"] / 0.1))
+    assert check_dataset(tmp_path / "steady").ok
+    shard = sorted((tmp_path / "steady").glob("*.h5"))[0]
+    with h5py.File(shard, "r+") as f:
+        f["stats/solves"][0] = 601
+    report = check_dataset(tmp_path / "steady")
+    assert any("not 1 to 600 solve(s)" in line for line in report.lines()), report.lines()

@@ -157,6 +157,12 @@ class Family(SolverChoice, abc.ABC):
         return len(self.times) - 1 if self.time_stepping is not None else 1
 
     @property
+    def stops_early(self) -> bool:
+        """Whether a trajectory may end before its last frame time (a march to a steady
+        state): `solves_per_sample` is then the most a sample records."""
+        return False
+
+    @property
     def input_names(self) -> tuple[str, ...]:
         """The declared inputs that exist at this grid dimension."""
         return tuple(k for k, v in self.inputs.items() if self.dim in v.dims)

@@ -57,6 +57,7 @@ from pdegen.families.stokes import (
     _pair_mean,
 )
 from pdegen.specs import RangeSpec, nested, rule
+from solvers.sequence import SolveResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +69,17 @@ class CavityProblem:
     t_end: float = rule(8.0, gt=0.0)
     frames: int = rule(16, ge=1, le=100000)
     dt: float = rule(0.01, gt=0.0)
+    #: stop marching once max |u^{n+1} - u^n| / (dt U) falls below this (the change per unit
+    #: time relative to the lid speed): the later frames hold the steady state; None: march
+    #: to t_end
+    steady: float | None = rule(None, gt=0.0)
+
+
+@dataclasses.dataclass
+class SteadyAt(SolveResult):
+    """The momentum solve of the step after which the march was steady, and that time."""
+
+    steady_time: float = math.nan
 
 
 class Cavity(Stokes):
@@ -88,6 +100,9 @@ class Cavity(Stokes):
         "pressure": FieldAxes(time=True),
     }
     params = ("reynolds", "lid_speed")
+    #: the time the march became steady (`problem.steady`), NaN where it was not asked for or
+    #: not reached by t_end
+    stats_columns = {"steady_time": "float64"}
     # the momentum step's solver, measured (docs/benchmarks.md, "Cavity flow"): warm-started
     # from the last velocity it needs 4-14 GMRES iterations, which recycling does not reduce
     auto_solvers = {2: ("gmres", "ilu"), 3: ("gmres", "ilu")}
@@ -132,16 +147,32 @@ class Cavity(Stokes):
 
     @property
     def solves_per_sample(self) -> int:
-        """Two per step: the momentum solve and the pressure solve."""
+        """Two per step: the momentum solve and the pressure solve (at most, with
+        `problem.steady`: the steps after the steady state are not taken)."""
         return 2 * self.time_stepping.steps
+
+    @property
+    def stops_early(self) -> bool:
+        return self.problem.steady is not None
+
+    def sample_stats(self, results: list) -> dict[str, float]:
+        times = [r.steady_time for r in results if isinstance(r, SteadyAt)]
+        return {"steady_time": times[0] if times else math.nan}
 
     def describe_discretisation(self) -> str:
         stepping = self.time_stepping
+        steady = (
+            f" The march stops once max |u^(n+1) - u^n| / (dt U) < {self.problem.steady:g} "
+            "(the steady state; `/stats/steady_time` says when), and the later frames hold "
+            "that state."
+            if self.stops_early
+            else ""
+        )
         return (
             f"Discretisation: {self.discretisation}. Time stepping: {stepping.description}, "
             f"internal step dt = {stepping.dt:g} ({stepping.steps} steps), a momentum solve "
             f"and a pressure solve each; the fields store "
-            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest."
+            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest.{steady}"
         )
 
     # -- samples ----------------------------------------------------------------------------
@@ -186,13 +217,21 @@ class Cavity(Stokes):
         lid = sample.params["lid_speed"]
         march = Projection(self, sample.inputs["viscosity"], lid, forcing)
         state = start or (np.zeros(self.velocity_unknowns), np.zeros(self.cells))
+        tolerance = self.problem.steady
+        steady = False
 
         def advance(state, t: float, step: float):
+            nonlocal steady
+            if steady:  # the steady state, to `problem.steady`: nothing left to solve
+                return state, ()
             u, p = state
             A, b = march.momentum(u, p, step, t + step)
             momentum = solve(A, b, u)
-            u, p, pressure = march.project(momentum.x, p, step, pressure_solve)
-            return (u, p), (momentum, pressure)
+            new, p, pressure = march.project(momentum.x, p, step, pressure_solve)
+            if tolerance is not None and np.max(np.abs(new - u)) < tolerance * step * lid:
+                steady = True
+                momentum = SteadyAt(**vars(momentum), steady_time=t + step)
+            return (new, p), (momentum, pressure)
 
         frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s)
         results = [r for pair in pairs for r in pair]
