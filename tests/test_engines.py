@@ -204,12 +204,13 @@ ENGINE_CASES = [
                 "t_end": 0.2,
                 "frames": 2,
                 "dt": 0.05,
+                "scheme": "bdf2",
             },
             {"method": "gcrodr", "pc": "ilu"},
         ),
         2,
         ("outputs/velocity_y", "outputs/pressure", "inputs/obstacle", "params/reynolds"),
-        id="channel-gcrodr-across-steps",
+        id="channel-bdf2-gcrodr-across-steps",
     ),
     pytest.param(
         trajectory_recipe(

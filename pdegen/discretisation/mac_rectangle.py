@@ -6,8 +6,9 @@ Dirichlet data everywhere (Kovasznay's flow, tests).
 Cells (i, j), i < nx along x, j < ny along y, of side h, the rectangle's corner at `origin`.
 u lives on the x-faces (x = i h, i = 0..nx), v on the y-faces (y = j h, j = 0..ny), p at the
 cell centres. The normal velocity on a side is data (a Dirichlet side), except on the right
-side when `outflow` is set: there u is an unknown, its x-derivative and v's vanish and the
-pressure is zero on the side (so the pressure needs no pin and is not defined up to a
+side when `outflow` is set: there u is an unknown, its x-derivative and v's vanish (by a
+ghost copy: half a cell beyond the side for u, on it for v) and the pressure is zero on the
+side (so the pressure needs no pin and is not defined up to a
 constant). Why these ghost rules and not one-sided stencils: each is a choice among three
 (a known neighbour on a face, a mirror image about the wall for a tangential component, a
 copy for a zero derivative), which keeps every operator a Kronecker sum of 1D stencils and
@@ -237,7 +238,8 @@ class MacRectangle:
 
     def project(self, u_star: np.ndarray, p: np.ndarray, step: float, sides: dict, solve):
         """u* made divergence-free: L phi = -(h / dt)(D u* + the sides' part), u = u* - (dt /
-        h) G phi, p = p + phi (incremental pressure correction); returns (u, p, result)."""
+        h) G phi, p = p + phi (incremental pressure correction; `step` is dt / a0 for a
+        backward-difference step); returns (u, p, result)."""
         L = self.pressure_matrix
         rhs = -(self.h / step) * (self.divergence @ u_star + self.divergence_lift(sides))
         rhs[self.fixed_cells] = 0.0
@@ -293,10 +295,13 @@ class MacRectangle:
             out.append(nu * viscous + convective)
         return np.concatenate(out)
 
-    def momentum(self, w, p, step, nu, sides, forcing=None):
-        """The Oseen step (h^2/dt + nu A + h^2 N(w)) u* = h^2/dt w - h G p - lifts (+ h^2
-        f): its matrix (a fixed pattern, the closed faces' rows the mass alone) and
-        right-hand side (zero on closed faces)."""
+    def momentum(self, u, p, step, nu, sides, forcing=None, terms=None):
+        """The Oseen step (a0 h^2/dt + nu A + h^2 N(w)) u* = h^2/dt history - h G p - lifts
+        (+ h^2 f): its matrix (a fixed pattern, the closed faces' rows the mass alone) and
+        right-hand side (zero on closed faces); (a0, history, w) are `terms`
+        (`pdegen.discretisation.timestepping.backward_difference`), backward Euler from u
+        (1, u, u) by default."""
+        a0, history, w = terms or (1.0, u, u)
         pattern, rows, cols, tags = self._pattern
         wx, wy = self.advecting(w, sides)
         keep = self.open.astype(float)
@@ -304,9 +309,10 @@ class MacRectangle:
         for r, c, (name, axis, data) in zip(rows, cols, tags, strict=True):
             scale = nu if name == "viscous" else self.h * (wx, wy)[axis][r]
             values.append(data * scale * keep[r] * keep[c])
-        values.append(np.full(self.size, self.h**2 / step))
+        values.append(np.full(self.size, a0 * self.h**2 / step))
         A = pattern.csr(np.concatenate(values))
-        b = (self.h**2 / step) * w - self.h * (self.gradient @ p) - self.lifts(sides, nu, wx, wy)
+        b = (self.h**2 / step) * history - self.h * (self.gradient @ p)
+        b -= self.lifts(sides, nu, wx, wy)
         if forcing is not None:
             b = b + self.h**2 * forcing
         b[~self.open] = 0.0

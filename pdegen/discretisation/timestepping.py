@@ -42,6 +42,12 @@ SCHEME_NAMES = {
         "backward Euler with the convection linearised about the last step (Oseen), then an "
         "incremental pressure-correction projection (first order)"
     ),
+    "oseen-projection-bdf2": (
+        "BDF2 (second-order backward differences, variable-step) with the convection "
+        "linearised about the extrapolation 2u^n - u^(n-1) (Oseen), then an incremental "
+        "pressure-correction projection (second order in the velocity; backward Euler at "
+        "the first step)"
+    ),
     "etdrk4": (
         "ETDRK4 (Cox and Matthews' exponential Runge-Kutta, fourth order, the linear part "
         "exact; Kassam and Trefethen's contour coefficients)"
@@ -116,3 +122,24 @@ def uniform_frames(dt: float, steps: int) -> np.ndarray:
     """Frame times 0, dt, ..., steps dt: a frame after every internal step."""
     with np.errstate(over="ignore"):  # a dt that overflows is refused by the family's check
         return dt * np.arange(steps + 1)
+
+
+def backward_difference(
+    u: np.ndarray,
+    previous: np.ndarray | None = None,
+    step: float = 1.0,
+    previous_step: float | None = None,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """The backward-difference step from u (and `previous`, the state one step of
+    `previous_step` before): (a0, history, w) with a0 u^(n+1) - history = step x (the right-
+    hand side at the new time), and w the extrapolated state a linearised term is taken
+    about. Backward Euler without `previous` (a0 = 1, history = w = u); BDF2 with it, its
+    variable-step form (ratio r = step / previous_step): a0 = (1 + 2r) / (1 + r), history =
+    (1 + r) u - r^2 / (1 + r) u^(n-1), w = (1 + r) u - r u^(n-1) (3/2, 2u - u^(n-1)/2 and
+    2u - u^(n-1) at a constant step). Why variable-step: frames that do not fall on multiples
+    of dt change the step between frame intervals (`substeps`)."""
+    if previous is None:
+        return 1.0, u, u
+    r = step / previous_step
+    history = (1.0 + r) * u - (r * r / (1.0 + r)) * previous
+    return (1.0 + 2.0 * r) / (1.0 + r), history, (1.0 + r) * u - r * previous

@@ -25,7 +25,9 @@ pressure-correction projection (Chorin, Van Kan):
 3. u^{n+1} = u* - dt grad phi, p^{n+1} = p^n + phi: discretely divergence-free (to the
    pressure solve's rounding, tested).
 A steady state of the march is the discrete steady Navier-Stokes solution (u* = u^{n+1} =
-u^n, phi = 0), which is what the Ghia comparison tests. First order in time (measured). The
+u^n, phi = 0), which is what the Ghia comparison tests. First order in time (measured);
+`scheme: bdf2` replaces backward Euler by BDF2 (the convection linearised about 2u^n -
+u^(n-1), the projection with dt * 2/3), second order in the velocity (measured). The
 coupled Oseen step (the saddle point with its pressure, by a Schur-complement block
 preconditioner) was measured 10x slower per sample (docs/benchmarks.md, "Cavity flow").
 
@@ -38,13 +40,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.mac_rectangle import SummedPattern
-from pdegen.discretisation.timestepping import TimeStepping
+from pdegen.discretisation.timestepping import TimeStepping, backward_difference
 from pdegen.errors import RecipeError
 from pdegen.families.base import describe_frames
 from pdegen.families.declarations import FieldAxes, Sample
@@ -69,10 +72,16 @@ class CavityProblem:
     t_end: float = rule(8.0, gt=0.0)
     frames: int = rule(16, ge=1, le=100000)
     dt: float = rule(0.01, gt=0.0)
+    #: `euler`: backward Euler (first order); `bdf2`: second order in the velocity
+    scheme: Literal["euler", "bdf2"] = "euler"
     #: stop marching once max |u^{n+1} - u^n| / (dt U) falls below this (the change per unit
     #: time relative to the lid speed): the later frames hold the steady state; None: march
     #: to t_end
     steady: float | None = rule(None, gt=0.0)
+
+
+#: the recipe's `scheme` -> the time stepping's name (`SCHEME_NAMES`)
+SCHEMES = {"euler": "oseen-projection", "bdf2": "oseen-projection-bdf2"}
 
 
 @dataclasses.dataclass
@@ -86,9 +95,8 @@ class Cavity(Stokes):
     name = "cavity"
     discretisation = (
         "the marker-and-cell (MAC) grid of `stokes`, convection w . grad u by central "
-        "differences, backward Euler with the convection linearised about the last step "
-        "(Oseen) and an incremental pressure-correction projection; the stored fields are "
-        "interpolated to the nodes"
+        "differences about a known velocity (Oseen), an incremental pressure-correction "
+        "projection; the stored fields are interpolated to the nodes"
     )
     Problem = CavityProblem
     grid_dims = (2, 3)
@@ -143,7 +151,7 @@ class Cavity(Stokes):
     def time_stepping(self) -> TimeStepping:
         p = self.problem
         times = np.linspace(0.0, p.t_end, p.frames + 1)
-        return TimeStepping("oseen-projection", p.dt, times, trajectory="velocity_x")
+        return TimeStepping(SCHEMES[p.scheme], p.dt, times, trajectory="velocity_x")
 
     @property
     def solves_per_sample(self) -> int:
@@ -216,24 +224,33 @@ class Cavity(Stokes):
         velocities, cell pressures; default: at rest) serve manufactured solutions."""
         lid = sample.params["lid_speed"]
         march = Projection(self, sample.inputs["viscosity"], lid, forcing)
-        state = start or (np.zeros(self.velocity_unknowns), np.zeros(self.cells))
+        u, p = start or (np.zeros(self.velocity_unknowns), np.zeros(self.cells))
         tolerance = self.problem.steady
+        bdf2 = self.problem.scheme == "bdf2"
         steady = False
 
         def advance(state, t: float, step: float):
+            """(u, p, the velocity a step before (BDF2), that step) -> the next state."""
             nonlocal steady
             if steady:  # the steady state, to `problem.steady`: nothing left to solve
                 return state, ()
-            u, p = state
-            A, b = march.momentum(u, p, step, t + step)
+            u, p, previous, previous_step = state
+            terms = backward_difference(u, previous, step, previous_step)
+            A, b = march.momentum(u, p, step, t + step, terms)
             momentum = solve(A, b, u)
-            new, p, pressure = march.project(momentum.x, p, step, pressure_solve)
-            if tolerance is not None and np.max(np.abs(new - u)) < tolerance * step * lid:
+            new, p, pressure = march.project(momentum.x, p, step / terms[0], pressure_solve)
+            solved = momentum.converged and pressure.converged  # a failed solve: no stop
+            if (
+                solved
+                and tolerance is not None
+                and np.max(np.abs(new - u)) < tolerance * step * lid
+            ):
                 steady = True
                 momentum = SteadyAt(**vars(momentum), steady_time=t + step)
-            return (new, p), (momentum, pressure)
+            return (new, p, u if bdf2 else None, step), (momentum, pressure)
 
-        frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s)
+        state = (u, p, None, None)
+        frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s[:2])
         results = [r for pair in pairs for r in pair]
         return frames, results
 
@@ -296,21 +313,24 @@ class Projection:
             size,
         )
 
-    def momentum(self, u: np.ndarray, p: np.ndarray, step: float, t: float = 0.0):
-        """(h^2/dt I + A + h^2 N(u)) u* = h^2/dt u - h G p + lid terms (+ h^2 f(t), the
-        body force at the new time, where there is one)."""
+    def momentum(self, u: np.ndarray, p: np.ndarray, step: float, t: float = 0.0, terms=None):
+        """(a0 h^2/dt I + A + h^2 N(w)) u* = h^2/dt history - h G p + lid terms (+ h^2 f(t),
+        the body force at the new time, where there is one); (a0, history, w) are `terms`
+        (`backward_difference`), backward Euler from u (1, u, u) by default."""
         n, h = self.n, self.h
-        values, lid_convection = _convection_values(self.family.split(u), n, h, self.lid)
-        mass = np.full(self.family.velocity_unknowns, h**2 / step)
+        a0, history, w = terms or (1.0, u, u)
+        values, lid_convection = _convection_values(self.family.split(w), n, h, self.lid)
+        mass = np.full(self.family.velocity_unknowns, a0 * h**2 / step)
         A = self.matrix.csr(np.concatenate([self.viscous.data, values, mass]))
-        b = (h**2 / step) * u - h * (self.gradient @ p) + self.lid_terms + lid_convection
+        b = (h**2 / step) * history - h * (self.gradient @ p) + self.lid_terms + lid_convection
         if self.forcing is not None:
             b = b + h**2 * self.forcing(t)
         return A, b
 
     def project(self, u_star: np.ndarray, p: np.ndarray, step: float, solve):
         """Correct u* to divergence-free: -Lap phi = -div u* / dt (zero flux through the
-        walls, cell `Stokes.pinned` at zero), u = u* - dt grad phi, p = p + phi."""
+        walls, cell `Stokes.pinned` at zero), u = u* - dt grad phi, p = p + phi; `step` is
+        dt / a0 for a backward-difference step."""
         L = _pressure_matrix(self.n, self.dim)
         rhs = (self.h / step) * (self.gradient_t @ u_star)
         rhs = np.delete(rhs, Stokes.pinned)

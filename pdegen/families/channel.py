@@ -12,12 +12,12 @@ past a single cylinder a steady pair of eddies below Re of about 47 and a von Ka
 of shed vortices above it, so a range such as [20, 200] gives both.
 
 Space and time as in `cavity`: the MAC grid (square cells, h = 1 / `grid.n`), central
-differences for the convection linearised about the last step (Oseen), backward Euler, and an
-incremental pressure-correction projection. Per step: a nonsymmetric momentum solve through
-the recipe's chain and a pressure solve whose matrix (fixed by the sample's obstacles) keeps
-one Cholesky factorisation for the whole trajectory. The fluid starts at rest with the inflow
-switched on impulsively; the first projection makes it the potential-like flow that satisfies
-the inflow.
+differences for the convection linearised about the last step (Oseen), backward Euler (or
+`scheme: bdf2`), and an incremental pressure-correction projection. Per step: a nonsymmetric
+momentum solve through the recipe's chain and a pressure solve whose matrix (fixed by the
+sample's obstacles) keeps one Cholesky factorisation for the whole trajectory. The fluid
+starts at rest with the inflow switched on impulsively; the first projection makes it the
+potential-like flow that satisfies the inflow.
 
 Stored at the cell centres (the layout of The Well and CFDBench; no extrapolation to walls):
 velocity_x, velocity_y (the means of each cell's two faces along the component) and pressure
@@ -30,14 +30,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from typing import Literal
 
 import numpy as np
+import scipy.ndimage
 
 from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.mac_rectangle import MacRectangle
-from pdegen.discretisation.timestepping import TimeStepping
+from pdegen.discretisation.timestepping import TimeStepping, backward_difference
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, describe_frames
+from pdegen.families.cavity import SCHEMES
 from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, FieldAxes, Sample
 from pdegen.specs import RangeSpec, nested, rule
 
@@ -68,15 +71,17 @@ class ChannelProblem:
     t_end: float = rule(8.0, gt=0.0)
     frames: int = rule(16, ge=1, le=100000)
     dt: float = rule(0.01, gt=0.0)
+    #: `euler`: backward Euler (first order); `bdf2`: second order in the velocity
+    scheme: Literal["euler", "bdf2"] = "euler"
 
 
 class Channel(Family):
     name = "channel"
     discretisation = (
         "the marker-and-cell (MAC) grid on the channel's square cells, the cylinders a mask "
-        "of solid cells (staircase no-slip), convection w . grad u by central differences, "
-        "backward Euler with the convection linearised about the last step (Oseen) and an "
-        "incremental pressure-correction projection; the stored fields at the cell centres"
+        "of solid cells (staircase no-slip), convection w . grad u by central differences "
+        "about a known velocity (Oseen), an incremental pressure-correction projection; the "
+        "stored fields at the cell centres"
     )
     Problem = ChannelProblem
     grid_dims = (2,)
@@ -128,6 +133,12 @@ class Channel(Family):
                 f"problem.cylinders.radius.min: {c.radius.min:g} is {c.radius.min * n:.3g} cells "
                 f"on grid.n {n}; at least {MIN_CELLS_PER_RADIUS} cells per radius are allowed "
                 f"(radius.min >= {MIN_CELLS_PER_RADIUS / n:g}, or a larger grid.n)"
+            )
+        if c.clearance * n < 1.0:
+            raise RecipeError(
+                f"problem.cylinders.clearance: {c.clearance:g} is {c.clearance * n:.3g} cells on "
+                f"grid.n {n}; at least 1 cell is allowed (clearance >= {1 / n:g}: the gap "
+                "along each wall that keeps the channel open)"
             )
         if 2 * (c.radius.max + c.clearance) >= 1.0:
             raise RecipeError(
@@ -191,7 +202,7 @@ class Channel(Family):
     def time_stepping(self) -> TimeStepping:
         p = self.problem
         times = np.linspace(0.0, p.t_end, p.frames + 1)
-        return TimeStepping("oseen-projection", p.dt, times, trajectory="velocity_x")
+        return TimeStepping(SCHEMES[p.scheme], p.dt, times, trajectory="velocity_x")
 
     @property
     def solves_per_sample(self) -> int:
@@ -221,12 +232,18 @@ class Channel(Family):
         return out
 
     def obstacle(self, cylinders) -> np.ndarray:
-        """1.0 in the cells whose centre lies inside a cylinder, 0.0 elsewhere."""
+        """1.0 in the cells whose centre lies inside a cylinder, and in the fluid cells that
+        overlapping cylinders wall in (no path through cell faces to the inflow: a pocket of
+        still fluid whose pressure no boundary fixes, so the pressure matrix would be
+        singular); 0.0 elsewhere. The walls' clearance (at least a cell, checked) keeps the
+        channel itself open."""
         X, Y = np.meshgrid(self.x, self.y, indexing="ij")
         inside = np.zeros(self.grid_shape, dtype=bool)
         for x, y, radius in cylinders:
             inside |= (X - x) ** 2 + (Y - y) ** 2 < radius**2
-        return inside.astype(float)
+        labels, _ = scipy.ndimage.label(~inside)  # 4-connected: through faces
+        open_labels = np.unique(labels[0][labels[0] > 0])  # those that reach the inflow
+        return (~np.isin(labels, open_labels)).astype(float)
 
     def sample(self, seed: int, index: int) -> Sample:
         rng = sample_rng(seed, index)
@@ -279,17 +296,20 @@ class Channel(Family):
         grid = self.grid(sample)
         sides = self.sides(grid)
         nu = sample.params["viscosity"]
-        state = (np.zeros(grid.size), np.zeros(grid.nx * grid.ny))
+        bdf2 = self.problem.scheme == "bdf2"
+        state = (np.zeros(grid.size), np.zeros(grid.nx * grid.ny), None, None)
 
         def advance(state, t: float, step: float):
-            u, p = state
-            A, b = grid.momentum(u, p, step, nu, sides)
+            """(u, p, the velocity a step before (BDF2), that step) -> the next state."""
+            u, p, previous, previous_step = state
+            terms = backward_difference(u, previous, step, previous_step)
+            A, b = grid.momentum(u, p, step, nu, sides, terms=terms)
             momentum = solve(A, b, u)
             u_star = np.where(grid.open, momentum.x, 0.0)
-            u, p, pressure = grid.project(u_star, p, step, sides, pressure_solve)
-            return (u, p), (momentum, pressure)
+            new, p, pressure = grid.project(u_star, p, step / terms[0], sides, pressure_solve)
+            return (new, p, u if bdf2 else None, step), (momentum, pressure)
 
-        frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s)
+        frames, pairs = self.time_stepping.march(state, advance, record=lambda s: s[:2])
         return frames, [r for pair in pairs for r in pair]
 
     @functools.cached_property
