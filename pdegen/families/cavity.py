@@ -60,7 +60,6 @@ from pdegen.families.stokes import (
     _pair_mean,
 )
 from pdegen.specs import RangeSpec, nested, rule
-from solvers.sequence import SolveResult
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,11 +83,14 @@ class CavityProblem:
 SCHEMES = {"euler": "oseen-projection", "bdf2": "oseen-projection-bdf2"}
 
 
-@dataclasses.dataclass
-class SteadyAt(SolveResult):
-    """The momentum solve of the step after which the march was steady, and that time."""
+class SteadyAt:
+    """The momentum solve of the step after which the march was steady (every field of its
+    `solvers.sequence.SolveResult`), and that time. Not a subclass: loading a recipe must not
+    import PETSc (tests/test_architecture.py)."""
 
-    steady_time: float = math.nan
+    def __init__(self, result, steady_time: float):
+        self.__dict__.update(vars(result))
+        self.steady_time = steady_time
 
 
 class Cavity(Stokes):
@@ -246,7 +248,7 @@ class Cavity(Stokes):
                 and np.max(np.abs(new - u)) < tolerance * step * lid
             ):
                 steady = True
-                momentum = SteadyAt(**vars(momentum), steady_time=t + step)
+                momentum = SteadyAt(momentum, t + step)
             return (new, p, u if bdf2 else None, step), (momentum, pressure)
 
         state = (u, p, None, None)
