@@ -12,7 +12,8 @@ demo: install
 	$(BIN)/pdegen generate recipes/darcy-demo.yaml
 	$(BIN)/pdegen inspect data/darcy-demo
 
-test: install
+test:
+	@bash scripts/install.sh --test
 	$(BIN)/python -m pytest -q
 
 lint: install

@@ -17,9 +17,14 @@ export PETSC_CONFIGURE_OPTIONS="--with-cuda=0 --with-hip=0 --with-x=0 --with-fc=
 log() { printf '[install] %s\n' "$*"; }
 start=$(date +%s)
 
-# 1. System packages (MPICH and OpenBLAS): PETSc and mpi4py must link the same MPI.
+# 1. System packages (MPICH and OpenBLAS): PETSc and mpi4py must link the same MPI. With
+#    --test also what the test suite starts itself: a one-node Slurm (slurmctld, slurmd and
+#    munge; tests/test_slurm.py submits the templates in scripts/slurm/ to it). Installing
+#    them starts no service here (the test starts its own, on its own configuration).
+packages=(libmpich-dev mpich libopenblas-dev)
+[ "${1:-}" = "--test" ] && packages+=(slurm-wlm munge)
 missing=()
-for pkg in libmpich-dev mpich libopenblas-dev; do
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if [ ${#missing[@]} -gt 0 ]; then

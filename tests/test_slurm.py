@@ -1,0 +1,213 @@
+"""A cluster submission, run: a one-node Slurm started here from Debian's packages (munge,
+slurmctld and slurmd as root, on a configuration of the test's own: `ProctrackType=
+proctrack/linuxproc`, `TaskPlugin=task/none`, no accounting), the templates in scripts/slurm/
+submitted to it with `sbatch --wait` (the MPI engine under srun and under mpiexec, and the
+Dask engine through dask-jobqueue), and each dataset compared with the serial engine's, bit
+for bit. Where Slurm cannot start (not root, not installed, a controller already running),
+the tests are skipped with the reason."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from pdegen.recipe.schema import recipe_from_dict
+from pdegen.run.generate import generate
+from tests.helpers import assert_same_dataset, read_all, recipe_dict
+
+ROOT = Path(__file__).resolve().parent.parent
+DAEMONS = ("slurmctld", "slurmd", "sbatch", "sinfo", "munged")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def why_no_slurm() -> str:
+    """'' where this machine can start a Slurm of its own, else why not."""
+    if os.geteuid() != 0:
+        return "starting slurmctld and slurmd needs root"
+    missing = [name for name in DAEMONS if shutil.which(name) is None]
+    if missing:
+        return f"{', '.join(missing)} not installed (make test installs slurm-wlm and munge)"
+    if subprocess.run(["pgrep", "-x", "slurmctld"], capture_output=True).returncode == 0:
+        return "a Slurm controller already runs on this machine; the test starts its own"
+    return ""
+
+
+def start_munge() -> str:
+    """munged running (started here if it is not), or why not."""
+    if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode == 0:
+        return ""
+    if not Path("/etc/munge/munge.key").exists() and shutil.which("mungekey"):
+        subprocess.run(["mungekey", "--create"], capture_output=True)
+        shutil.chown("/etc/munge/munge.key", "munge", "munge")
+    started = subprocess.run(["/etc/init.d/munge", "start"], capture_output=True, text=True)
+    if started.returncode != 0:
+        return f"munge did not start: {(started.stdout + started.stderr).strip()}"
+    return ""
+
+
+def configuration(directory: Path) -> str:
+    """slurm.conf for one node, this host, with the CPUs `slurmd -C` sees."""
+    host = socket.gethostname().split(".")[0]
+    facts = dict(
+        item.split("=", 1)
+        for item in subprocess.run(["slurmd", "-C"], capture_output=True, text=True)
+        .stdout.split("\n")[0]
+        .split()
+    )
+    lines = {
+        "ClusterName": "pdegen-test",
+        "SlurmctldHost": host,
+        "SlurmUser": "root",
+        "SlurmdUser": "root",
+        "AuthType": "auth/munge",
+        "SlurmctldPort": free_port(),
+        "SlurmdPort": free_port(),
+        "StateSaveLocation": directory / "state",
+        "SlurmdSpoolDir": directory / "spool",
+        "SlurmctldPidFile": directory / "slurmctld.pid",
+        "SlurmdPidFile": directory / "slurmd.pid",
+        "SlurmctldLogFile": directory / "slurmctld.log",
+        "SlurmdLogFile": directory / "slurmd.log",
+        "ProctrackType": "proctrack/linuxproc",
+        "TaskPlugin": "task/none",
+        "SelectType": "select/cons_tres",
+        "SelectTypeParameters": "CR_Core",
+        "MpiDefault": "none",
+        "ReturnToService": 2,
+        "AccountingStorageType": "accounting_storage/none",
+        "JobAcctGatherType": "jobacct_gather/none",
+        "JobCompType": "jobcomp/none",
+    }
+    text = "".join(f"{key}={value}\n" for key, value in lines.items())
+    node = f"NodeName={host} CPUs={facts.get('CPUs', 1)} RealMemory=2000 State=UNKNOWN\n"
+    return text + node + "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
+
+
+@pytest.fixture(scope="module")
+def slurm(tmp_path_factory):
+    """The environment (SLURM_CONF) of a one-node Slurm running for this module."""
+    reason = why_no_slurm() or start_munge()
+    if reason:
+        print(f"test_slurm skipped: {reason}")
+        pytest.skip(reason)
+    directory = tmp_path_factory.mktemp("slurm")
+    for sub in ("state", "spool"):
+        (directory / sub).mkdir()
+    (directory / "slurm.conf").write_text(configuration(directory))
+    env = {**os.environ, "SLURM_CONF": str(directory / "slurm.conf")}
+    daemons = [
+        subprocess.Popen(
+            [name, "-D", *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )  # fmt: skip
+        for name, flags in (("slurmctld", ["-c", "-i"]), ("slurmd", []))
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        state = ""
+        while time.monotonic() < deadline:
+            answer = subprocess.run(
+                ["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True
+            )
+            state = answer.stdout.strip()
+            if state == "idle":
+                break
+            time.sleep(0.5)
+        else:
+            logs = [directory / "slurmctld.log", directory / "slurmd.log"]
+            tail = " | ".join(
+                p.read_text().strip().splitlines()[-1]
+                for p in logs
+                if p.exists() and p.read_text().strip()
+            )
+            reason = f"Slurm did not come up within 60 s (node state {state!r}; {tail})"
+            print(f"test_slurm skipped: {reason}")
+            pytest.skip(reason)
+        yield env
+    finally:
+        for daemon in daemons:
+            daemon.terminate()
+        for daemon in daemons:
+            try:
+                daemon.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                daemon.kill()
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory) -> tuple[Path, dict]:
+    """A small Darcy recipe with GCRO-DR (its recycled space carried along each batch, so a
+    batch cut differently would change the bits) and its serial engine's dataset."""
+    directory = tmp_path_factory.mktemp("serial")
+    data = recipe_dict(samples=12, output={"shard_size": 3})
+    path = directory / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    generate(recipe_from_dict(data), out=directory / "s", progress=False, engine="serial")
+    return path, read_all(directory / "s")
+
+
+@pytest.mark.parametrize("launch", ["srun", "mpiexec"])
+def test_the_mpi_template_under_sbatch_writes_the_serial_dataset(slurm, serial, tmp_path, launch):
+    """`sbatch --wait --ntasks 2 scripts/slurm/pdegen-mpi.sbatch recipe out`: two ranks, four
+    batches dealt between them, one dataset equal to the serial engine's."""
+    recipe, expected = serial
+    env = {**slurm, "PDEGEN_LAUNCH": launch, "PDEGEN_VENV": str(Path(sys.executable).parent.parent)}
+    log = tmp_path / "job.out"
+    command = ["sbatch", "--wait", "--ntasks", "2", "--output", str(log),
+               str(ROOT / "scripts/slurm/pdegen-mpi.sbatch"), str(recipe), str(tmp_path / "m"),
+               "--quiet"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = log.read_text() if log.exists() else ""
+    assert result.returncode == 0, (result.stderr, output)
+    assert f"2 ranks on {socket.gethostname().split('.')[0]}, started by {launch}" in output
+    assert "on mpi with 2 worker(s)" in output and output.count("dataset:") == 1
+    assert_same_dataset(expected, tmp_path / "m")
+
+
+def test_the_dask_jobqueue_template_writes_the_serial_dataset(slurm, serial, tmp_path):
+    """scripts/slurm/pdegen_dask.py: dask-jobqueue submits one job of two single-threaded
+    workers, `pdegen generate --scheduler` runs on them, and the job ends with the run."""
+    recipe, expected = serial
+    command = [sys.executable, str(ROOT / "scripts/slurm/pdegen_dask.py"), str(recipe),
+               "--out", str(tmp_path / "d"), "--jobs", "1", "--cores", "2", "--memory", "1GB",
+               "--timeout", "120", "--", "--quiet"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=slurm, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert "on dask with 2 worker(s)" in result.stdout
+    assert_same_dataset(expected, tmp_path / "d")
+    queue = subprocess.run(["squeue", "-h"], env=slurm, capture_output=True, text=True).stdout
+    deadline = time.monotonic() + 30
+    while queue.strip() and time.monotonic() < deadline:  # cancelled as the cluster closed
+        time.sleep(0.5)
+        queue = subprocess.run(["squeue", "-h"], env=slurm, capture_output=True, text=True).stdout
+    assert not queue.strip(), queue
+
+
+def test_a_job_slurm_cannot_run_is_refused_in_one_line(slurm, serial, tmp_path):
+    """More memory per job than the node has: the Dask template says Slurm's reason and
+    exits 2 instead of waiting for workers that never come."""
+    recipe, _ = serial
+    command = [sys.executable, str(ROOT / "scripts/slurm/pdegen_dask.py"), str(recipe),
+               "--memory", "500GB"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=slurm, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith("pdegen: Slurm refuses the workers' job: "), result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
