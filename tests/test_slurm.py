@@ -1,10 +1,11 @@
 """A cluster submission, run: a one-node Slurm started here from Debian's packages (munge,
 slurmctld and slurmd as root, on a configuration of the test's own: `ProctrackType=
-proctrack/linuxproc`, `TaskPlugin=task/none`, no accounting), the templates in scripts/slurm/
-submitted to it with `sbatch --wait` (the MPI engine under srun and under mpiexec, and the
-Dask engine through dask-jobqueue), and each dataset compared with the serial engine's, bit
-for bit. Where Slurm cannot start (not root, not installed, a controller already running),
-the tests are skipped with the reason."""
+proctrack/linuxproc`, `TaskPlugin=task/none`, no accounting), the templates in
+scripts/slurm/ submitted to it (the MPI engine with `sbatch --wait`, under srun and under
+mpiexec; the Dask engine's workers as a job through dask-jobqueue), and each dataset compared
+with the serial engine's, bit for bit. Where Slurm cannot start (not root, not installed, a
+controller already running), the tests are skipped with the reason; a Slurm started here
+that does not come up fails them."""
 
 from __future__ import annotations
 
@@ -27,10 +28,16 @@ ROOT = Path(__file__).resolve().parent.parent
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "sinfo", "munged")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free ports (every socket held open until all are chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
 
 
 def why_no_slurm() -> str:
@@ -45,36 +52,37 @@ def why_no_slurm() -> str:
     return ""
 
 
-def start_munge() -> str:
-    """munged running (started here if it is not), or why not."""
+def start_munge() -> tuple[bool, str]:
+    """(whether this call started munged, why it cannot run: "" when it runs)."""
     if subprocess.run(["pgrep", "-x", "munged"], capture_output=True).returncode == 0:
-        return ""
-    if not Path("/etc/munge/munge.key").exists() and shutil.which("mungekey"):
-        subprocess.run(["mungekey", "--create"], capture_output=True)
-        shutil.chown("/etc/munge/munge.key", "munge", "munge")
+        return False, ""
+    key = Path("/etc/munge/munge.key")
+    if not key.exists():
+        made = subprocess.run(["mungekey", "--create"], capture_output=True, text=True)
+        if made.returncode != 0 or not key.exists():
+            return False, f"no munge key and mungekey failed: {made.stderr.strip()}"
+        shutil.chown(key, "munge", "munge")
     started = subprocess.run(["/etc/init.d/munge", "start"], capture_output=True, text=True)
     if started.returncode != 0:
-        return f"munge did not start: {(started.stdout + started.stderr).strip()}"
-    return ""
+        return False, f"munge did not start: {(started.stdout + started.stderr).strip()}"
+    return True, ""
 
 
 def configuration(directory: Path) -> str:
-    """slurm.conf for one node, this host, with the CPUs `slurmd -C` sees."""
+    """slurm.conf for one node, this host (reached at 127.0.0.1), with the CPUs, sockets and
+    cores `slurmd -C` sees and at most 2000 MB of its memory (the tests ask for 1 GB)."""
     host = socket.gethostname().split(".")[0]
-    facts = dict(
-        item.split("=", 1)
-        for item in subprocess.run(["slurmd", "-C"], capture_output=True, text=True)
-        .stdout.split("\n")[0]
-        .split()
-    )
+    probe = subprocess.run(["slurmd", "-C"], capture_output=True, text=True, timeout=60)
+    facts = dict(item.split("=", 1) for item in probe.stdout.split("\n")[0].split() if "=" in item)
+    controller_port, node_port = free_ports(2)
     lines = {
         "ClusterName": "pdegen-test",
-        "SlurmctldHost": host,
+        "SlurmctldHost": f"{host}(127.0.0.1)",
         "SlurmUser": "root",
         "SlurmdUser": "root",
         "AuthType": "auth/munge",
-        "SlurmctldPort": free_port(),
-        "SlurmdPort": free_port(),
+        "SlurmctldPort": controller_port,
+        "SlurmdPort": node_port,
         "StateSaveLocation": directory / "state",
         "SlurmdSpoolDir": directory / "spool",
         "SlurmctldPidFile": directory / "slurmctld.pid",
@@ -92,14 +100,32 @@ def configuration(directory: Path) -> str:
         "JobCompType": "jobcomp/none",
     }
     text = "".join(f"{key}={value}\n" for key, value in lines.items())
-    node = f"NodeName={host} CPUs={facts.get('CPUs', 1)} RealMemory=2000 State=UNKNOWN\n"
+    shape = " ".join(
+        f"{key}={facts[key]}"
+        for key in ("CPUs", "Boards", "SocketsPerBoard", "CoresPerSocket", "ThreadsPerCore")
+        if key in facts
+    )
+    memory = min(int(facts.get("RealMemory", 2000)), 2000)
+    node = f"NodeName={host} NodeAddr=127.0.0.1 {shape} RealMemory={memory} State=UNKNOWN\n"
     return text + node + "PartitionName=test Nodes=ALL Default=YES MaxTime=INFINITE State=UP\n"
+
+
+def queue(env: dict) -> str:
+    """The jobs Slurm holds, one line each ("" when none)."""
+    answer = subprocess.run(["squeue", "-h"], env=env, capture_output=True, text=True, timeout=30)
+    return answer.stdout.strip()
 
 
 @pytest.fixture(scope="module")
 def slurm(tmp_path_factory):
-    """The environment (SLURM_CONF) of a one-node Slurm running for this module."""
-    reason = why_no_slurm() or start_munge()
+    """The environment (SLURM_CONF) of a one-node Slurm running for this module. Skipped
+    where this machine cannot run one (not root, the packages missing, a controller already
+    running, munge cannot start); once its daemons are started, a Slurm that does not come up
+    fails the tests (with the daemons' last log lines) rather than skipping them. Teardown
+    cancels every job, then stops the daemons, and munge if it was started here."""
+    reason = why_no_slurm()
+    started_munge, munge_reason = (False, "") if reason else start_munge()
+    reason = reason or munge_reason
     if reason:
         print(f"test_slurm skipped: {reason}")
         pytest.skip(reason)
@@ -108,18 +134,17 @@ def slurm(tmp_path_factory):
         (directory / sub).mkdir()
     (directory / "slurm.conf").write_text(configuration(directory))
     env = {**os.environ, "SLURM_CONF": str(directory / "slurm.conf")}
+    quiet = {"env": env, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     daemons = [
-        subprocess.Popen(
-            [name, "-D", *flags], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )  # fmt: skip
+        subprocess.Popen([name, "-D", *flags], **quiet)
         for name, flags in (("slurmctld", ["-c", "-i"]), ("slurmd", []))
     ]
     try:
         deadline = time.monotonic() + 60
         state = ""
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and all(d.poll() is None for d in daemons):
             answer = subprocess.run(
-                ["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True
+                ["sinfo", "-h", "-o", "%t"], env=env, capture_output=True, text=True, timeout=30
             )
             state = answer.stdout.strip()
             if state == "idle":
@@ -127,16 +152,20 @@ def slurm(tmp_path_factory):
             time.sleep(0.5)
         else:
             logs = [directory / "slurmctld.log", directory / "slurmd.log"]
-            tail = " | ".join(
-                p.read_text().strip().splitlines()[-1]
-                for p in logs
-                if p.exists() and p.read_text().strip()
+            tails = [p.read_text().strip().splitlines()[-3:] for p in logs if p.exists()]
+            exited = [d.args[0] for d in daemons if d.poll() is not None]
+            pytest.fail(
+                f"Slurm did not come up (node state {state!r}, exited: {exited}); "
+                f"the daemons' last log lines: {tails}"
             )
-            reason = f"Slurm did not come up within 60 s (node state {state!r}; {tail})"
-            print(f"test_slurm skipped: {reason}")
-            pytest.skip(reason)
         yield env
     finally:
+        subprocess.run(["scancel", "--user", "root"], env=env, capture_output=True, timeout=30)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and all(d.poll() is None for d in daemons):
+            if not queue(env):
+                break
+            time.sleep(0.5)
         for daemon in daemons:
             daemon.terminate()
         for daemon in daemons:
@@ -144,6 +173,8 @@ def slurm(tmp_path_factory):
                 daemon.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 daemon.kill()
+        if started_munge:
+            subprocess.run(["/etc/init.d/munge", "stop"], capture_output=True, timeout=30)
 
 
 @pytest.fixture(scope="module")
@@ -191,12 +222,13 @@ def test_the_dask_jobqueue_template_writes_the_serial_dataset(slurm, serial, tmp
     assert result.returncode == 0, result.stderr
     assert "on dask with 2 worker(s)" in result.stdout
     assert_same_dataset(expected, tmp_path / "d")
-    queue = subprocess.run(["squeue", "-h"], env=slurm, capture_output=True, text=True).stdout
+    # the workers ran as a Slurm job: its log (written where it was submitted from) has them
+    logs = [p.read_text() for p in tmp_path.glob("slurm-*.out")]
+    assert len(logs) == 1 and logs[0].count("Registered to:") == 2, logs
     deadline = time.monotonic() + 30
-    while queue.strip() and time.monotonic() < deadline:  # cancelled as the cluster closed
+    while queue(slurm) and time.monotonic() < deadline:  # cancelled as the cluster closed
         time.sleep(0.5)
-        queue = subprocess.run(["squeue", "-h"], env=slurm, capture_output=True, text=True).stdout
-    assert not queue.strip(), queue
+    assert not queue(slurm)
 
 
 def test_a_job_slurm_cannot_run_is_refused_in_one_line(slurm, serial, tmp_path):
@@ -211,3 +243,4 @@ def test_a_job_slurm_cannot_run_is_refused_in_one_line(slurm, serial, tmp_path):
     assert result.returncode == 2
     assert result.stderr.startswith("pdegen: Slurm refuses the workers' job: "), result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert "Requested node configuration is not available" in result.stderr

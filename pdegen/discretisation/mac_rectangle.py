@@ -257,18 +257,22 @@ class MacRectangle:
     def _pattern(self):
         return _momentum_places(self.nx, self.ny, self.outflow)[0]
 
+    def with_sides(self, w: np.ndarray, sides: dict) -> tuple[np.ndarray, np.ndarray]:
+        """u on every x-face (nx + 1, ny) and v on every y-face (nx, ny + 1): the unknowns
+        with the sides' normal data around them."""
+        u, v = self.split(w)
+        u_full = [sides["u"]["left"][None], u]
+        if not self.outflow:
+            u_full.append(sides["u"]["right"][None])
+        v_full = [sides["v"]["bottom"][:, None], v, sides["v"]["top"][:, None]]
+        return np.concatenate(u_full), np.concatenate(v_full, axis=1)
+
     def advecting(self, w: np.ndarray, sides: dict) -> tuple[np.ndarray, np.ndarray]:
         """The convecting velocity (w_x, w_y) at every unknown face: its own component there,
         the other the mean of the four nearest (the sides' normal data included; beyond an
         outflow side, a copy of the last column)."""
         u, v = self.split(w)
-        u_full = [sides["u"]["left"][None], u]
-        if not self.outflow:
-            u_full.append(sides["u"]["right"][None])
-        u_full = np.concatenate(u_full)
-        v_full = np.concatenate(
-            [sides["v"]["bottom"][:, None], v, sides["v"]["top"][:, None]], axis=1
-        )
+        u_full, v_full = self.with_sides(w, sides)
         v_ext = np.concatenate([v_full, v_full[-1:]])
         mu = self.u.shape[0]
         v_at_u = 0.25 * (
@@ -320,14 +324,7 @@ class MacRectangle:
 
     def cell_fields(self, w: np.ndarray, sides: dict) -> tuple[np.ndarray, np.ndarray]:
         """u and v at the cell centres: the means of the two faces along each."""
-        u, v = self.split(w)
-        u_full = [sides["u"]["left"][None], u]
-        if not self.outflow:
-            u_full.append(sides["u"]["right"][None])
-        u_full = np.concatenate(u_full)
-        v_full = np.concatenate(
-            [sides["v"]["bottom"][:, None], v, sides["v"]["top"][:, None]], axis=1
-        )
+        u_full, v_full = self.with_sides(w, sides)
         return 0.5 * (u_full[:-1] + u_full[1:]), 0.5 * (v_full[:, :-1] + v_full[:, 1:])
 
 

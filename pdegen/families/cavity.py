@@ -93,7 +93,42 @@ class SteadyAt:
         self.steady_time = steady_time
 
 
-class Cavity(Stokes):
+class ProjectionMarch:
+    """The time stepping that `cavity` and `channel` share: frames at fixed times from rest,
+    a momentum and a pressure solve per step, by the recipe's `scheme`. Goes before the
+    family's other bases."""
+
+    problem: CavityProblem
+    discretisation: str
+
+    @property
+    def time_stepping(self) -> TimeStepping:
+        p = self.problem
+        times = np.linspace(0.0, p.t_end, p.frames + 1)
+        return TimeStepping(SCHEMES[p.scheme], p.dt, times, trajectory="velocity_x")
+
+    @property
+    def solves_per_sample(self) -> int:
+        """Two per step: the momentum solve and the pressure solve (at most, where the march
+        stops at a steady state: the steps after it are not taken)."""
+        return 2 * self.time_stepping.steps
+
+    def steady_words(self) -> str:
+        """What the card adds about an early stop ("" where there is none)."""
+        return ""
+
+    def describe_discretisation(self) -> str:
+        stepping = self.time_stepping
+        return (
+            f"Discretisation: {self.discretisation}. Time stepping: {stepping.description}, "
+            f"internal step dt = {stepping.dt:g} ({stepping.steps} steps), a momentum solve "
+            f"and a pressure solve each; the fields store "
+            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest."
+            f"{self.steady_words()}"
+        )
+
+
+class Cavity(ProjectionMarch, Stokes):
     name = "cavity"
     discretisation = (
         "the marker-and-cell (MAC) grid of `stokes`, convection w . grad u by central "
@@ -150,18 +185,6 @@ class Cavity(Stokes):
         return (2 * self.dim + 1) * self.velocity_unknowns
 
     @property
-    def time_stepping(self) -> TimeStepping:
-        p = self.problem
-        times = np.linspace(0.0, p.t_end, p.frames + 1)
-        return TimeStepping(SCHEMES[p.scheme], p.dt, times, trajectory="velocity_x")
-
-    @property
-    def solves_per_sample(self) -> int:
-        """Two per step: the momentum solve and the pressure solve (at most, with
-        `problem.steady`: the steps after the steady state are not taken)."""
-        return 2 * self.time_stepping.steps
-
-    @property
     def stops_early(self) -> bool:
         return self.problem.steady is not None
 
@@ -169,20 +192,13 @@ class Cavity(Stokes):
         times = [r.steady_time for r in results if isinstance(r, SteadyAt)]
         return {"steady_time": times[0] if times else math.nan}
 
-    def describe_discretisation(self) -> str:
-        stepping = self.time_stepping
-        steady = (
+    def steady_words(self) -> str:
+        if not self.stops_early:
+            return ""
+        return (
             f" The march stops once max |u^(n+1) - u^n| / (dt U) < {self.problem.steady:g} "
             "(the steady state; `/stats/steady_time` says when), and the later frames hold "
             "that state."
-            if self.stops_early
-            else ""
-        )
-        return (
-            f"Discretisation: {self.discretisation}. Time stepping: {stepping.description}, "
-            f"internal step dt = {stepping.dt:g} ({stepping.steps} steps), a momentum solve "
-            f"and a pressure solve each; the fields store "
-            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest.{steady}"
         )
 
     # -- samples ----------------------------------------------------------------------------

@@ -37,10 +37,10 @@ import scipy.ndimage
 
 from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.mac_rectangle import MacRectangle
-from pdegen.discretisation.timestepping import TimeStepping, backward_difference
+from pdegen.discretisation.timestepping import backward_difference
 from pdegen.errors import RecipeError
-from pdegen.families.base import Family, describe_frames
-from pdegen.families.cavity import SCHEMES
+from pdegen.families.base import Family
+from pdegen.families.cavity import ProjectionMarch
 from pdegen.families.declarations import SPACE_AXES, TIME_AXIS, FieldAxes, Sample
 from pdegen.specs import RangeSpec, nested, rule
 
@@ -75,7 +75,7 @@ class ChannelProblem:
     scheme: Literal["euler", "bdf2"] = "euler"
 
 
-class Channel(Family):
+class Channel(ProjectionMarch, Family):
     name = "channel"
     discretisation = (
         "the marker-and-cell (MAC) grid on the channel's square cells, the cylinders a mask "
@@ -197,26 +197,6 @@ class Channel(Family):
     @property
     def matrix_entries(self) -> int:
         return 5 * self.unknowns
-
-    @property
-    def time_stepping(self) -> TimeStepping:
-        p = self.problem
-        times = np.linspace(0.0, p.t_end, p.frames + 1)
-        return TimeStepping(SCHEMES[p.scheme], p.dt, times, trajectory="velocity_x")
-
-    @property
-    def solves_per_sample(self) -> int:
-        """Two per step: the momentum solve and the pressure solve."""
-        return 2 * self.time_stepping.steps
-
-    def describe_discretisation(self) -> str:
-        stepping = self.time_stepping
-        return (
-            f"Discretisation: {self.discretisation}. Time stepping: {stepping.description}, "
-            f"internal step dt = {stepping.dt:g} ({stepping.steps} steps), a momentum solve "
-            f"and a pressure solve each; the fields store "
-            f"{describe_frames(stepping.frame_times)}, frame 0 the fluid at rest."
-        )
 
     # -- samples ----------------------------------------------------------------------------
 

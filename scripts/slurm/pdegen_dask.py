@@ -17,6 +17,7 @@ a run cut short resumes when started again (docs/cluster.md).
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 import tempfile
@@ -59,6 +60,10 @@ def main(argv: list[str] | None = None) -> int:
     from dask.distributed import Client
     from dask_jobqueue import SLURMCluster
 
+    # `scancel` of the job holding this script, its time limit or a closed login session
+    # send SIGTERM or SIGHUP: exit through `finally`, which cancels the workers' jobs
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, lambda number, frame: sys.exit(128 + number))
     cluster = SLURMCluster(
         cores=args.cores,
         processes=args.cores,  # one single-threaded worker per core
@@ -67,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         queue=args.partition,
         python=sys.executable,
         # the workers' environment: one BLAS and OpenMP thread each
-        job_script_prologue=["export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1"],
+        job_script_prologue=["export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1"],
     )
     try:
         refused = test_only(cluster.job_script())
