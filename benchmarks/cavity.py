@@ -55,25 +55,36 @@ def channel_table(samples_count: int) -> None:
         family = Channel(n, 2, ChannelProblem(t_end=t_end, frames=4, dt=dt))
         samples = [family.sample(0, i) for i in range(samples_count)]
         march(family, samples[:1], "gmres", "ilu", {})  # warm-up
-        lines += [
+        title = (
             f"channel, n = {n} ({family.nx} x {n} cells, {family.unknowns} velocity unknowns), "
             f"dt = {dt:g}, {family.time_stepping.steps} steps per sample, {samples_count} "
-            "samples, Re in [20, 200]",
-            "",
-            "| momentum solver | CPU per sample | per step | iterations per step |",
-            "|---|---|---|---|",
-        ]
-        for method, pc, extra in SOLVERS:
-            label = f"{method} + {pc}" + (f" (k = {extra['recycle']})" if extra else "")
-            cell = march(family, samples, method, pc, extra)
-            data[f"channel n={n} dt={dt:g} {label}"] = cell
-            flag = f" !{cell['unconverged']} unconverged" if cell["unconverged"] else ""
-            lines.append(
-                f"| {label} | {cell['per_sample']:.2f} s | {cell['per_step'] * 1e3:.1f} ms | "
-                f"{cell['iterations']:.1f}{flag} |"
-            )
-        lines.append("")
+            "samples, Re in [20, 200]"
+        )
+        lines += solver_table(title, family, samples, f"channel n={n} dt={dt:g}", data)
     save("channel", "\n".join(lines), data)
+
+
+def solver_table(title, family, samples, key, data, skip=()) -> list[str]:
+    """One case's table: every momentum solver of SOLVERS (but the methods in `skip`) on
+    the same samples; each cell also goes to `data` under `key` and the solver's label."""
+    lines = [
+        title,
+        "",
+        "| momentum solver | CPU per sample | per step | iterations per step |",
+        "|---|---|---|---|",
+    ]
+    for method, pc, extra in SOLVERS:
+        if method in skip:
+            continue
+        label = f"{method} + {pc}" + (f" (k = {extra['recycle']})" if extra else "")
+        cell = march(family, samples, method, pc, extra)
+        data[f"{key} {label}"] = cell
+        flag = f" !{cell['unconverged']} unconverged" if cell["unconverged"] else ""
+        lines.append(
+            f"| {label} | {cell['per_sample']:.2f} s | {cell['per_step'] * 1e3:.1f} ms | "
+            f"{cell['iterations']:.1f}{flag} |"
+        )
+    return [*lines, ""]
 
 
 def march(family, samples, method, pc, extra) -> dict:
@@ -164,26 +175,14 @@ def main() -> None:
         family = Cavity(n, dim, problem)
         samples = [family.sample(0, i) for i in range(args.samples)]
         march(family, samples[:1], "gmres", "ilu", {})  # warm-up: imports, caches, first set-ups
-        lines += [
+        title = (
             f"{dim}D, n = {n} ({family.velocity_unknowns} velocity unknowns), dt = {dt:g}, "
             f"{family.time_stepping.steps} steps per sample, {args.samples} samples, "
-            "Re in [100, 1000]",
-            "",
-            "| momentum solver | CPU per sample | per step | iterations per step |",
-            "|---|---|---|---|",
-        ]
-        for method, pc, extra in SOLVERS:
-            if dim == 3 and method == "direct":
-                continue  # a 3D LU per step: minutes a sample (its fill), far behind already
-            label = f"{method} + {pc}" + (f" (k = {extra['recycle']})" if extra else "")
-            cell = march(family, samples, method, pc, extra)
-            data[f"{dim}D n={n} dt={dt:g} {label}"] = cell
-            flag = f" !{cell['unconverged']} unconverged" if cell["unconverged"] else ""
-            lines.append(
-                f"| {label} | {cell['per_sample']:.2f} s | {cell['per_step'] * 1e3:.1f} ms | "
-                f"{cell['iterations']:.1f}{flag} |"
-            )
-        lines.append("")
+            "Re in [100, 1000]"
+        )
+        # a 3D LU per step: minutes a sample (its fill), far behind already
+        skip = ("direct",) if dim == 3 else ()
+        lines += solver_table(title, family, samples, f"{dim}D n={n} dt={dt:g}", data, skip)
     if args.dim == 3:
         save("cavity3d", "\n".join(lines), data)
         return

@@ -267,6 +267,18 @@ class MacRectangle:
         v_full = [sides["v"]["bottom"][:, None], v, sides["v"]["top"][:, None]]
         return np.concatenate(u_full), np.concatenate(v_full, axis=1)
 
+    @functools.cached_property
+    def _open_stencils(self) -> list[tuple[np.ndarray, str, int, np.ndarray]]:
+        """(rows, term, axis, stencil values) of each part of the momentum matrix, the
+        values zero wherever a closed face takes part: the sample's mask applied once, not
+        at every step."""
+        _, rows, cols, tags = self._pattern
+        keep = self.open.astype(float)
+        return [
+            (r, name, axis, data * keep[r] * keep[c])
+            for r, c, (name, axis, data) in zip(rows, cols, tags, strict=True)
+        ]
+
     def advecting(self, w: np.ndarray, sides: dict) -> tuple[np.ndarray, np.ndarray]:
         """The convecting velocity (w_x, w_y) at every unknown face: its own component there,
         the other the mean of the four nearest (the sides' normal data included; beyond an
@@ -289,13 +301,11 @@ class MacRectangle:
         out = []
         for key, component, offset in (("u", self.u, 0), ("v", self.v, self.u.size)):
             rows = slice(offset, offset + component.size)
-            data = sides[key]
+            data = _filled(sides[key], component)
             ends_x, ends_y = self._stencils["viscous"][key]
-            viscous = component.lift(ends_x, ends_y, _filled(data, component))
+            viscous = component.lift(ends_x, ends_y, data)
             ends_x, ends_y = self._stencils["convective"][key]
-            convective = component.lift(
-                ends_x, ends_y, _filled(data, component), self.h * wx[rows], self.h * wy[rows]
-            )
+            convective = component.lift(ends_x, ends_y, data, self.h * wx[rows], self.h * wy[rows])
             out.append(nu * viscous + convective)
         return np.concatenate(out)
 
@@ -306,15 +316,13 @@ class MacRectangle:
         (`pdegen.discretisation.timestepping.backward_difference`), backward Euler from u
         (1, u, u) by default."""
         a0, history, w = terms or (1.0, u, u)
-        pattern, rows, cols, tags = self._pattern
         wx, wy = self.advecting(w, sides)
-        keep = self.open.astype(float)
         values = []
-        for r, c, (name, axis, data) in zip(rows, cols, tags, strict=True):
-            scale = nu if name == "viscous" else self.h * (wx, wy)[axis][r]
-            values.append(data * scale * keep[r] * keep[c])
+        for rows, name, axis, data in self._open_stencils:
+            scale = nu if name == "viscous" else self.h * (wx, wy)[axis][rows]
+            values.append(data * scale)
         values.append(np.full(self.size, a0 * self.h**2 / step))
-        A = pattern.csr(np.concatenate(values))
+        A = self._pattern[0].csr(np.concatenate(values))
         b = (self.h**2 / step) * history - self.h * (self.gradient @ p)
         b -= self.lifts(sides, nu, wx, wy)
         if forcing is not None:
