@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import traceback
 from pathlib import Path
@@ -15,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from pdegen.errors import PdegenError
-from pdegen.run.engines import DEFAULT_ENGINE, ENGINES
+from pdegen.run.engines import DEFAULT_ENGINE, ENGINES, engine_for
 
 
 def _generate(args: argparse.Namespace) -> None:
@@ -31,11 +32,16 @@ def _generate(args: argparse.Namespace) -> None:
         recipe = recipe_from_dict(data, f"{args.recipe} (--shard-size)")
     if args.workers is not None and args.workers < 1:
         raise PdegenError(f"--workers: {args.workers} is out of range (must be at least 1)")
+    engine = engine_for(args.engine, args.scheduler)
+    if args.scheduler and engine != "dask":
+        raise PdegenError(
+            f"--scheduler: a Dask scheduler's address, only with the dask engine (not {engine})"
+        )
     summary = generate(
         recipe,
         out=args.out,
         progress=not args.quiet,
-        engine=args.engine,
+        engine=engine,
         workers=args.workers,
         scheduler=args.scheduler,
         retries=args.retries,
@@ -153,12 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--engine",
         choices=tuple(ENGINES),
-        default=DEFAULT_ENGINE,
-        help="where batches run: " + "; ".join(f"{k}: {e.summary}" for k, e in ENGINES.items()),
+        help=f"where batches run (default: {DEFAULT_ENGINE}; dask with --scheduler): "
+        + "; ".join(f"{k}: {e.summary}" for k, e in ENGINES.items()),
     )
-    gen.add_argument("--workers", type=int, help="Dask worker processes (default: cores)")
+    gen.add_argument(
+        "--workers", type=int, help="worker processes of the local or dask engine (default: cores)"
+    )
     gen.add_argument("--scheduler", help="address of an existing Dask scheduler")
-    gen.add_argument("--shard-size", type=int, help="samples per batch (and per shard)")
+    gen.add_argument(
+        "--shard-size",
+        type=int,
+        help="samples per batch and per shard (default: the recipe's, else chosen from the "
+        "samples' size and count)",
+    )
     gen.add_argument("--retries", type=int, default=2, help="retries of a failed batch")
     gen.add_argument("--quiet", action="store_true", help="no progress display")
     gen.add_argument(
@@ -211,8 +224,19 @@ def _is_secondary_mpi_rank(args: argparse.Namespace) -> bool:
     return MPI.COMM_WORLD.Get_rank() != 0
 
 
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "generate" and args.engine != "mpi":
+        # SIGTERM (kill, scancel, a container stopping) ends a run as Ctrl-C does: workers
+        # stopped, no temporary left, finished shards kept (mpirun handles its ranks itself).
+        # After PETSc's initialisation, whose own handler would abort on SIGTERM.
+        from petsc4py import PETSc  # noqa: F401
+
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         status = args.run(args)  # None, or the exit status of a command that judges (check)
     except PdegenError as err:

@@ -5,6 +5,7 @@ import pytest
 import scipy.sparse.linalg as spla
 
 from pdegen.families import Darcy
+from pdegen.families.darcy import DarcyProblem
 from pdegen.specs import CoefficientSpec
 
 PI = np.pi
@@ -232,3 +233,25 @@ def test_without_the_compiled_kernel_a_diffusion_matrix_loads_as_csr(monkeypatch
     finally:
         monkeypatch.undo()
         native._load.cache_clear()
+
+
+@pytest.mark.parametrize("dim,n,solver", [(2, 30, "spsolve"), (3, 10, "spsolve"), (3, 14, "cg")])
+def test_the_hand_written_baseline_solves_the_problem_darcy_solves(dim, n, solver):
+    """`benchmarks/naive_darcy.py` is what the engines benchmark measures pdegen against (issue
+    26); its own assembly must be the same discretisation as Darcy's, or the ratios would
+    compare different problems. Same coefficient (one of Darcy's draws), two assemblies."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "naive_darcy.py"
+    spec = importlib.util.spec_from_file_location("naive_darcy", path)
+    naive = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(naive)
+    family = Darcy(n, dim, DarcyProblem(CoefficientSpec(kind="threshold"), 1.0))
+    sample = family.sample(seed=1, index=0)
+    A, b = family.system(sample)
+    ours = spla.spsolve(A.tocsc(), b)
+    theirs = naive.solve(sample.inputs["coefficient"], solver)
+    assert theirs.shape == (n + 2,) * dim and not theirs[(0,) * dim]
+    rtol = 1e-12 if solver == "spsolve" else 1e-6  # CG stops at a relative residual of 1e-8
+    np.testing.assert_allclose(theirs[(slice(1, -1),) * dim].ravel(), ours, rtol=rtol)

@@ -245,10 +245,11 @@ def plan_cuts(path) -> tuple:
 
 @pytest.mark.parametrize("data,workers,names", ENGINE_CASES)
 def test_every_engine_writes_the_serial_dataset_bit_for_bit(tmp_path, data, workers, names):
-    """Serial, then Dask, then `mpirun` through the command line: the same plan, and every
-    array of every shard the same bits (iteration counts included). The recycled space
-    carries across samples (and Newton steps) within a batch; the engines cut the same
-    batches. Without mpirun the Dask half still runs, then the test is skipped."""
+    """Serial, then the local engine and Dask, then `mpirun` through the command line: the
+    same plan, and every array of every shard the same bits (iteration counts included). The
+    recycled space carries across samples (and Newton steps) within a batch; the engines cut
+    the same batches. Without mpirun the local and Dask halves still run, then the test is
+    skipped."""
     recipe = recipe_from_dict(copy.deepcopy(data))
     linear = FAMILIES[recipe.family].linear_systems  # else spectral: nothing carries
     assert recipe.solver.ordering == ("greedy" if linear else "none")
@@ -256,10 +257,12 @@ def test_every_engine_writes_the_serial_dataset_bit_for_bit(tmp_path, data, work
     expected = read_all(tmp_path / "s")
     for name in names:
         assert any(key.endswith(name) for key in expected), (name, sorted(expected))
-    summary = generate(recipe, out=tmp_path / "d", progress=False, engine="dask", workers=workers)
-    assert summary.engine == "dask" and summary.workers == workers
-    assert_same_dataset(expected, tmp_path / "d")
-    assert plan_cuts(tmp_path / "d") == plan_cuts(tmp_path / "s")
+    for engine in ("local", "dask"):
+        out = tmp_path / engine
+        summary = generate(recipe, out=out, progress=False, engine=engine, workers=workers)
+        assert summary.engine == engine and summary.workers == workers
+        assert_same_dataset(expected, out)
+        assert plan_cuts(out) == plan_cuts(tmp_path / "s")
     if MPIRUN is None:
         pytest.skip("mpirun is installed by make install")
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
@@ -394,4 +397,38 @@ def test_bad_engine_options_are_one_line_errors(tmp_path):
     assert bad.returncode == 2 and "--workers: 0 is out of range" in bad.stderr
     bad = cli(["generate", "r.yaml", "--shard-size", "0"], tmp_path)
     assert bad.returncode == 2 and "output.shard_size: 0 is out of range" in bad.stderr
+    for engine in ("local", "serial"):
+        bad = cli(["generate", "r.yaml", "--engine", engine, "--scheduler", "tcp://x:1"], tmp_path)
+        assert bad.returncode == 2 and bad.stderr.count("\n") == 1, bad.stderr
+        assert f"only with the dask engine (not {engine})" in bad.stderr
     assert sorted(os.listdir(tmp_path)) == ["r.yaml"]
+
+
+def test_an_unset_shard_size_is_chosen_from_the_samples_size_and_count(tmp_path):
+    """`output.shard_size` left out: as many samples as fit 64 MiB of stored fields, but at
+    least 16 batches; the stored recipe holds the number, so a rerun of the same file
+    resumes. Sizes worked out by hand: a 128^2 node Darcy sample stores 2 x 128^2 float64
+    values (256 KiB), a 128^3 one 32 MiB, float32 half of each."""
+    cases = [  # (grid.n, dim, samples, dtype, expected)
+        (126, 2, 1000, "float64", 63),  # by count: ceil(1000 / 16)
+        (126, 2, 100000, "float64", 256),  # by bytes: 64 MiB / 256 KiB
+        (126, 2, 100000, "float32", 512),
+        (126, 3, 100, "float64", 2),  # 64 MiB / 32 MiB
+        (126, 3, 4, "float64", 1),
+        (14, 2, 10, "float64", 1),  # fewer samples than 16: one per batch
+    ]
+    for n, dim, samples, dtype, expected in cases:
+        data = recipe_dict(samples=samples, grid={"n": n, "dim": dim})
+        data["output"] = {"dtype": dtype}
+        data["solver"] = {"method": "cg", "pc": "mg" if dim == 3 else "icc"}
+        recipe = recipe_from_dict(data)
+        assert recipe.output.shard_size == expected, (n, dim, samples, dtype)
+        assert recipe_from_dict(recipe.to_dict()) == recipe  # the resolved recipe is stable
+    data = recipe_dict(samples=40)
+    del data["output"]
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
+    done = cli(["generate", "r.yaml", "--out", "d", "--quiet", "--workers", "2"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert len(list((tmp_path / "d").glob("shard-*.h5"))) == 14  # ceil(40 / 3) batches of 3
+    again = cli(["generate", "r.yaml", "--out", "d", "--quiet"], tmp_path)
+    assert again.returncode == 0 and "resumed: 40 samples" in again.stdout, again.stderr

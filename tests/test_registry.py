@@ -12,7 +12,7 @@ from petsc4py import PETSc
 from pdegen.cli import build_parser
 from pdegen.errors import RecipeError
 from pdegen.recipe.schema import recipe_from_dict
-from pdegen.run.engines import ENGINES, make_engine
+from pdegen.run.engines import DEFAULT_ENGINE, ENGINES, engine_for, make_engine
 from solvers import ChainSolver, order_systems
 from solvers.baselines import make_ksp
 from solvers.petsc import configure_pc
@@ -84,7 +84,12 @@ def test_the_harness_accepts_exactly_the_registered_names():
 def test_the_cli_offers_exactly_the_registered_engines():
     generate = build_parser()._subparsers._group_actions[0].choices["generate"]
     engine = next(a for a in generate._actions if "--engine" in a.option_strings)
-    assert set(engine.choices) == set(ENGINES) and engine.default in ENGINES
+    assert set(engine.choices) == set(ENGINES) and engine.default is None
+    # no --engine: the default, or Dask when a scheduler is named
+    assert engine_for(None, None) == DEFAULT_ENGINE in ENGINES
+    assert engine_for(None, "tcp://host:8786") == "dask"
+    assert engine_for("serial", None) == "serial"
+    assert f"(default: {DEFAULT_ENGINE};" in " ".join(generate.format_help().split())
     for name, entry in ENGINES.items():
         assert f"{name}: {entry.summary}" in " ".join(generate.format_help().split())
     with pytest.raises(ValueError) as err:

@@ -154,11 +154,13 @@ def cluster_factory(workdir):
         cluster.stop()
 
 
-def test_a_local_dask_worker_killed_mid_batch(slow, workdir):
+@pytest.mark.parametrize("engine", ["local", "dask"])
+def test_a_local_worker_killed_mid_batch(slow, workdir, engine):
     """SIGKILL, as the kernel's out-of-memory killer sends it, to a worker writing a shard:
-    the local nanny restarts it, the batch runs again elsewhere, and the dead writer's
-    temporary is gone when the run ends; the summary and the card say what happened."""
-    proc = start_generate(workdir, "--workers", "2", "--out", "d")
+    the local engine forks a new worker (Dask: the local nanny restarts it), the batch runs
+    again, and the dead writer's temporary is gone when the run ends; the summary and the
+    card say what happened."""
+    proc = start_generate(workdir, "--engine", engine, "--workers", "2", "--out", "d")
     os.kill(writer_pid(workdir / "d", proc), signal.SIGKILL)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
@@ -246,6 +248,79 @@ def test_the_generate_process_killed_mid_run_then_resumed(slow, workdir):
     assert resumed.returncode == 0, resumed.stderr
     assert "resumed: " in resumed.stdout
     assert_finished_and_whole(workdir / "d", slow / "serial")
+
+
+def test_the_local_engines_workers_end_with_the_generate_process(slow, workdir):
+    """SIGKILL to the generate process alone, mid-run: its forked workers die with it (no
+    orphan goes on writing or holds the dataset's lock), and a rerun resumes."""
+    proc = start_generate(workdir, "--engine", "local", "--workers", "2", "--out", "d")
+    first_shard(workdir / "d", proc)
+    wait_for(lambda: shard_temporaries(workdir / "d"), "a batch in progress", running=proc)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    assert len(workers) == 2, workers
+    proc.kill()
+    proc.communicate(timeout=60)
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive, alive
+    resumed = cli(["generate", "r.yaml", "--out", "d"], workdir)
+    assert resumed.returncode == 0, resumed.stderr
+    assert "resumed: " in resumed.stdout and "on local with" in resumed.stdout
+    assert_finished_and_whole(workdir / "d", slow / "serial")
+
+
+def test_sigterm_ends_a_local_run_as_ctrl_c_does_then_a_rerun_resumes(slow, workdir):
+    """SIGTERM (scancel, kill) to the generate process: its workers stopped, one line, exit
+    status 130, no temporary left, the finished shards kept; a rerun finishes the dataset."""
+    proc = start_generate(workdir, "--engine", "local", "--workers", "2", "--out", "d")
+    first_shard(workdir / "d", proc)
+    wait_for(lambda: shard_temporaries(workdir / "d"), "a batch in progress", running=proc)
+    workers = psutil.Process(proc.pid).children(recursive=True)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert err.strip().splitlines() == [
+        "pdegen: interrupted (finished shards are kept; rerun to resume)"
+    ], err
+    gone, alive = psutil.wait_procs(workers, timeout=30)
+    assert not alive and not temporaries(workdir / "d"), (alive, temporaries(workdir / "d"))
+    resumed = cli(["generate", "r.yaml", "--out", "d"], workdir)
+    assert resumed.returncode == 0 and "resumed: " in resumed.stdout, resumed.stderr
+    assert_finished_and_whole(workdir / "d", slow / "serial")
+
+
+def test_a_local_worker_over_its_memory_share_is_killed_then_reported_in_one_line(
+    workdir, monkeypatch
+):
+    """The local engine watches each worker's resident memory against its share of the
+    machine, as Dask's nanny does (here a machine of 600 MiB: 300 MiB for each of 2
+    workers): a batch that passes it is retried on a new worker, and when every attempt
+    does the run stops with one line naming memory and what to do; a rerun with room
+    finishes."""
+    from pdegen.errors import PdegenError
+    from pdegen.recipe import recipe_from_dict
+    from pdegen.run.engines import local_engine
+    from pdegen.run.generate import generate
+
+    data = small_recipe_dict(
+        name="big", family="darcy", samples=2, grid={"n": 95, "dim": 3},
+        solver={"method": "cg", "pc": "mg"}, output={"shard_size": 1},
+    )  # fmt: skip
+    data["problem"] = {"coefficient": {"kind": "threshold"}}  # 96^3 nodes: about 700 MiB
+    recipe = recipe_from_dict(data)
+    monkeypatch.setattr(local_engine, "machine_memory", lambda: 600 * 2**20)
+    with pytest.raises(PdegenError) as raised:
+        generate(recipe, out=workdir / "d", progress=False, engine="local", workers=2)
+    message = str(raised.value)
+    assert "\n" not in message and message.startswith("2 of 2 batches failed"), message
+    assert "passed 95% of its 300 MiB share of this machine" in message
+    assert "run fewer workers (--workers)" in message
+    report = (workdir / "d" / "failures.log").read_text()
+    assert report.count("worker lost: local worker") == 6, report  # 3 attempts x 2 batches
+    assert not temporaries(workdir / "d")
+    monkeypatch.undo()
+    generate(recipe, out=workdir / "d", progress=False, engine="local", workers=2)
+    checked = cli(["check", "d"], workdir)
+    assert checked.returncode == 0, checked.stdout
 
 
 @pytest.mark.skipif(MPIRUN is None, reason="mpirun is installed by make install")

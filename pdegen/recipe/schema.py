@@ -47,7 +47,9 @@ class SplitSpec:
 @dataclasses.dataclass(frozen=True)
 class OutputSpec:
     dir: str = "data"
-    shard_size: int = _field(32, ge=1)
+    #: samples per batch and per shard; None: chosen by `pdegen.recipe.sharding` when the
+    #: recipe is resolved (the stored recipe holds the number)
+    shard_size: int | None = _field(None, ge=1)
     splits: SplitSpec = dataclasses.field(default_factory=SplitSpec)
     #: what the stored inputs and outputs are converted to (solves are always float64)
     dtype: Literal["float64", "float32"] = "float64"
@@ -216,6 +218,8 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
         recipe = dataclasses.replace(recipe, grid=family.check_grid(recipe.grid))
         check_limits(recipe)  # what the per-field rules cannot say: sizes and overflow
+        if recipe.output.shard_size is None:
+            recipe = _with_default_shard_size(recipe)
         check_memory(recipe)  # and whether it fits this machine
         family.check(recipe)
         recipe = dataclasses.replace(
@@ -233,6 +237,17 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
             "'-', '_' and '.' (it names the dataset directory)"
         )
     return recipe
+
+
+def _with_default_shard_size(recipe: Recipe) -> Recipe:
+    """The recipe with `output.shard_size` chosen from its samples' stored size and count."""
+    from pdegen.families import family_from_recipe
+    from pdegen.recipe.sharding import default_shard_size, stored_bytes_per_sample
+
+    family = family_from_recipe(recipe)
+    per_sample = stored_bytes_per_sample(family, recipe.output.dtype)
+    size = default_shard_size(recipe.samples, per_sample)
+    return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, shard_size=size))
 
 
 def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:

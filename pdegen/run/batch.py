@@ -25,6 +25,13 @@ from solvers.sequence import ChainSolver, SolveResult
 
 
 def package_versions() -> dict[str, str]:
+    """The versions every shard records (a copy: read once per process, since reading
+    package metadata costs about 12 ms, once per batch before)."""
+    return dict(_package_versions())
+
+
+@functools.cache
+def _package_versions() -> dict[str, str]:
     from petsc4py import PETSc
 
     versions = {

@@ -7,6 +7,11 @@ import time
 
 from tqdm import tqdm
 
+# No monitor thread: the local engine forks workers while a bar is shown, and a thread that
+# holds stderr's lock at a fork would leave it held in the child (our bar is updated on every
+# batch, which is all the monitor's refresh adds).
+tqdm.monitor_interval = 0
+
 
 class Progress:
     """Counts samples; shows rate and ETA. Plain lines every `interval` s when not a TTY."""

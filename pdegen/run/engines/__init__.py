@@ -1,4 +1,4 @@
-"""Engines run the same plan: serial, Dask (default) or MPI.
+"""Engines run the same plan: local worker processes (default), Dask, MPI or serial.
 
 `ENGINES` is the one list of engine names: the CLI's `--engine` choices and help, `generate`
 and the tests read it. Entries name their class by module, imported only when that engine is
@@ -28,16 +28,46 @@ class Engine:
 
 
 ENGINES: dict[str, Engine] = {
+    "local": Engine(
+        "pdegen.run.engines.local_engine",
+        "LocalEngine",
+        "worker processes forked on this machine (default)",
+        takes_workers=True,
+    ),
     "dask": Engine(
         "pdegen.run.engines.dask_engine",
         "DaskEngine",
-        "a Dask cluster (default)",
+        "a Dask cluster: a local one, or --scheduler's (the default with --scheduler)",
         takes_workers=True,
     ),
     "mpi": Engine("pdegen.run.engines.mpi_engine", "MPIEngine", "MPI ranks under mpirun/srun"),
     "serial": Engine("pdegen.run.engines.serial", "SerialEngine", "this process"),
 }
-DEFAULT_ENGINE = "dask"
+
+
+def _default_engine() -> str:
+    """`local` on Linux, else `dask` (the local engine forks a process that has imported
+    numpy, scipy and PETSc: safe on Linux, not on macOS, whose system libraries may not
+    survive a fork, nor possible on Windows).
+
+    Why `local` and not a local Dask cluster: on 2 cores it makes 4000 Darcy samples at 64^2
+    in well under the LocalCluster's time (docs/benchmarks.md, "Engines at small samples"):
+    its workers are forked, not spawned and re-imported, and no scheduler sits between
+    batches. Dask stays the engine of clusters (`--scheduler`, dask-jobqueue).
+    """
+    import sys
+
+    return "local" if sys.platform.startswith("linux") else "dask"
+
+
+DEFAULT_ENGINE = _default_engine()
+
+
+def engine_for(engine: str | None, scheduler: str | None) -> str:
+    """The engine a run uses: the one named, else Dask with a scheduler, else the default."""
+    if engine is None:
+        return "dask" if scheduler else DEFAULT_ENGINE
+    return engine
 
 
 def make_engine(name: str, workers: int | None = None, scheduler: str | None = None):
@@ -62,6 +92,7 @@ __all__ = [
     "BatchFailure",
     "Engine",
     "Job",
+    "engine_for",
     "make_engine",
     "run_batch",
 ]

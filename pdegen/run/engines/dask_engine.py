@@ -1,4 +1,4 @@
-"""The Dask engine (default): one task per batch on a Dask cluster.
+"""The Dask engine (clusters; `--scheduler`): one task per batch on a Dask cluster.
 
 Locally it starts a LocalCluster with one single-threaded worker *process* per core: PETSc
 runs on COMM_SELF inside each worker, never in threads. With `scheduler` it connects to an
