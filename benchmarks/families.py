@@ -1,6 +1,7 @@
 """Samples per second for every recipe in recipes/, as a user runs it: `pdegen generate` on
-the default engine (a local Dask cluster, one worker per core), whole run timed (cluster
-start, ordering, solves, shards, index, card), from the shell.
+the default engine (`local`: forked worker processes, one per core; the README's numbers were
+measured on a local Dask cluster, the default then), whole run timed (workers' start,
+ordering, solves, shards, index, card), from the shell.
 
     cd benchmarks && ../.venv/bin/python families.py [--samples 64] [--workers 2] [recipes ...]
 

@@ -405,12 +405,12 @@ def test_bad_engine_options_are_one_line_errors(tmp_path):
 
 
 def test_an_unset_shard_size_is_chosen_from_the_samples_size_and_count(tmp_path):
-    """`output.shard_size` left out: as many samples as fit 64 MiB of stored fields, but at
-    least 16 batches; the stored recipe holds the number, so a rerun of the same file
+    """`output.shard_size` left out: as many samples as fit 64 MiB of stored fields, but few
+    enough for at least 16 batches; the stored recipe holds the number, so a rerun of the same file
     resumes. Sizes worked out by hand: a 128^2 node Darcy sample stores 2 x 128^2 float64
     values (256 KiB), a 128^3 one 32 MiB, float32 half of each."""
     cases = [  # (grid.n, dim, samples, dtype, expected)
-        (126, 2, 1000, "float64", 63),  # by count: ceil(1000 / 16)
+        (126, 2, 1000, "float64", 62),  # by count: 1000 // 16, so 17 batches
         (126, 2, 100000, "float64", 256),  # by bytes: 64 MiB / 256 KiB
         (126, 2, 100000, "float32", 512),
         (126, 3, 100, "float64", 2),  # 64 MiB / 32 MiB
@@ -429,6 +429,24 @@ def test_an_unset_shard_size_is_chosen_from_the_samples_size_and_count(tmp_path)
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
     done = cli(["generate", "r.yaml", "--out", "d", "--quiet", "--workers", "2"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert len(list((tmp_path / "d").glob("shard-*.h5"))) == 14  # ceil(40 / 3) batches of 3
+    assert len(list((tmp_path / "d").glob("shard-*.h5"))) == 20  # 40 // 16 = 2 per batch
     again = cli(["generate", "r.yaml", "--out", "d", "--quiet"], tmp_path)
     assert again.returncode == 0 and "resumed: 40 samples" in again.stdout, again.stderr
+
+
+def test_fewer_batches_than_workers_and_another_shard_size_are_each_said_in_one_line(tmp_path):
+    """A run whose batches cannot keep its workers busy says so; a directory made from the
+    same recipe cut in other batches (a recipe without shard_size, whose chosen size changed)
+    is refused with the --shard-size that resumes it."""
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict(samples=3)))
+    done = cli(["generate", "r.yaml", "--out", "d", "--workers", "2", "--quiet"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "note: 1 batch for 2 workers: 1 had nothing to do; a smaller output.shard_size" in (
+        done.stdout
+    )
+    other = cli(["generate", "r.yaml", "--out", "d", "--shard-size", "2", "--quiet"], tmp_path)
+    assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
+    assert "it was cut in batches of 3 samples: rerun with --shard-size 3" in other.stderr
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(recipe_dict(samples=3, seed=8)))
+    unrelated = cli(["generate", "s.yaml", "--out", "d", "--quiet"], tmp_path)
+    assert "choose another --out, or delete it" in unrelated.stderr, unrelated.stderr

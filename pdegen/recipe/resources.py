@@ -18,11 +18,11 @@ The estimate (`estimate`) is the peak of one process, in bytes:
 BASE is the interpreter with numpy, scipy, h5py, PETSc and Dask imported. `plan` is the root
 process sampling every input and ordering the chain (`pdegen.run.plan`); `batch` is one worker
 solving one batch (`pdegen.run.batch`). In the serial engine one process does both, one after the
-other; under Dask the root plans and each worker solves. With N = n^d unknowns, G = (n+2)^d
-nodes, nnz = (2d+1) N stencil entries (the family's `unknowns` and `matrix_entries`:
-elasticity has d unknowns per free node and up to 3^d d entries per row), T frames per
-output (steps + 1 for a trajectory, else 1), b = min(shard_size, samples), S = samples and
-8-byte floats:
+other; under the local, Dask and MPI engines the root plans and each worker solves. With N = n^d
+unknowns, G = (n+2)^d nodes, nnz = (2d+1) N stencil entries (the family's `unknowns` and
+`matrix_entries`: elasticity has d unknowns per free node and up to 3^d d entries per row),
+T frames per output (steps + 1 for a trajectory, else 1), b = min(shard_size, samples),
+S = samples and 8-byte floats:
 
     batch = MATRIX_BYTES_PER_NNZ nnz        the scipy matrix (its pattern is shared), its
                                            values' assembly and PETSc's copy
@@ -60,8 +60,8 @@ matched within 0.85 to 1.3 times; tests/test_resources.py checks two of them.
 is set and lower (containers, SLURM and PBS jobs): the most the run could ever use here.
 MemAvailable is not used: it changes from second to second with other processes, which
 would make a recipe valid or not by chance, and the check refuses only what can never fit.
-The estimate is for one process: a Dask run with w workers needs about w times the batch
-part, which `generate` knows and recipe loading does not.
+The estimate is for one process: a run on w workers (local, Dask) needs about w times the
+batch part, which `generate` knows and recipe loading does not.
 """
 
 from __future__ import annotations
@@ -80,6 +80,7 @@ from pdegen.errors import RecipeError
 from pdegen.families import family_from_recipe
 from pdegen.families.base import FEATURE_POINTS
 from pdegen.messages import show
+from pdegen.recipe.sharding import shard_size_of
 from pdegen.specs import field_specs
 
 GIB = 1024**3
@@ -284,8 +285,9 @@ def estimate(recipe) -> Estimate:
     # samples are written as they are solved, not held, so the shard size costs nothing here
     by = ("problem.steps", show(frames - 1)) if frames > 1 else ("grid.n", grid)
     batch.append(Part(*by, "one sample's fields", 2 * (inputs + frames * G * 8)))
-    held = min(recipe.output.shard_size, recipe.samples)
-    by = ("samples" if recipe.output.shard_size > recipe.samples else "output.shard_size",)
+    shard_size = shard_size_of(recipe)
+    held = min(shard_size, recipe.samples)
+    by = ("samples" if shard_size > recipe.samples else "output.shard_size",)
     what = f"the statistics and parameters of a shard's {show(held)} samples"
     batch.append(Part(*by, show(held), what, BOOKKEEPING_PER_SAMPLE * held))
 

@@ -241,12 +241,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
 
 def _with_default_shard_size(recipe: Recipe) -> Recipe:
     """The recipe with `output.shard_size` chosen from its samples' stored size and count."""
-    from pdegen.families import family_from_recipe
-    from pdegen.recipe.sharding import default_shard_size, stored_bytes_per_sample
+    from pdegen.recipe.sharding import shard_size_of
 
-    family = family_from_recipe(recipe)
-    per_sample = stored_bytes_per_sample(family, recipe.output.dtype)
-    size = default_shard_size(recipe.samples, per_sample)
+    size = shard_size_of(recipe)
     return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, shard_size=size))
 
 

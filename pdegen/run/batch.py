@@ -161,8 +161,9 @@ def solve_rows(
     the caller has built it already.
 
     BLAS runs on one thread for the whole batch, in every engine: a Dask worker is started
-    with one (its nanny's OPENBLAS_NUM_THREADS=1), while the serial engine's process and
-    each MPI rank would otherwise run as many as there are cores. OpenBLAS rounds a long dot
+    with one (its nanny's OPENBLAS_NUM_THREADS=1), while the serial engine's process, each
+    local worker (forked from the run's process) and each MPI rank would otherwise run as
+    many as there are cores. OpenBLAS rounds a long dot
     product differently on 1 and 2 threads (the near-null space did, `rigid_body_modes`),
     so a dataset's bits would depend on the engine; and one thread per core is what pdegen
     runs anyway (more oversubscribe the ranks)."""

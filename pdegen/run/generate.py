@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -86,13 +87,33 @@ class Summary:
         return out
 
 
+def _other_recipe_advice(directory: Path, recipe: Recipe) -> str:
+    """What to do about a directory of another recipe. When its shards' recipe differs from
+    this one only in `output.shard_size` (a recipe without one gets it chosen, and the choice
+    changed once), say which size resumes or reuses it."""
+    advice = "choose another --out, or delete it"
+    ours = recipe.to_dict()
+    for shard in sorted(directory.glob("shard-*.h5"))[:1]:
+        try:
+            with h5py.File(shard, "r") as f:
+                theirs = json.loads(f.attrs["recipe"])
+        except (OSError, KeyError, ValueError, TypeError):
+            return advice
+        size = theirs.get("output", {}).get("shard_size") if isinstance(theirs, dict) else None
+        if isinstance(size, int) and size != ours["output"]["shard_size"]:
+            theirs["output"]["shard_size"] = ours["output"]["shard_size"]
+            if theirs == json.loads(json.dumps(ours)):
+                return f"it was cut in batches of {size} samples: rerun with --shard-size {size}"
+    return advice
+
+
 def check_same_recipe(directory: Path, recipe: Recipe) -> None:
     """Refuse a directory that holds any part of another recipe's dataset: its index, its plan
     (an interrupted run) or one of its shards. Reads only; one line naming what was found."""
     if not directory.is_dir():
         return
     sha = recipe_sha256(recipe)
-    advice = "choose another --out, or delete it"
+    advice = _other_recipe_advice(directory, recipe)
     if (directory / INDEX_NAME).is_file():
         try:
             same = read_index(directory).get("recipe_sha256") == sha
@@ -307,8 +328,20 @@ def generate(
             write_dataset_card(directory, figures)
     peak = max((o.peak_rss_mib for o in done), default=0.0)
     summary = _summarise(directory, resumed, seconds, job.plan, runner, peak)
-    note = solver_note(recipe)
-    return dataclasses.replace(summary, notes=(note,) if note else (), incidents=incidents)
+    notes = [solver_note(recipe), idle_workers_note(len(job.todo), runner.workers)]
+    notes = tuple(note for note in notes if note)
+    return dataclasses.replace(summary, notes=notes, incidents=incidents)
+
+
+def idle_workers_note(batches: int, workers: int) -> str | None:
+    """One line when a run had fewer batches to solve than workers (some had nothing to do)."""
+    if not 0 < batches < workers:
+        return None
+    return (
+        f"{batches} batch{'es' * (batches > 1)} for {workers} workers: "
+        f"{workers - batches} had nothing to do; a smaller output.shard_size (--shard-size) "
+        "cuts more batches"
+    )
 
 
 def _summarise(

@@ -19,6 +19,7 @@ from pdegen.dataset.shards import atomic_path
 from pdegen.errors import PdegenError
 from pdegen.families import Family
 from pdegen.recipe.schema import Recipe
+from pdegen.recipe.sharding import shard_size_of
 from solvers.ordering import chain_length, order_systems
 
 PLAN_NAME = "plan.json"
@@ -63,7 +64,7 @@ def make_plan(recipe: Recipe, family: Family) -> Plan:
         order = order_systems(features, recipe.solver.ordering)
         length = chain_length(features, order)
     seconds = time.perf_counter() - start
-    size = recipe.output.shard_size
+    size = shard_size_of(recipe)
     batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]
     return Plan(recipe_sha256(recipe), order.tolist(), batches, seconds, length)
 

@@ -20,7 +20,7 @@ class Engine:
     module: str
     cls: str
     summary: str
-    takes_workers: bool = False  # accepts --workers / --scheduler (a Dask cluster)
+    takes_workers: bool = False  # accepts --workers (and, Dask only, --scheduler)
 
     def make(self, workers: int | None = None, scheduler: str | None = None) -> Any:
         factory = getattr(importlib.import_module(self.module), self.cls)

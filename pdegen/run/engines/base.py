@@ -113,7 +113,7 @@ def run_batch(job: Job, batch: int) -> BatchDone:
 
 
 def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:
-    """In-process retries (serial and MPI engines; Dask retries through its scheduler). A
+    """In-process retries (serial, local and MPI engines; Dask retries through its scheduler). A
     batch that succeeds after failed attempts carries their errors (`retried_after`)."""
     error = trace = ""
     errors = []
