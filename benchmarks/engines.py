@@ -1,7 +1,8 @@
 """Samples per second of every engine against the generator a user writes by hand, and where
 the default engine's whole run goes (issue 26).
 
-    cd benchmarks && ../.venv/bin/python engines.py [--quick] [--only 2d|3d]   # about 25 min
+    cd benchmarks && ../.venv/bin/python engines.py [--quick] [--only 2d|3d]   # about 15 min
+    cd benchmarks && ../.venv/bin/python engines.py --repeats 3     # the 64^2 targets, 3 min
 
 Darcy (`recipes/darcy.yaml`'s law: FNO's thresholded coefficient, `auto`'s solver) in 2D at
 32^2 ... 421^2 nodes and in 3D at 16^3 ... 128^3 (`SIZES`: samples chosen so that each run
@@ -141,11 +142,34 @@ def phases(nodes: int, samples: int, scratch: Path) -> dict[str, float]:
     return spent
 
 
+def repeats(count: int) -> None:
+    """The targets' row (64^2 x 4000: default, serial, naive) `count` times in turn: the
+    spread of each ratio on a noisy machine. Writes benchmarks/results/engines_repeats.md."""
+    dim, nodes, samples, naive_samples = SIZES[1]
+    names = [DEFAULT, "serial", NAIVE]
+    lines = ["| run | " + " | ".join(names) + " | default / serial | default / naive |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    rows = []
+    for run in range(count):
+        with tempfile.TemporaryDirectory() as scratch:
+            runs = engine_commands(dim, nodes, samples, naive_samples, Path(scratch))
+            seconds = {name: timed_run(runs[name][0]) for name in names}
+        rows.append(seconds)
+        ratios = (seconds["serial"] / seconds[DEFAULT], seconds[NAIVE] / seconds[DEFAULT])
+        cells = " | ".join(f"{seconds[n]:.2f} s" for n in names)
+        lines.append(f"| {run + 1} | {cells} | {ratios[0]:.2f}x | {ratios[1]:.2f}x |")
+    save("engines_repeats", "\n".join(lines), {"runs": rows})
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a quarter of the samples")
     parser.add_argument("--only", choices=("2d", "3d"), help="one dimension's sizes")
+    parser.add_argument("--repeats", type=int, help="only the 64^2 targets' row, this many times")
     args = parser.parse_args()
+    if args.repeats:
+        repeats(args.repeats)
+        return
     lines, data = [], {}
     names = list(engine_commands(2, 64, 1, 1, Path(".")))
     header = "| nodes x samples | " + " | ".join(names) + " | default / serial | default / naive |"
