@@ -113,21 +113,19 @@ def check_same_recipe(directory: Path, recipe: Recipe) -> None:
     if not directory.is_dir():
         return
     sha = recipe_sha256(recipe)
-    advice = _other_recipe_advice(directory, recipe)
+
+    def refuse(what: str) -> PdegenError:  # the advice reads a shard: only once refused
+        return PdegenError(f"{directory}: {what} ({_other_recipe_advice(directory, recipe)})")
+
     if (directory / INDEX_NAME).is_file():
         try:
             same = read_index(directory).get("recipe_sha256") == sha
         except (OSError, ValueError, AttributeError):
             same = False
         if not same:
-            raise PdegenError(
-                f"{directory}: holds a dataset made from a different recipe ({advice})"
-            )
+            raise refuse("holds a dataset made from a different recipe")
     if (directory / PLAN_NAME).exists() and read_plan(directory / PLAN_NAME).recipe_sha256 != sha:
-        raise PdegenError(
-            f"{directory}: holds an unfinished dataset ({PLAN_NAME}) of a different recipe "
-            f"({advice})"
-        )
+        raise refuse(f"holds an unfinished dataset ({PLAN_NAME}) of a different recipe")
     for shard in sorted(directory.glob("shard-*.h5")):
         try:
             with h5py.File(shard, "r") as f:
@@ -135,7 +133,7 @@ def check_same_recipe(directory: Path, recipe: Recipe) -> None:
         except OSError:
             continue  # unreadable under a final name: damaged, and solved again on resume
         if theirs is not None and theirs != sha:
-            raise PdegenError(f"{directory}: {shard.name} belongs to a different recipe ({advice})")
+            raise refuse(f"{shard.name} belongs to a different recipe")
 
 
 def prepare_directory(directory: Path, recipe: Recipe) -> None:

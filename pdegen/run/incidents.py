@@ -73,15 +73,29 @@ class DeathRecorder(logging.Handler):
         match = _DEATH.search(record.getMessage())
         if match is None:
             return
-        if match["signal"]:
-            reason = f"its process was killed by signal {match['signal']}"
-            if match["signal"] == "9":
-                reason += " (SIGKILL: the kernel's out-of-memory killer sends it too)"
-        elif match["status"]:
-            reason = f"its process exited with status {match['status']}"
-        else:
-            reason = "its process was killed by an unknown signal"
-        self.reasons[int(match["pid"])] = reason
+        signal = int(match["signal"]) if match["signal"] else None
+        status = int(match["status"]) if match["status"] else None
+        self.reasons[int(match["pid"])] = process_end(signal, status)
 
 
-__all__ = ["BATCH_RETRIED", "WORKER_LOST", "DeathRecorder", "Incident", "counts", "lost_workers"]
+def process_end(signal: int | None, status: int | None) -> str:
+    """How a worker's process ended, in one phrase (every engine words it the same way)."""
+    if signal is not None:
+        reason = f"its process was killed by signal {signal}"
+        if signal == 9:
+            reason += " (SIGKILL: the kernel's out-of-memory killer sends it too)"
+        return reason
+    if status is not None:
+        return f"its process exited with status {status}"
+    return "its process was killed by an unknown signal"
+
+
+__all__ = [
+    "BATCH_RETRIED",
+    "WORKER_LOST",
+    "DeathRecorder",
+    "Incident",
+    "counts",
+    "lost_workers",
+    "process_end",
+]

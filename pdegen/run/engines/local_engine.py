@@ -52,7 +52,7 @@ from pdegen.run.engines.base import (
     retried_incidents,
     run_with_retries,
 )
-from pdegen.run.incidents import WORKER_LOST, Incident
+from pdegen.run.incidents import WORKER_LOST, Incident, process_end
 
 #: a worker whose resident memory passes this share of its limit is killed (Dask's nanny:
 #: "distributed.worker.memory.terminate", 0.95)
@@ -130,16 +130,12 @@ def private_bytes(pid: int) -> int | None:
 
 
 def death_reason(exitcode: int | None, killed_for_memory: str | None) -> str:
-    """Why a worker's process ended, in the words the Dask engine uses."""
+    """Why a worker's process ended: the memory watch's words, else its exit code's."""
     if killed_for_memory:
         return killed_for_memory
     if exitcode is not None and exitcode < 0:
-        number = -exitcode
-        reason = f"its process was killed by signal {number}"
-        if number == signal.SIGKILL:
-            reason += " (SIGKILL: the kernel's out-of-memory killer sends it too)"
-        return reason
-    return f"its process exited with status {exitcode}"
+        return process_end(-exitcode, None)
+    return process_end(None, exitcode)
 
 
 @dataclass
@@ -178,8 +174,7 @@ class LocalEngine:
         self.incidents: list[Incident] = []
         #: each worker's share of the machine's memory (set by `run`: the workers it starts)
         self.memory_limit: int | None = None
-        self._started = 0
-        self._workers: list[_Worker] = []
+        self._workers: list[_Worker] = []  # every worker this run started, the dead too
 
     def __enter__(self) -> LocalEngine:
         return self
@@ -211,15 +206,14 @@ class LocalEngine:
             ) from None
         finally:
             theirs.close()
-        self._started += 1
-        worker = _Worker(self._started, process, ours)
+        worker = _Worker(len(self._workers) + 1, process, ours)
         self._workers.append(worker)
         return worker
 
     def run(
         self, job: Job, on_done: Callable[[BatchDone], None]
     ) -> tuple[list[BatchDone], list[BatchFailure]]:
-        self.incidents, self._started, self._workers = [], 0, []
+        self.incidents, self._workers = [], []
         dealer = _Dealer(deque(job.todo))
         done: list[BatchDone] = []
         failed: list[BatchFailure] = []
