@@ -249,7 +249,9 @@ class ChainSolver:
         self.near_null_space = (
             rigid_body_modes(rigid_body_coordinates) if rigid_body_coordinates is not None else None
         )
-        layout = {"block_size": block_size or 1, "near_null_space": self.near_null_space}
+        #: unknowns per node, interleaved: the dofs of `pc: mg`'s hierarchy as well
+        self.block_size = block_size or 1
+        layout = {"block_size": self.block_size, "near_null_space": self.near_null_space}
         self._slot, self._pslot = MatrixSlot(**layout), MatrixSlot(**layout)
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
@@ -287,7 +289,9 @@ class ChainSolver:
     def _build_hierarchy(self, grid: tuple[int, ...]) -> None:
         from solvers.multigrid import configure_multigrid
 
-        self.hierarchy, self.note = configure_multigrid(self._runner.pc, grid, self._multigrid)
+        self.hierarchy, self.note = configure_multigrid(
+            self._runner.pc, grid, self._multigrid, dof=self.block_size
+        )
         if self.note is not None:
             self.pc = FALLBACK_PC
         self._needs_grid = False

@@ -88,6 +88,19 @@ ENGINE_CASES = [
         id="stokes-gcrodr-fieldsplit",
     ),
     pytest.param(
+        small_recipe_dict(
+            family="helmholtz",
+            samples=6,
+            grid={"n": 31},
+            problem={"wavenumber": {"min": 20.0, "max": 26.0}, "damping": 0.05},
+            solver={"method": "gcrodr", "pc": "mg", "rtol": 1e-9},
+            output={"shard_size": 2},
+        ),
+        2,
+        ("outputs/solution", "outputs/solution_imag"),
+        id="helmholtz-damped-gcrodr-csl-mg",
+    ),
+    pytest.param(
         newton_recipe(reaction_diffusion_recipe()),
         2,
         ("stats/newton_iterations",),

@@ -195,6 +195,12 @@ class Family(SolverChoice, abc.ABC):
         return self.n**self.dim
 
     @property
+    def unknowns_per_node(self) -> int:
+        """Unknowns solved for per node, interleaved (the memory estimate's factor fill grows
+        with their square): 1 here, 2 for damped Helmholtz's real and imaginary parts."""
+        return 1
+
+    @property
     def matrix_entries(self) -> int:
         """The stored entries of the system matrix, for the memory estimate
         (`pdegen.recipe.resources`): a (2d + 1)-point stencil per unknown here."""

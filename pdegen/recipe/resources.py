@@ -257,7 +257,12 @@ def estimate(recipe) -> Estimate:
         field_draw,
     ]
     if method == "direct" or pc in ("lu", "cholesky"):
-        fill = FILL_2D * N * math.log2(max(N, 2)) if d == 2 else FILL_3D * N ** (4 / 3)
+        # the fill grows with the nodes; a block of b unknowns per node (damped Helmholtz's
+        # real and imaginary parts) stores b^2 entries where a scalar unknown stores one
+        b = family.unknowns_per_node
+        nodes = N / b
+        fill = FILL_2D * nodes * math.log2(max(nodes, 2)) if d == 2 else FILL_3D * nodes ** (4 / 3)
+        fill *= b * b
         if pc == "lu":  # L and U; Cholesky keeps one triangle
             fill *= 2
         batch.append(Part("grid.n", grid, "the direct factorisation", 12 * fill))

@@ -322,6 +322,9 @@ class ShardChecks:
                 frames = solution if solution.ndim > self.family.dim else solution[None]
                 if any(not np.array_equal(u[boundary], expected[boundary]) for u in frames):
                     wrong_boundary.append(sample_index)
+                elif "solution_imag" in f["outputs"]:  # a complex solution: Im u = 0 there
+                    if np.any(f["outputs/solution_imag"][row][boundary]):
+                        wrong_boundary.append(sample_index)
         for where, samples in nonfinite.items():
             self.add("nonfinite", path, f"{where}: NaN or Inf in {samples_phrase(samples)}")
         if wrong_boundary:

@@ -139,8 +139,10 @@ def simulation_parameters(family: str, recipe: Mapping[str, Any]) -> dict[str, f
     in `simulation_parameters` and as constant scalars."""
     cls = FAMILIES[family].Problem
     hints = typing.get_type_hints(cls)
+    stored = recipe["problem"]
+    # a field added since the dataset was made (helmholtz's damping) takes its default
     return {
-        f.name: float(recipe["problem"][f.name])
+        f.name: float(stored.get(f.name, f.default))
         for f in dataclasses.fields(cls)
         if hints[f.name] is float
     }
