@@ -48,7 +48,7 @@ def real_shift(family, samples) -> dict:
     )
     cpu = time.process_time()
     results = [family.solve_sample(s, chain)[1][0] for s in samples]
-    return _cell(results, cpu)
+    return cell(results, cpu)
 
 
 def complex_shift(family, samples, preconditioner: str) -> dict:
@@ -78,10 +78,10 @@ def complex_shift(family, samples, preconditioner: str) -> dict:
         residual = np.linalg.norm(b - A @ u) / np.linalg.norm(b)
         converged = bool(residual <= 1e-8 and ksp.getConvergedReason() > 0)
         results.append(SimpleNamespace(iterations=ksp.getIterationNumber(), converged=converged))
-    return _cell(results, cpu)
+    return cell(results, cpu)
 
 
-def _cell(results, cpu_start: float) -> dict:
+def cell(results, cpu_start: float) -> dict:
     """CPU per sample since `cpu_start`, and the results' mean iterations and convergence."""
     return {
         "cpu_per_sample": (time.process_time() - cpu_start) / len(results),

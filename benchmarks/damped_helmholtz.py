@@ -27,7 +27,7 @@ import argparse
 import dataclasses
 import time
 
-import numpy as np
+from complex_shift import cell
 from multigrid import sorted_samples, text
 from tables import save
 
@@ -97,15 +97,6 @@ def real_shift(family: Helmholtz, samples) -> dict:
         P = family._forms.real_operator(lossless.preconditioner_operator(sample, A))
         results.append(solver.solve(K, b, P=P))
     return cell(results, cpu)
-
-
-def cell(results, cpu_start: float) -> dict:
-    return {
-        "cpu_per_sample": (time.process_time() - cpu_start) / len(results),
-        "iterations": float(np.mean([r.iterations for r in results])),
-        "converged": int(sum(r.converged for r in results)),
-        "samples": len(results),
-    }
 
 
 def measure(label: str) -> tuple[dict, int]:

@@ -3,8 +3,9 @@
 The families' unknowns are the interior nodes of a vertex grid of the unit square or cube:
 n interior nodes per axis, n + 1 cells of width h = 1/(n + 1), Dirichlet values on the
 boundary nodes, numbered in C order (last axis fastest). `solvers.multigrid` builds the
-hierarchy as PETSc DMDAs of the whole node grid (boundary nodes included), coarsened by 2
-(or 3: the levels rule).
+hierarchy's interpolations, PETSc's between DMDAs of the whole node grid (boundary nodes
+included) on uniform levels coarsened by 2 or 3, its own from the first uneven halving down
+(the levels rule, below).
 
 **The levels rule.** A DMDA vertex grid of M nodes coarsens by an integer ratio r only when
 r divides its M - 1 cells (PETSc's Q1 interpolation needs (M_fine - 1) / (M_coarse - 1) to be
@@ -25,8 +26,24 @@ and 13 iterations against 8). Examples:
   levels, a coarsest grid of 34^2 = 1 156 unknowns, factorised by LU;
 - 2^k + 1 nodes (n = 2^k - 1: 31, 63, 127, 255): down to one unknown;
 - 64^3 nodes (n = 62, 63 = 3^2 * 7 cells): 62 -> 20 -> 6, by 3 twice; n = 64 (65 cells)
-  does not coarsen at all; 64^3 unknowns in the dyadic sense is n = 63 (64 cells):
-  63 -> 31 -> 15 -> 7 -> 3 -> 1.
+  is halved unevenly (below) to 32, then by 3 to 10; 64^3 unknowns in the dyadic sense is
+  n = 63 (64 cells): 63 -> 31 -> 15 -> 7 -> 3 -> 1.
+
+**Uneven halving** (issue 27). A level whose cells neither halve nor divide by 3 (127 cells,
+a prime: the 128 points per axis people ask for; 65 = 5 * 13) and that still has more than
+`UNEVEN_ABOVE` unknowns is halved anyway: its coarse nodes are every other fine node and the
+last one, so an odd axis of c cells gets (c + 1) / 2 coarse cells, one of them half as long
+(127 -> 64 cells, then 32, 16, ... exactly); a second uneven step on an axis takes its nodes
+from the other end, so the short cell merges and no cell grows past twice another. Every
+coarse node is still a fine node, so the interpolation keeps the sparsity of the even case,
+and with it the Galerkin coarse operators keep their (3^d)-point stencils; its weights are
+linear interpolation at the nodes' true positions (`solvers.multigrid.GridHierarchy`, which
+tracks them from level to level). Why: before it, 128 points per axis ran a sparse Cholesky
+and 256 stopped on an 84^2 coarsest level, 1.4-1.8x slower than their neighbours 129 and 257
+(issue 27; docs/benchmarks.md, "Uneven halving"). A first try, a non-nested coarse grid of
+uniform cells (the tensor product of 1D linear interpolation at arbitrary positions), took
+as many CG iterations but 25-point Galerkin operators on every coarse level made each one
+1.3-1.6x dearer.
 
 The coarsest level is solved by LU, so it must be small: at most `MAX_COARSEST` unknowns
 (16 384 = 128^2 in 2D, where the factorisation of a 9-point operator is a few ms; 4 096 =
@@ -49,6 +66,12 @@ from dataclasses import dataclass
 MAX_COARSEST: dict[int, int] = {1: 65536, 2: 16384, 3: 4096}
 #: a level that does not halve and has more unknowns than this is coarsened by 3 where it can
 THIRD_ABOVE: dict[int, int] = {1: 4096, 2: 4096, 3: 4096}
+#: a level that neither halves nor divides by 3 and has more unknowns than this is halved
+#: unevenly (module docstring, "Uneven halving")
+UNEVEN_ABOVE: dict[int, int] = {1: 4096, 2: 4096, 3: 4096}
+#: the fewest interior nodes per axis a level needs to be halved unevenly (4 cells, so the
+#: coarse axis keeps at least one interior node between its short and its long cells)
+UNEVEN_MIN = 3
 #: what `pc: mg` runs on a grid that coarsens too little
 FALLBACK_PC = "gamg"
 
@@ -79,7 +102,7 @@ class Coarsening:
         if self.usable:
             return None
         fine = self.shapes[0]
-        cut = _ratio(self.shapes[-1]) is not None  # it would coarsen on: max_levels stopped it
+        cut = _next_shape(self.shapes[-1]) is not None  # it would go on: max_levels stopped it
         if self.levels < 2 and cut:
             why = "max_levels allows only one level"
         elif self.levels < 2:
@@ -90,10 +113,13 @@ class Coarsening:
                 f"unknowns, is larger than the {MAX_COARSEST[len(fine)]} factorised"
                 + (f", where max_levels stops it at {self.levels} levels" if cut else "")
             )
+        dim = len(fine)
         return (
             f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
-            f"multigrid needs n + 1 = 2^k m cells per axis, m small, with factors 3 of m also "
-            f"taken on levels above {THIRD_ABOVE[len(fine)]} unknowns): running {FALLBACK_PC}"
+            f"multigrid halves the cells, divides them by 3 on levels above {THIRD_ABOVE[dim]} "
+            f"unknowns, and halves other levels above {UNEVEN_ABOVE[dim]} unknowns with at "
+            f"least {UNEVEN_MIN} nodes per axis unevenly): running "
+            f"{FALLBACK_PC}"
         )
 
 
@@ -114,11 +140,36 @@ def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening
         raise ValueError(f"a grid needs at least one interior node per axis, got {shape}")
     shapes = [shape]
     while max_levels is None or len(shapes) < max_levels:
-        ratio = _ratio(shapes[-1])
-        if ratio is None:
+        coarser = _next_shape(shapes[-1])
+        if coarser is None:
             break
-        shapes.append(tuple((n + 1) // ratio - 1 for n in shapes[-1]))
+        shapes.append(coarser)
     return Coarsening(tuple(shapes))
+
+
+def _next_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
+    """The level below `shape` by the levels rule, or None where `shape` is the coarsest:
+    by 2 or 3 where the cells allow it (`_ratio`), else, on a level above `UNEVEN_ABOVE`
+    unknowns with at least `UNEVEN_MIN` nodes per axis, uneven halving: (c + 1) // 2 cells
+    on an axis of c (module docstring, "Uneven halving")."""
+    ratio = _ratio(shape)
+    if ratio is not None:
+        return tuple((n + 1) // ratio - 1 for n in shape)
+    if math.prod(shape) > UNEVEN_ABOVE[len(shape)] and min(shape) >= UNEVEN_MIN:
+        return tuple((n + 2) // 2 - 1 for n in shape)
+    return None
+
+
+def coarse_nodes(cells: int, coarse_cells: int) -> slice | None:
+    """Which of a level's `cells` + 1 nodes along an axis are the coarse level's: every r-th
+    for an exact ratio r (a slice), None for uneven halving (every other one and the last)."""
+    return slice(None, None, cells // coarse_cells) if cells % coarse_cells == 0 else None
+
+
+def is_exact_step(fine: tuple[int, ...], coarse: tuple[int, ...]) -> bool:
+    """Whether every axis coarsens by an exact ratio of cells (PETSc's DMDA interpolation
+    then applies, on uniform levels); False for an uneven halving."""
+    return all(coarse_nodes(f + 1, c + 1) is not None for f, c in zip(fine, coarse, strict=True))
 
 
 def _why_it_stops(shape: tuple[int, ...]) -> str:
@@ -135,6 +186,8 @@ def _why_it_stops(shape: tuple[int, ...]) -> str:
             why += " or divide by 3"
         else:
             why += f", and an axis has only {min(cells)} cells, too few to divide by 3"
+    if math.prod(shape) > UNEVEN_ABOVE[len(shape)] and min(shape) < UNEVEN_MIN:
+        why += f", and an axis has only {min(shape)} interior nodes, too few to halve unevenly"
     return why
 
 
@@ -168,4 +221,14 @@ def infer_grid(size: int, first_row: list[int] | tuple[int, ...]) -> tuple[int, 
     return (n,) * dim
 
 
-__all__ = ["FALLBACK_PC", "MAX_COARSEST", "THIRD_ABOVE", "Coarsening", "coarsen", "infer_grid"]
+__all__ = [
+    "FALLBACK_PC",
+    "MAX_COARSEST",
+    "UNEVEN_ABOVE",
+    "THIRD_ABOVE",
+    "Coarsening",
+    "coarsen",
+    "infer_grid",
+    "coarse_nodes",
+    "is_exact_step",
+]

@@ -2,7 +2,10 @@
 
 **The grid as DMDAs.** The finest DMDA is the families' node grid itself, boundary nodes
 included (n + 2 vertices per axis); each coarser one has a half or a third of the cells of
-the one above (`solvers.grids` states the levels rule). PETSc's Q1 interpolation between two
+the one above, or (c + 1) / 2 of an odd count c (uneven halving; `solvers.grids` states the
+levels rule). From the first uneven halving down, the interpolations are our own tensor
+products of 1D linear interpolation at the nodes' true positions (`positions_interpolation`);
+above it, on uniform levels, they are PETSc's. PETSc's Q1 interpolation between two
 of them (`DMCreateInterpolation`) is restricted to the interior nodes, rows and columns
 (`MatCreateSubMatrix`): dropping the coarse boundary columns is exact because the unknowns
 vanish there (Dirichlet values are lifted into b), and what is left is the classical
@@ -48,9 +51,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.sparse as sp
 from petsc4py import PETSc
 
-from solvers.grids import FALLBACK_PC, Coarsening, coarsen
+from solvers.grids import FALLBACK_PC, Coarsening, coarse_nodes, coarsen, is_exact_step
 
 #: smoother name -> (KSP type, PC type) of every level but the coarsest
 SMOOTHERS: dict[str, tuple[str, str]] = {
@@ -117,8 +121,60 @@ def node_grid(shape: tuple[int, ...], comm=PETSc.COMM_SELF, dof: int = 1) -> PET
     return da
 
 
+def linear_interpolation_1d(fine: np.ndarray, coarse: np.ndarray) -> sp.csr_matrix:
+    """Linear interpolation along one axis from the coarse level's interior nodes to the fine
+    level's, (fine interior) x (coarse interior), the end values zero (the Dirichlet unknowns
+    vanish there). `fine` and `coarse` are the node positions, ends included, in integer
+    units of the finest spacing (exact weights: 1/2, 1/3, ...); every coarse node is a fine
+    node, so a fine node on one gets weight 1 and the others interpolate between the two
+    coarse nodes around them."""
+    x = fine[1:-1]
+    cell = np.searchsorted(coarse, x, side="right") - 1  # the coarse cell holding each node
+    left, right = coarse[cell], coarse[np.minimum(cell + 1, coarse.size - 1)]
+    t = (x - left) / np.maximum(right - left, 1)
+    rows = np.tile(np.arange(x.size), 2)
+    cols = np.concatenate([cell - 1, cell])  # coarse interior index of the two ends
+    weights = np.concatenate([1.0 - t, t])
+    keep = (cols >= 0) & (cols < coarse.size - 2) & (weights != 0.0)
+    return sp.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(x.size, coarse.size - 2))
+
+
+def positions_interpolation(
+    fine: list[np.ndarray], coarse: list[np.ndarray], dof: int = 1
+) -> PETSc.Mat:
+    """The interpolation between two levels given their node positions per axis: the tensor
+    product of `linear_interpolation_1d` in C order (the first axis slowest), with `dof`
+    interleaved unknowns per node interpolated alike (solvers.grids, "Uneven halving")."""
+    P = sp.identity(1, format="csr")
+    for f, c in zip(fine, coarse, strict=True):
+        P = sp.kron(P, linear_interpolation_1d(f, c), format="csr")
+    if dof > 1:
+        P = sp.kron(P, sp.identity(dof), format="csr")
+    P.sort_indices()
+    return PETSc.Mat().createAIJ(
+        size=P.shape,
+        csr=(P.indptr.astype(PETSc.IntType), P.indices.astype(PETSc.IntType), P.data),
+        comm=PETSc.COMM_SELF,
+    )
+
+
+def coarser_positions(positions: np.ndarray, coarse_cells: int) -> np.ndarray:
+    """The coarse level's node positions along an axis: every r-th fine node for an exact
+    ratio r, or for uneven halving every other one and the last, counted from the end
+    instead where the last cell is the shorter (so that a short cell left by an earlier
+    uneven step merges, and cells stay within 2:1: `solvers.grids`)."""
+    step = coarse_nodes(positions.size - 1, coarse_cells)
+    if step is not None:
+        return positions[step]
+    cells = np.diff(positions)
+    if cells[-1] < cells[0]:  # a short last cell from an earlier uneven step: merge it
+        return np.concatenate([positions[:1], positions[1::2]])
+    return np.concatenate([positions[0:-1:2], positions[-1:]])
+
+
 class GridHierarchy:
-    """DMDAs of the node grid and its coarsenings, with the interior interpolations.
+    """The interior interpolations between the node grid and its coarsenings (PETSc's
+    DMDA ones on uniform levels, our own from the first uneven halving down).
 
     `interpolations[l - 1]` maps level l - 1 to level l in PCMG's numbering (0 the coarsest),
     as `PCMGSetInterpolation(pc, l, P)` takes it. Built once and shared by every solve of a
@@ -135,9 +191,23 @@ class GridHierarchy:
         # finest first; each level made at its own size (DMCoarsenHierarchy takes one ratio
         # for every level, and the levels rule may coarsen by 2 and then by 3), and
         # DMCreateInterpolation reads the ratio from the two sizes
-        self.dms: list[PETSc.DMDA] = [node_grid(shape, dof=dof) for shape in self.coarsening.shapes]
+        shapes = self.coarsening.shapes
+        #: node positions per level and axis, ends included, in units of the finest spacing
+        self.positions: list[list[np.ndarray]] = [[np.arange(n + 2) for n in shapes[0]]]
+        uniform = True  # every level so far has uniform cells: PETSc's DMDA interpolation
         interpolations = []
-        for fine_dm, coarse_dm in zip(self.dms[:-1], self.dms[1:], strict=True):
+        for fine, coarse in zip(shapes[:-1], shapes[1:], strict=True):
+            fine_positions = self.positions[-1]
+            self.positions.append(
+                [coarser_positions(p, c + 1) for p, c in zip(fine_positions, coarse, strict=True)]
+            )
+            uniform = uniform and is_exact_step(fine, coarse)
+            if not uniform:
+                interpolations.append(
+                    positions_interpolation(fine_positions, self.positions[-1], dof)
+                )
+                continue
+            fine_dm, coarse_dm = node_grid(fine, dof=dof), node_grid(coarse, dof=dof)
             full, _ = coarse_dm.createInterpolation(fine_dm)
             rows = _interior(tuple(reversed(fine_dm.getSizes())), dof)
             cols = _interior(tuple(reversed(coarse_dm.getSizes())), dof)
@@ -261,6 +331,8 @@ __all__ = [
     "GridHierarchy",
     "MGSettings",
     "attach_multigrid",
+    "linear_interpolation_1d",
+    "positions_interpolation",
     "shared_hierarchy",
     "configure_multigrid",
     "galerkin_products",

@@ -455,9 +455,7 @@ def test_boundary_masks_mark_exactly_the_boundary_nodes(name, sources, exports):
             assert bc.attrs["bc_type"] == kind.upper()
             assert list(bc.attrs["associated_dims"]) == [axis]
             declared = FAMILIES[family].outputs.items()
-            outputs = [
-                n for n, axes in declared if len(space) in axes.dims and n in stored_outputs
-            ]
+            outputs = [n for n, axes in declared if len(space) in axes.dims and n in stored_outputs]
             assert sorted(bc.attrs["associated_fields"]) == sorted(outputs)
             assert not bc.attrs["sample_varying"] and not bc.attrs["time_varying"]
             mask = bc["mask"][()]

@@ -126,6 +126,77 @@ def test_every_interpolation_of_a_hierarchy_by_2_then_3_is_the_classical_one():
         assert abs(to_scipy(P) - expected).max() < 1e-14
 
 
+@pytest.mark.parametrize(
+    "shape", [(126, 126), (100, 72), (254, 200), (46, 46, 46), (48, 48, 48), (64, 30, 20)]
+)
+def test_uneven_halving_keeps_fine_nodes_and_interpolates_linearly(shape):
+    """A level whose cells do not halve is halved unevenly: along each axis the coarse nodes
+    are fine nodes (every other one and the last), and the interpolation applied to any coarse
+    values (zero on the boundary) equals scipy's multilinear interpolation of them at the
+    fine nodes' positions (a rectangular grid, so a swapped axis would show); it keeps the
+    even case's sparsity (at most 2^d entries a row) and PCMG gets it in the hierarchy's
+    place. Levels below it interpolate at their true (uneven) positions too."""
+    from scipy.interpolate import RegularGridInterpolator
+
+    from solvers.grids import is_exact_step
+
+    hierarchy = GridHierarchy(shape)
+    steps = zip(hierarchy.shapes[:-1], hierarchy.shapes[1:], strict=True)
+    assert not all(is_exact_step(fine, coarse) for fine, coarse in steps)
+    d = len(shape)
+    for level in range(1, hierarchy.levels):
+        fine, coarse = hierarchy.positions[level - 1], hierarchy.positions[level]
+        for f, c, n in zip(fine, coarse, hierarchy.shapes[level], strict=True):
+            assert set(c) <= set(f) and c[0] == 0 and c[-1] == f[-1] and c.size == n + 2
+            assert np.diff(c).max() <= 2 * np.diff(c).min()  # cells stay within 2:1
+        P = to_scipy(hierarchy.interpolations[hierarchy.levels - 1 - level])
+        assert np.diff(P.indptr).max() <= 2**d
+        values = np.random.default_rng(level).standard_normal(hierarchy.shapes[level])
+        interpolate = RegularGridInterpolator(
+            tuple(c.astype(float) for c in coarse), np.pad(values, 1)
+        )
+        inner = [p[1:-1].astype(float) for p in fine]
+        points = np.stack(np.meshgrid(*inner, indexing="ij"), axis=-1).reshape(-1, d)
+        assert np.abs(P @ values.ravel() - interpolate(points)).max() < 1e-12
+    two = GridHierarchy(shape, dof=2)  # the damped Helmholtz layout: both parts alike
+    P = to_scipy(hierarchy.interpolations[-1])
+    P2 = to_scipy(two.interpolations[-1])
+    assert abs(P2[0::2, 0::2] - P).max() == 0 and P2[0::2, 1::2].nnz == 0
+
+
+def test_positions_interpolation_on_uniform_levels_is_petscs():
+    """Our interpolation from positions and PETSc's DMDA one agree where both apply (a
+    uniform rectangular level halved, then divided by 3)."""
+    from solvers.multigrid import coarser_positions, positions_interpolation
+
+    for fine, coarse in [((7, 15), (3, 7)), ((80, 53), (26, 17))]:
+        dmda = to_scipy(GridHierarchy(fine).interpolations[-1])
+        assert GridHierarchy(fine).shapes[1] == coarse
+        positions = [np.arange(n + 2) for n in fine]
+        coarse_positions = [
+            coarser_positions(p, c + 1) for p, c in zip(positions, coarse, strict=True)
+        ]
+        ours = to_scipy(positions_interpolation(positions, coarse_positions))
+        assert abs(ours - dmda).max() < 1e-15
+
+
+def test_cg_mg_after_uneven_halving_converges_like_on_an_even_grid():
+    """128 points per axis (127 cells, prime) against 129 (128 cells): the same iterations
+    within one, and the solution of a direct solve."""
+    counts = {}
+    for n in (126, 127):
+        family = darcy(n, 2)
+        systems = [family.system(family.sample(0, i)) for i in range(3)]
+        chain = ChainSolver("cg", "mg", rtol=1e-10, grid=family.interior_shape)
+        results = [chain.solve(A, b) for A, b in systems]
+        assert chain.pc == "mg" and chain.hierarchy.levels >= 6
+        for (A, b), result in zip(systems, results, strict=True):
+            exact = spla.spsolve(A.tocsc(), b)
+            assert np.abs(result.x - exact).max() <= 1e-7 * np.abs(exact).max()
+        counts[n] = max(r.iterations for r in results)
+    assert counts[126] <= counts[127] + 1, counts
+
+
 def test_the_levels_rule():
     # FNO's grid: halved twice (420 = 4 * 105 cells), then 105 cells by 3 since 104^2 > 4096
     assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104), (34, 34))
@@ -136,19 +207,24 @@ def test_the_levels_rule():
     assert coarsen((63, 63, 63), max_levels=3).levels == 3
     assert [s[0] for s in coarsen((62, 62, 62)).shapes] == [62, 20, 6]  # 63 = 3^2 * 7 cells
     assert [s[0] for s in coarsen((80, 80)).shapes] == [80, 26]  # 27^2 cells: small, stop
-    for shape in [(46, 46, 46), (64, 64, 64), (30, 30), (26, 26)]:  # 47, 65, 31; 27^2 small
+    for shape in [(30, 30), (26, 26)]:  # 31 and 27 cells, and at most 4096 unknowns: stop
         assert coarsen(shape).levels == 1 and not coarsen(shape).usable
         assert "do not halve" in coarsen(shape).note
-    assert "or divide by 3" in coarsen((64, 64, 64)).note
     assert "or divide by 3" not in coarsen((26, 26)).note  # too small to be divided
+    # larger levels whose cells neither halve nor divide by 3 are halved unevenly, c -> (c +
+    # 1) / 2 cells: 47 -> 24, 65 -> 33 (then by 3), 127 -> 64, 85 -> 43 (after 255 = 3 * 85)
+    assert [s[0] for s in coarsen((46, 46, 46)).shapes] == [46, 23, 11, 5, 2]
+    assert [s[0] for s in coarsen((64, 64, 64)).shapes] == [64, 32, 10]
+    assert [s[0] for s in coarsen((126, 126)).shapes] == [126, 63, 31, 15, 7, 3, 1]
+    assert [s[0] for s in coarsen((254, 254)).shapes] == [254, 84, 42]
+    assert all(coarsen(s).usable for s in [(46, 46, 46), (64, 64, 64), (126, 126), (254, 254)])
     assert "max_levels" in coarsen((419, 419), max_levels=1).note  # it would coarsen
     # the reason named is the one that holds: 3 divides 3 x 3000 cells, but one axis is short
     assert "only 3 cells, too few to divide by 3" in coarsen((2, 2999)).note
     assert "only 2 cells, too few to halve" in coarsen((1, 8191)).note  # 2 x 8192: even
     cut = coarsen((62, 62, 62), max_levels=2)  # 62 -> 20, which would go on to 6
     assert "larger than" in cut.note and "max_levels stops it at 2 levels" in cut.note
-    assert "max_levels" not in coarsen((93, 93, 93)).note  # 46^3 coarsens no further
-    too_big = coarsen((93, 93, 93))  # one halving, to 46^3 > MAX_COARSEST[3]
+    too_big = coarsen((93, 93, 93), max_levels=2)  # one halving, to 46^3 > MAX_COARSEST[3]
     assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
     assert not too_big.usable and "larger than" in too_big.note
     assert coarsen((419, 419)).note is None
@@ -491,9 +567,11 @@ def test_every_family_generates_with_pc_mg(family, tmp_path):
         ("darcy", 2, 419, ("cg", "mg")),  # FNO's 421^2 nodes: above the crossover, coarsens
         ("darcy", 2, 127, ("cg", "mg")),
         ("darcy", 2, 63, ("direct", "cholesky")),  # below the measured crossover
-        ("darcy", 2, 126, ("direct", "cholesky")),  # 127 cells: multigrid cannot coarsen
+        ("darcy", 2, 125, ("direct", "cholesky")),  # below 126, the measured crossover
         ("darcy", 3, 63, ("cg", "mg")),
-        ("darcy", 3, 46, ("cg", "ilu")),  # 47 cells per axis do not halve
+        ("darcy", 3, 46, ("cg", "mg")),  # 47 cells: halved unevenly, 2.5x faster than ILU
+        ("darcy", 2, 126, ("cg", "mg")),  # 127 cells: halved unevenly, 1.7x faster than LU
+        ("heat", 3, 62, ("cg", "ilu")),  # below 63: ILU 1.1x faster than mg at 62^3
         ("darcy", 3, 15, ("cg", "ilu")),
         ("helmholtz", 3, 47, ("gcrodr", "mg")),
         ("helmholtz", 2, 255, ("direct", "lu")),  # 2D Helmholtz: LU stays far ahead

@@ -196,7 +196,7 @@ def test_auto_runs_the_fastest_measured_pair_for_the_regime():
 
     assert resolved(2, 63) == ("gmres", "ilu")
     assert resolved(2, 127) == ("gmres", "mg")
-    assert resolved(2, 126) == ("gmres", "ilu")  # 127 cells: multigrid cannot coarsen
+    assert resolved(2, 126) == ("gmres", "ilu")  # below the measured crossover, 127
     assert resolved(3, 31) == ("gmres", "ilu")
     assert resolved(2, 63, dt=0.004) == ("direct", "lu")  # dt > epsilon^2 = 0.0016
     assert resolved(2, 63, reaction="fisher-kpp", rate=2000.0) == ("direct", "lu")

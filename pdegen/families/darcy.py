@@ -35,7 +35,9 @@ class Darcy(Family):
     inputs = {"coefficient": FieldAxes()}
     # measured: docs/benchmarks.md, "Recycling against baselines"
     auto_solvers = {2: ("direct", "cholesky"), 3: ("cg", "ilu")}
-    auto_multigrid = {2: (127, ("cg", "mg")), 3: (31, ("cg", "mg"))}  # "auto by size"
+    # "auto by size"; 2D from 126 (128 points per axis, halved unevenly: CG + mg 7.2 ms per
+    # sample against Cholesky's 12.7, docs/benchmarks.md, "Uneven halving")
+    auto_multigrid = {2: (126, ("cg", "mg")), 3: (31, ("cg", "mg"))}
     iterative_pc = "jacobi"
     #: 2D: forward Gauss-Seidel down, backward up (half the sweeps of SSOR; still a symmetric
     #: V-cycle for CG): 2 more CG iterations but 4-15% less time from 127^2 to 1023^2; 3D:
