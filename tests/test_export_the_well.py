@@ -76,6 +76,13 @@ RECIPES = {
         "grid": {"n": 31},
         "problem": {"wavenumber": {"min": 6.0, "max": 12.0}},
     },
+    "helmholtz-damped": {  # a complex solution: solution and solution_imag
+        "family": "helmholtz",
+        "samples": 8,
+        "seed": 4,
+        "grid": {"n": 31},
+        "problem": {"wavenumber": {"min": 6.0, "max": 12.0}, "damping": 0.05},
+    },
     "poisson": {"family": "poisson", "samples": 8, "seed": 5, "grid": {"n": 9}},
     "burgers": {
         "family": "burgers",
