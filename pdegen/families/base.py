@@ -195,6 +195,12 @@ class Family(SolverChoice, abc.ABC):
         return self.n**self.dim
 
     @property
+    def dirichlet_outputs(self) -> tuple[str, ...]:
+        """The outputs whose boundary nodes hold `boundary_values` (what `pdegen check`
+        verifies there): `solution` here; damped Helmholtz adds its imaginary part."""
+        return ("solution",)
+
+    @property
     def unknowns_per_node(self) -> int:
         """Unknowns solved for per node, interleaved (the memory estimate's factor fill grows
         with their square): 1 here, 2 for damped Helmholtz's real and imaginary parts."""

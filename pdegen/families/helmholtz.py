@@ -188,6 +188,11 @@ class Helmholtz(Family):
         return names if self.damped else tuple(n for n in names if n != "solution_imag")
 
     @property
+    def dirichlet_outputs(self) -> tuple[str, ...]:
+        """Both parts of a damped solution vanish on the boundary (`boundary_values` is 0)."""
+        return ("solution", "solution_imag") if self.damped else ("solution",)
+
+    @property
     def unknowns_per_node(self) -> int:
         return 2 if self.damped else 1
 
@@ -206,7 +211,7 @@ class Helmholtz(Family):
     def vector_layout(self) -> dict:
         """A damped system has 2 unknowns per node (real and imaginary part, interleaved),
         which `pc: mg` interpolates alike (a two-dof hierarchy)."""
-        return {"block_size": 2} if self.damped else {}
+        return {"block_size": self.unknowns_per_node} if self.damped else {}
 
     @functools.cached_property
     def _forms(self) -> RealEquivalent:

@@ -279,14 +279,14 @@ class ShardChecks:
     ) -> None:
         """No NaN or Inf in any input, parameter or converged output (a sample that did not
         converge may hold anything: it is flagged; without readable flags every output is
-        checked), and the solution holds the Dirichlet values on the boundary nodes (where
-        the family has them: not on a periodic grid). One
+        checked), and the family's `dirichlet_outputs` hold the Dirichlet values on the
+        boundary nodes (where the family has them: not on a periodic grid). One
         sample in memory at a time, whatever the shard's size."""
         boundary = np.ones(self.family.grid_shape, dtype=bool)
         boundary[(slice(1, -1),) * self.family.dim] = False
         storage = np.dtype(self.recipe.output.dtype)
         nonfinite: dict[str, list[int]] = {}
-        wrong_boundary: list[int] = []
+        wrong_boundary: dict[str, list[int]] = {}  # output -> samples
         if readable["params"]:
             for name in f["params"]:
                 values = f["params"][name][()]
@@ -307,31 +307,24 @@ class ShardChecks:
                 if not np.isfinite(value).all():
                     nonfinite.setdefault(f"outputs/{name}", []).append(sample_index)
             dirichlet = self.family.stores_boundary_nodes  # not on a torus or cells
-            if (
-                dirichlet
-                and readable["inputs"]
-                and readable["params"]
-                and "solution" in f["outputs"]
-            ):
+            held = [n for n in self.family.dirichlet_outputs if n in f["outputs"]]
+            if dirichlet and readable["inputs"] and readable["params"] and held:
                 params = {p: float(f["params"][p][row]) for p in self.family.params}
                 sample = Sample(sample_index, as_float64(inputs), params)
                 expected = np.broadcast_to(
                     self.family.boundary_values(sample), self.family.grid_shape
                 ).astype(storage)
-                solution = f["outputs/solution"][row]
-                frames = solution if solution.ndim > self.family.dim else solution[None]
-                # a complex solution (damped Helmholtz): its imaginary part is zero there too
-                imaginary = f["outputs"].get("solution_imag")
-                if any(not np.array_equal(u[boundary], expected[boundary]) for u in frames) or (
-                    imaginary is not None and np.any(imaginary[row][boundary])
-                ):
-                    wrong_boundary.append(sample_index)
+                for name in held:
+                    stored = f["outputs"][name][row]
+                    frames = stored if stored.ndim > self.family.dim else stored[None]
+                    if any(not np.array_equal(u[boundary], expected[boundary]) for u in frames):
+                        wrong_boundary.setdefault(name, []).append(sample_index)
         for where, samples in nonfinite.items():
             self.add("nonfinite", path, f"{where}: NaN or Inf in {samples_phrase(samples)}")
-        if wrong_boundary:
+        for name, samples in wrong_boundary.items():
             self.add(
                 "boundary",
                 path,
-                f"outputs/solution: {samples_phrase(wrong_boundary)}: the boundary nodes do not "
+                f"outputs/{name}: {samples_phrase(samples)}: the boundary nodes do not "
                 "hold the Dirichlet values",
             )
