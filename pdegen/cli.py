@@ -24,12 +24,18 @@ def _generate(args: argparse.Namespace) -> None:
     from pdegen.run.generate import generate
 
     recipe = load_recipe(args.recipe, settings=args.set, samples=args.samples, seed=args.seed)
-    if args.shard_size is not None:
-        from pdegen.recipe.schema import recipe_from_dict
+    for option, section, field in (
+        ("shard_size", "output", "shard_size"),
+        ("ranks_per_sample", "solver", "ranks_per_sample"),
+    ):
+        value = getattr(args, option)
+        if value is not None:
+            from pdegen.recipe.schema import recipe_from_dict
 
-        data = recipe.to_dict()
-        data["output"]["shard_size"] = args.shard_size
-        recipe = recipe_from_dict(data, f"{args.recipe} (--shard-size)")
+            data = recipe.to_dict()
+            data[section][field] = value
+            flag = "--" + option.replace("_", "-")
+            recipe = recipe_from_dict(data, f"{args.recipe} ({flag})")
     if args.workers is not None and args.workers < 1:
         raise PdegenError(f"--workers: {args.workers} is out of range (must be at least 1)")
     engine = engine_for(args.engine, args.scheduler)
@@ -171,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="samples per batch and per shard (default: the recipe's, else chosen from the "
         "samples' size and count)",
+    )
+    gen.add_argument(
+        "--ranks-per-sample",
+        type=int,
+        metavar="K",
+        help="MPI ranks that solve each sample together (the mpi engine; default: the "
+        "recipe's solver.ranks_per_sample, 1)",
     )
     gen.add_argument("--retries", type=int, default=2, help="retries of a failed batch")
     gen.add_argument("--quiet", action="store_true", help="no progress display")

@@ -160,6 +160,8 @@ class SolverSpec:
     recycle: int = rule(DEFAULTS.recycle, ge=0)
     warm_start: bool = False
     ordering: str = rule("auto", choices=ORDERINGS)
+    #: ranks that solve each sample together (the MPI engine; `pdegen.run.group`)
+    ranks_per_sample: int = rule(1, ge=1)
 
 
 def field_specs(spec: Any, where: str) -> Iterator[tuple[str, FieldSpec]]:

@@ -47,7 +47,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -67,6 +67,10 @@ SMOOTHERS: dict[str, tuple[str, str]] = {
 }
 #: smoother name -> (PCSOR option of the down smoother, of the up smoother), where they differ
 SWEEP_DIRECTIONS: dict[str, tuple[str, str]] = {"gs": ("pc_sor_forward", "pc_sor_backward")}
+#: the same on several ranks: PETSc's parallel SOR sweeps each rank's rows only
+LOCAL_SWEEP_DIRECTIONS: dict[str, tuple[str, str]] = {
+    "gs": ("pc_sor_local_forward", "pc_sor_local_backward")
+}
 CYCLES = {"v": PETSc.PC.MGCycleType.V, "w": PETSc.PC.MGCycleType.W}
 #: PETSc's algorithm for the Galerkin products P^T A P, by dimension (`galerkin_products`);
 #: where absent, PETSc's default
@@ -172,6 +176,17 @@ def coarser_positions(positions: np.ndarray, coarse_cells: int) -> np.ndarray:
     return np.concatenate([positions[0:-1:2], positions[-1:]])
 
 
+def hierarchy_positions(shapes: tuple[tuple[int, ...], ...]) -> list[list[np.ndarray]]:
+    """Node positions (ends included, in units of the finest spacing) per level and axis of
+    a hierarchy whose interior shapes are `shapes`, finest first (`coarser_positions`)."""
+    positions = [[np.arange(n + 2) for n in shapes[0]]]
+    for coarse in shapes[1:]:
+        positions.append(
+            [coarser_positions(p, c + 1) for p, c in zip(positions[-1], coarse, strict=True)]
+        )
+    return positions
+
+
 class GridHierarchy:
     """The interior interpolations between the node grid and its coarsenings (PETSc's
     DMDA ones on uniform levels, our own from the first uneven halving down).
@@ -193,18 +208,14 @@ class GridHierarchy:
         # DMCreateInterpolation reads the ratio from the two sizes
         shapes = self.coarsening.shapes
         #: node positions per level and axis, ends included, in units of the finest spacing
-        self.positions: list[list[np.ndarray]] = [[np.arange(n + 2) for n in shapes[0]]]
+        self.positions: list[list[np.ndarray]] = hierarchy_positions(shapes)
         uniform = True  # every level so far has uniform cells: PETSc's DMDA interpolation
         interpolations = []
-        for fine, coarse in zip(shapes[:-1], shapes[1:], strict=True):
-            fine_positions = self.positions[-1]
-            self.positions.append(
-                [coarser_positions(p, c + 1) for p, c in zip(fine_positions, coarse, strict=True)]
-            )
+        for level, (fine, coarse) in enumerate(zip(shapes[:-1], shapes[1:], strict=True)):
             uniform = uniform and is_exact_step(fine, coarse)
             if not uniform:
                 interpolations.append(
-                    positions_interpolation(fine_positions, self.positions[-1], dof)
+                    positions_interpolation(self.positions[level], self.positions[level + 1], dof)
                 )
                 continue
             fine_dm, coarse_dm = node_grid(fine, dof=dof), node_grid(coarse, dof=dof)
@@ -268,8 +279,12 @@ def _set_options(obj, values: dict[str, str]) -> None:
 def attach_multigrid(
     pc: PETSc.PC, hierarchy: GridHierarchy, settings: MGSettings | None = None
 ) -> None:
-    """Make `pc` a Galerkin PCMG on `hierarchy` with the smoother and cycle of `settings`."""
+    """Make `pc` a Galerkin PCMG on `hierarchy` with the smoother and cycle of `settings`.
+    On several ranks (a `solvers.distributed.DistributedHierarchy`) the smoothers sweep each
+    rank's rows and the coarsest level is factorised redundantly on every rank. Any object
+    with `levels` and `interpolations` (coarsest first) serves as `hierarchy`."""
     settings = settings or MGSettings()
+    parallel = pc.getComm().getSize() > 1
     levels = hierarchy.levels
     pc.setType("mg")
     pc.setMGLevels(levels)
@@ -279,7 +294,7 @@ def attach_multigrid(
         pc.setMGInterpolation(level, interpolation)  # restriction defaults to its transpose
     _set_options(pc, {"pc_mg_galerkin": "both"})
     ksp_type, pc_type = SMOOTHERS[settings.smoother]
-    directions = SWEEP_DIRECTIONS.get(settings.smoother)
+    directions = (LOCAL_SWEEP_DIRECTIONS if parallel else SWEEP_DIRECTIONS).get(settings.smoother)
     for level in range(1, levels):
         if directions is None:
             smoothers = [(pc.getMGSmoother(level), None)]
@@ -294,21 +309,31 @@ def attach_multigrid(
                 _set_options(smoother.getPC(), {direction: ""})
     coarse = pc.getMGCoarseSolve()
     coarse.setType("preonly")
+    if parallel:  # every rank factorises the gathered coarse matrix (no parallel LU here)
+        coarse.getPC().setType("redundant")
+        _set_options(coarse.getPC(), {"redundant_pc_factor_mat_ordering_type": "nd"})
+        return
     coarse.getPC().setType("lu")
     coarse.getPC().setFactorOrdering("nd")
 
 
 def configure_multigrid(
-    pc: PETSc.PC, shape: tuple[int, ...], settings: MGSettings | None = None, dof: int = 1
+    pc: PETSc.PC,
+    shape: tuple[int, ...],
+    settings: MGSettings | None = None,
+    dof: int = 1,
+    build: Callable[..., GridHierarchy] | None = None,
 ) -> tuple[GridHierarchy | None, str | None]:
     """`pc: mg` for the interior grid `shape`: (hierarchy, None), or, when the grid coarsens
-    too little (`solvers.grids`), `FALLBACK_PC` on the same operator and (None, the note)."""
+    too little (`solvers.grids`), `FALLBACK_PC` on the same operator and (None, the note).
+    `build(shape, max_levels, dof)` makes the hierarchy: this process's shared one by
+    default; across ranks, `solvers.distributed.DistributedHierarchy` on their communicator."""
     settings = settings or MGSettings()
     plan = coarsen(shape, settings.max_levels)
     if not plan.usable:
         pc.setType(FALLBACK_PC)
         return None, plan.note
-    hierarchy = shared_hierarchy(tuple(shape), settings.max_levels, dof)
+    hierarchy = (build or shared_hierarchy)(tuple(shape), settings.max_levels, dof)
     attach_multigrid(pc, hierarchy, settings)
     return hierarchy, None
 

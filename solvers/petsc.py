@@ -106,8 +106,10 @@ class MatrixSlot:
         if self._same_pattern(indptr, indices):
             self._refill(data)
             return self.mat
+        # on several ranks A is this rank's rows of a square operator (global columns)
+        size = A.shape if self.comm.getSize() == 1 else ((A.shape[0], A.shape[1]),) * 2
         self.mat = PETSc.Mat().createAIJ(
-            size=A.shape, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
+            size=size, bsize=self.block_size, csr=(indptr, indices, data), comm=self.comm
         )
         self.mat.setOption(PETSc.Mat.Option.NEW_NONZERO_ALLOCATION_ERR, True)
         if self.near_null_space is not None:
@@ -202,7 +204,12 @@ def rigid_body_modes(coordinates: np.ndarray, comm=PETSc.COMM_SELF) -> PETSc.Nul
 def vec_from_array(
     array: np.ndarray, comm=PETSc.COMM_SELF, block_size: int | None = None
 ) -> PETSc.Vec:
-    """A PETSc Vec holding a copy of `array` (of PETSc block size `block_size`, if given)."""
+    """A PETSc Vec holding a copy of `array` (of PETSc block size `block_size`, if given);
+    on a communicator of several ranks, `array` is this rank's part of a parallel Vec."""
+    if comm.getSize() > 1:
+        vec = PETSc.Vec().createMPI((array.size, PETSc.DETERMINE), bsize=block_size, comm=comm)
+        vec.array[:] = array
+        return vec
     vec = PETSc.Vec().createSeq(array.size, bsize=block_size, comm=comm)
     vec.array[:] = array
     return vec

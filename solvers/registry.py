@@ -122,6 +122,49 @@ ORDERINGS: dict[str, Ordering] = {
 }
 
 
+#: the methods that run on a parallel communicator (PETSc's own KSPs)
+PARALLEL_METHODS = ("cg", "gmres", "minres", "gcrodr", "rcg")
+#: preconditioners that become another in parallel: name -> (PETSc type, sub-PC, the words)
+PARALLEL_SUBSTITUTES = {
+    "ilu": ("bjacobi", "ilu", "block Jacobi with one ILU(0) block per rank"),
+    "icc": ("bjacobi", "icc", "block Jacobi with one ICC(0) block per rank"),
+}
+#: preconditioners that keep their name but sweep each rank's rows only
+LOCAL_SWEEPS = ("sor", "mg")
+
+
+def parallel_solver(method: str, pc: str, ranks: int) -> tuple[str, str | None]:
+    """(the PC type that runs, a one-line note of what changes meaning, None if nothing) for
+    `method` + `pc` on `ranks` ranks; ValueError, in one line, for what cannot run there."""
+    if method not in PARALLEL_METHODS:
+        why = (
+            "a sparse factorisation needs a parallel direct package (MUMPS, SuperLU_dist) this "
+            "PETSc build lacks"
+            if METHODS[method].direct
+            else "scipy's GCROT(m, k) works on one process's arrays"
+        )
+        raise ValueError(
+            f"method {method!r} cannot solve one system across {ranks} ranks: {why} "
+            f"(allowed: {', '.join(PARALLEL_METHODS)})"
+        )
+    if pc in PRECONDITIONERS and PRECONDITIONERS[pc].factorisation:
+        raise ValueError(
+            f"pc {pc!r} cannot run across {ranks} ranks: a parallel factorisation needs MUMPS "
+            "or SuperLU_dist, which this PETSc build lacks (mg, gamg, bjacobi, asm, jacobi run)"
+        )
+    if pc in PARALLEL_SUBSTITUTES:
+        return PARALLEL_SUBSTITUTES[pc][0], (
+            f"pc {pc} runs as {PARALLEL_SUBSTITUTES[pc][2]} on {ranks} ranks (PETSc has no "
+            "parallel incomplete factorisation)"
+        )
+    if pc in LOCAL_SWEEPS:
+        return pc, (
+            f"pc {pc}'s Gauss-Seidel sweeps run on each rank's rows on {ranks} ranks "
+            "(processor-local), so iterations differ from one rank's"
+        )
+    return pc, None
+
+
 def describe_operator(properties: frozenset[str] | set[str]) -> str:
     """Words for an operator with these properties, for error messages."""
     definite = POSITIVE_DEFINITE in properties
@@ -145,6 +188,8 @@ __all__ = [
     "Method",
     "Ordering",
     "Preconditioner",
+    "PARALLEL_METHODS",
     "describe_operator",
+    "parallel_solver",
     "unknown",
 ]

@@ -216,9 +216,20 @@ class ChainSolver:
         multigrid: MGSettings | None = None,
         block_size: int | None = None,
         rigid_body_coordinates: np.ndarray | None = None,
+        comm=PETSc.COMM_SELF,
     ):
         if method not in METHODS:
             raise unknown("method", method, METHODS)
+        #: the ranks that solve each system together (`solvers.distributed`: matrices and
+        #: right-hand sides are then each rank's rows, `grid` the whole grid's shape)
+        self.comm = comm
+        petsc_pc, parallel_note = pc, None
+        if comm.getSize() > 1:
+            from solvers.distributed import parallel_solver
+
+            petsc_pc, parallel_note = parallel_solver(method, pc, comm.getSize())
+            if rigid_body_coordinates is not None:
+                raise ValueError("a near-null space across ranks is not supported")
         if METHODS[method].integrator:  # solves no linear system: the family runs it
             usable = {k: v for k, v in METHODS.items() if not v.integrator}
             raise ValueError(
@@ -228,14 +239,17 @@ class ChainSolver:
         if not METHODS[method].ksp:  # scipy's gcrotmk, with a PETSc preconditioner
             self._runner = _GcrotmkRunner(pc, rtol, max_iterations, restart, recycle)
         else:
-            ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options)
+            ksp = make_ksp(method, pc, rtol, max_iterations, restart, recycle, guess, options, comm)
+            if petsc_pc != pc:  # ILU/ICC across ranks: one block per rank (parallel_solver)
+                _use_block_jacobi(ksp.getPC(), pc)
             self._runner = _KSPRunner(ksp, rtol)
         # a direct solve factorises whatever `pc` says; an iterative one has a known `pc` here
         entry = PRECONDITIONERS.get(pc) if not METHODS[method].direct else None
         #: the preconditioner that runs (`gamg` where `mg`'s grid coarsens too little)
         self.pc = pc
-        #: why `pc` is not what was asked for, in one line (None when it is)
-        self.note: str | None = None
+        #: why `pc` is not what was asked for, or what it means across ranks, in one line
+        #: (None when it is just that)
+        self.note: str | None = parallel_note
         #: the multigrid hierarchy of `pc: mg` (None before the first solve without `grid`)
         self.hierarchy: GridHierarchy | None = None
         self._wants_operator = entry is not None and entry.own_operator
@@ -251,7 +265,11 @@ class ChainSolver:
         )
         #: unknowns per node, interleaved: the dofs of `pc: mg`'s hierarchy as well
         self.block_size = block_size or 1
-        layout = {"block_size": self.block_size, "near_null_space": self.near_null_space}
+        layout = {
+            "block_size": self.block_size,
+            "near_null_space": self.near_null_space,
+            "comm": comm,
+        }
         self._slot, self._pslot = MatrixSlot(**layout), MatrixSlot(**layout)
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
@@ -289,11 +307,18 @@ class ChainSolver:
     def _build_hierarchy(self, grid: tuple[int, ...]) -> None:
         from solvers.multigrid import configure_multigrid
 
-        self.hierarchy, self.note = configure_multigrid(
-            self._runner.pc, grid, self._multigrid, dof=self.block_size
+        build = None
+        if self.comm.getSize() > 1:  # every level dealt over the ranks in slabs
+            from solvers.distributed import DistributedHierarchy
+
+            def build(shape, max_levels, dof):
+                return DistributedHierarchy(shape, self.comm, max_levels, dof)
+
+        self.hierarchy, fallback = configure_multigrid(
+            self._runner.pc, grid, self._multigrid, dof=self.block_size, build=build
         )
-        if self.note is not None:
-            self.pc = FALLBACK_PC
+        if fallback is not None:
+            self.pc, self.note = FALLBACK_PC, fallback
         self._needs_grid = False
 
     def _infer_grid(self, mat: PETSc.Mat) -> None:
@@ -329,7 +354,9 @@ class ChainSolver:
         pmat = mat if P is None else self._pslot.load(P)
         if self._needs_grid:
             self._infer_grid(mat)
-        bvec = b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float))
+        bvec = (
+            b if isinstance(b, PETSc.Vec) else vec_from_array(np.asarray(b, dtype=float), self.comm)
+        )
         if x0 is None and self.warm_start:
             x0 = self._previous
         # One BLAS thread for every method (PETSc's vector kernels call the system BLAS too):
@@ -339,6 +366,15 @@ class ChainSolver:
         if result.converged:
             self._previous = result.x
         return result
+
+
+def _use_block_jacobi(pc: PETSc.PC, block_pc: str) -> None:
+    """Block Jacobi with one `block_pc` (ilu, icc) block per rank: what an incomplete
+    factorisation means on a parallel matrix (`solvers.distributed.parallel_solver`)."""
+    from solvers.multigrid import _set_options
+
+    pc.setType("bjacobi")
+    _set_options(pc, {"sub_pc_type": block_pc})
 
 
 def solve_sequence(

@@ -252,6 +252,84 @@ def diffusion_operator_numpy(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, li
     return stencil_matrix(diagonal, off, off), faces
 
 
+def _slab_blocks(
+    interior: tuple[int, ...], first: int, last: int
+) -> list[tuple[slice, ...]]:
+    """Where each block of a slab's stencil values lives, as slices of the slab's local node
+    array (planes [first, last) of `interior`): the diagonal (every node), then per axis the
+    couplings to the lower neighbour (nodes that have one inside the grid) and to the upper."""
+    ndim = len(interior)
+    blocks = [(slice(None),) * ndim]
+    for ax in range(ndim):
+        low = 1 if ax > 0 or first == 0 else 0  # the grid's first plane has no lower one
+        high = -1 if ax > 0 or last == interior[0] else None
+        blocks.append(_along(ndim, ax, slice(low, None)))
+        blocks.append(_along(ndim, ax, slice(None, high)))
+    return blocks
+
+
+@functools.lru_cache(maxsize=4)
+def slab_pattern(
+    interior: tuple[int, ...], first: int, last: int
+) -> tuple[np.ndarray, np.ndarray, list[np.ndarray]]:
+    """The CSR structure of the rows of the interior planes [first, last) (first axis) of
+    every (2 ndim + 1)-point stencil matrix on the interior grid `interior`, global columns:
+    (indptr, indices, places), places[k] where the k-th block of values (`_slab_blocks`)
+    goes in the CSR data, as `stencil_pattern` gives for the whole grid. Read-only and
+    cached: the same slab has the same pattern for every sample of a chain, which the
+    solver's `MatrixSlot` then recognises by its memory."""
+    ndim = len(interior)
+    local = (last - first, *interior[1:])
+    rows_of = np.arange(int(np.prod(local, dtype=np.int64))).reshape(local)
+    strides = [int(np.prod(interior[ax + 1 :], dtype=np.int64)) for ax in range(ndim)]
+    columns_of = rows_of + first * strides[0]  # the global index of each local node
+    shifts = [0] + [s for ax in range(ndim) for s in (-strides[ax], strides[ax])]
+    rows, cols = [], []
+    for block, shift in zip(_slab_blocks(interior, first, last), shifts, strict=True):
+        rows.append(rows_of[block].ravel())
+        cols.append(columns_of[block].ravel() + shift)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    order = np.lexsort((c, r))
+    indptr = np.zeros(rows_of.size + 1, dtype=np.int32)
+    np.cumsum(np.bincount(r, minlength=rows_of.size), out=indptr[1:])
+    indices = c[order].astype(np.int32)
+    where = np.empty_like(order)
+    where[order] = np.arange(order.size)
+    places = np.split(where, np.cumsum([len(x) for x in rows])[:-1])
+    for array in (indptr, indices, *places):
+        array.setflags(write=False)
+    return indptr, indices, places
+
+
+def diffusion_rows(a_slab: np.ndarray, h: float, first: int, planes: int) -> sp.csr_matrix:
+    """The rows of `diffusion_operator(a, h)` for the interior planes [first, first + m) of the
+    first axis, from `a_slab = a[first : first + m + 2]` (the node planes those rows read):
+    an (m * n^(d-1)) x n^d CSR matrix with global column indices, for one rank's slab of a
+    system solved across ranks (`solvers.distributed`). Built from the slab alone, so no rank
+    holds the whole coefficient; the values equal the whole matrix's rows (tested)."""
+    a_slab = np.asarray(a_slab, dtype=np.float64)
+    ndim = a_slab.ndim
+    interior = (planes, *(s - 2 for s in a_slab.shape[1:]))
+    last = first + a_slab.shape[0] - 2
+    indptr, indices, places = slab_pattern(interior, first, last)
+    faces = face_coefficients(a_slab)
+    scale = 1.0 / h**2
+    lower = [f[_along(ndim, ax, slice(None, -1))] for ax, f in enumerate(faces)]
+    upper = [f[_along(ndim, ax, slice(1, None))] for ax, f in enumerate(faces)]
+    diagonal = sum(lo + up for lo, up in zip(lower, upper, strict=True)) * scale
+    values = [diagonal]
+    for lo, up in zip(lower, upper, strict=True):
+        values += [lo * -scale, up * -scale]
+    blocks = _slab_blocks(interior, first, last)
+    data = np.empty(indices.size)
+    for value, block, place in zip(values, blocks, places, strict=True):
+        data[place] = value[block].ravel()
+    size = int(np.prod(interior, dtype=np.int64))
+    A = sp.csr_matrix((data, indices, indptr), shape=(indptr.size - 1, size), copy=False)
+    A.has_canonical_format = True  # sorted, each entry once
+    return A
+
+
 def boundary_lift(faces: list[np.ndarray], g: np.ndarray, h: float) -> np.ndarray:
     """Right-hand-side contribution of Dirichlet values g (read on the boundary nodes of g)."""
     ndim = g.ndim

@@ -258,6 +258,20 @@ class Family(SolverChoice, abc.ABC):
         Helmholtz returns its shifted Laplacian here."""
         return None
 
+    def diffusion_system(self, sample: Sample) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a family whose one system is -div(a grad u) = f with Dirichlet values
+        (`pdegen.discretisation.operators.diffusion_operator`): the coefficient a on the node
+        grid and the right-hand side b (interior nodes, C order), from which each rank of a
+        group assembles its own rows (`diffusion_rows`) when one sample is solved across
+        several ranks (`solver.ranks_per_sample`, `pdegen.run.group`). None (the default):
+        the family solves each sample on one rank."""
+        return None
+
+    @classmethod
+    def solves_across_ranks(cls) -> bool:
+        """Whether one sample can be solved across several ranks (`diffusion_system`)."""
+        return cls.diffusion_system is not Family.diffusion_system
+
     def vector_layout(self) -> dict[str, Any]:
         """How the solver is to see a vector-valued operator (d unknowns per node,
         interleaved: elasticity), as `solvers.ChainSolver` keywords: `block_size` d, and

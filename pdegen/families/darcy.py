@@ -70,6 +70,11 @@ class Darcy(Family):
         a = self._coefficient_on_grid(sample.inputs["coefficient"])
         return DiffusionMatrix(a, self.h), self.right_hand_side(self.problem.source, 0.0, None)
 
+    def diffusion_system(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """(a, b) of `system`, for a sample solved across ranks (`Family.diffusion_system`)."""
+        a = self._coefficient_on_grid(sample.inputs["coefficient"])
+        return a, self.right_hand_side(self.problem.source, 0.0, None)
+
     def _coefficient_on_grid(self, a: np.ndarray) -> np.ndarray:
         a = np.asarray(a, dtype=float)
         if a.shape != self.grid_shape:

@@ -15,7 +15,11 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
-from pdegen.discretisation.operators import boundary_lift, diffusion_operator
+from pdegen.discretisation.operators import (
+    boundary_lift,
+    diffusion_operator,
+    face_coefficients,
+)
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.specs import FieldSpec, nested
 
@@ -59,6 +63,18 @@ class Poisson(Family):
 
     def system(self, sample: Sample):
         return self.assemble(sample.inputs["source"], sample.inputs["boundary"])
+
+    def diffusion_system(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
+        """(a = 1, b) of `system` without assembling the matrix, for a sample solved across
+        ranks (`Family.diffusion_system`): the unit coefficient's faces are ones."""
+        ones = np.ones(self.grid_shape)
+        faces = face_coefficients(ones)
+        b = self.right_hand_side(
+            sample.inputs["source"],
+            sample.inputs["boundary"],
+            lambda g: boundary_lift(faces, g, self.h),
+        )
+        return ones, b
 
     def boundary_values(self, sample: Sample) -> np.ndarray:
         return sample.inputs["boundary"]

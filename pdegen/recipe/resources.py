@@ -90,7 +90,12 @@ VECTORS_PER_UNKNOWN = 16
 BOOKKEEPING_PER_SAMPLE = 1024  # measured 0.7 KiB (tracemalloc, 200 against 1200 samples)
 FILL_2D = 1.8
 FILL_3D = 6.0
-GREEDY_GRAM_LIMIT = 20000  # solvers.ordering._greedy forms the Gram matrix up to this many
+GREEDY_GRAM_LIMIT = 20000
+#: across ranks, what the solver's parts hold together against one rank's: parallel AIJ
+#: matrices keep an off-diagonal block and ghost values, PETSc's parallel PtAP its own
+#: intermediates, and each rank its slab's cached pattern; measured on 128^3 and 192^3 Darcy
+#: (CG + mg, k = 2 against 1: docs/benchmarks.md, "One sample across ranks")
+PARALLEL_SOLVER_BYTES = 1.45  # solvers.ordering._greedy forms the Gram matrix up to this many
 # mg: interpolations, Galerkin operators (9- or 27-point on 1/4 or 1/8 of the unknowns per
 # level), their PtAP work and the coarse LU, about what gamg holds
 PC_BYTES_PER_NNZ = {"ilu": 12, "icc": 12, "bjacobi": 12, "asm": 24, "gamg": 40, "mg": 40}
@@ -104,6 +109,10 @@ class Part:
     value: str  # the field's value as the message shows it ("4096 in 3D")
     what: str
     bytes: float
+    #: shared out over the ranks of a group when one sample is solved across several
+    #: (`solver.ranks_per_sample`: the matrix, preconditioner and Krylov vectors); the
+    #: whole-sample parts (the draw, the fields, the gathered solution) stay on its first rank
+    divided: bool = False
 
 
 @dataclass(frozen=True)
@@ -177,10 +186,36 @@ def check_memory(recipe, available: int | None = None) -> None:
         part = max((p for p in est.batch + est.plan if p.field == "grid.n"), key=_bytes)
     else:
         part = max((p for p in est.batch + est.plan if p.field != "grid.n"), key=_bytes)
+    across = ""
+    ranks = smallest_ranks(recipe, available)
+    if ranks is not None and part.field == "grid.n":
+        across = (
+            f"; solved across ranks (the mpi engine) it fits from solver.ranks_per_sample: "
+            f"{ranks}, about {_gib(estimate(_with_ranks(recipe, ranks)).total)} GiB on a "
+            "group's first rank"
+        )
     raise RecipeError(
         f"{part.field}: {part.value} needs about {_gib(est.total)} GiB of memory, this "
-        f"machine has {_gib(available)} GiB ({_gib(part.bytes)} GiB of it for {part.what})"
+        f"machine has {_gib(available)} GiB ({_gib(part.bytes)} GiB of it for {part.what})" + across
     )
+
+
+def _with_ranks(recipe, ranks: int):
+    return recipe.replace(solver=dataclasses.replace(recipe.solver, ranks_per_sample=ranks))
+
+
+def smallest_ranks(recipe, share: float) -> int | None:
+    """The fewest ranks per sample whose estimate per rank (a group's first rank, which
+    also holds the whole sample's fields) fits `share` bytes: more than the recipe's own,
+    at most the grid's planes; None where the family solves each sample on one rank or no
+    count fits (the whole-sample part alone is too large)."""
+    family = family_from_recipe(recipe)
+    if not family.solves_across_ranks():
+        return None
+    for ranks in range(recipe.solver.ranks_per_sample + 1, recipe.grid.n + 1):
+        if estimate(_with_ranks(recipe, ranks)).total <= share:
+            return ranks
+    return None
 
 
 def _bytes(part: Part) -> float:
@@ -242,8 +277,14 @@ def estimate(recipe) -> Estimate:
     one_sample = Part("grid.n", grid, f"one sample's {per_node:g} input fields", inputs + 3 * G * 8)
     field_draw = Part(modes_field, modes_value, f"a random field of {modes}^{d} modes", draw)
 
-    method, pc = family.resolve_for(recipe.solver.method, recipe.solver.pc)
     s = recipe.solver
+    ranks = s.ranks_per_sample
+    if ranks > 1:
+        from pdegen.recipe.ranks import solver_across_ranks
+
+        method, pc = solver_across_ranks(family, s.method, s.pc, ranks)
+    else:
+        method, pc = family.resolve_for(s.method, s.pc)
     batch = [
         Part(
             "grid.n",
@@ -252,6 +293,7 @@ def estimate(recipe) -> Estimate:
             MATRIX_BYTES_PER_NNZ * nnz
             + VECTORS_PER_UNKNOWN * 8 * N
             + PC_BYTES_PER_NNZ.get(pc, 0) * nnz,
+            divided=True,
         ),
         one_sample,
         field_draw,
@@ -265,20 +307,22 @@ def estimate(recipe) -> Estimate:
         fill *= b * b
         if pc == "lu":  # L and U; Cholesky keeps one triangle
             fill *= 2
-        batch.append(Part("grid.n", grid, "the direct factorisation", 12 * fill))
+        batch.append(Part("grid.n", grid, "the direct factorisation", 12 * fill, divided=True))
     m, k = s.restart, max(1, min(s.recycle, s.restart - 1))
     if method == "gcrodr":
         by = ("solver.restart", m) if 2 * m + 1 >= 4 * k else ("solver.recycle", s.recycle)
         work = (2 * m + 1 + 4 * k) * 8 * N + 6 * m**2 * 8
-        batch.append(Part(by[0], show(by[1]), "GCRO-DR's basis vectors", work))
+        batch.append(Part(by[0], show(by[1]), "GCRO-DR's basis vectors", work, divided=True))
     elif method == "gmres":
         work = (m + 4) * 8 * N + 3 * m**2 * 8
-        batch.append(Part("solver.restart", show(m), "GMRES's basis vectors", work))
+        batch.append(Part("solver.restart", show(m), "GMRES's basis vectors", work, divided=True))
     elif method == "rcg":
         work = 4 * (s.recycle + max(s.recycle, 10)) * 8 * N
-        batch.append(Part("solver.recycle", show(s.recycle), "recycled CG's blocks", work))
+        batch.append(
+            Part("solver.recycle", show(s.recycle), "recycled CG's blocks", work, divided=True)
+        )
     elif method == "cg":
-        batch.append(Part("grid.n", grid, "CG's vectors", 6 * 8 * N))
+        batch.append(Part("grid.n", grid, "CG's vectors", 6 * 8 * N, divided=True))
     if frames > 1:
         steps = getattr(recipe.problem, "steps", frames - 1)
         batch.append(
@@ -296,6 +340,9 @@ def estimate(recipe) -> Estimate:
     what = f"the statistics and parameters of a shard's {show(held)} samples"
     batch.append(Part(*by, show(held), what, BOOKKEEPING_PER_SAMPLE * held))
 
+    if ranks > 1:  # the first rank of a group: its share of the solver, the whole sample
+        share = PARALLEL_SOLVER_BYTES / ranks
+        batch = [dataclasses.replace(p, bytes=p.bytes * share) if p.divided else p for p in batch]
     S = recipe.samples
     plan = [
         Part(

@@ -69,7 +69,13 @@ class Recipe:
     output: OutputSpec = dataclasses.field(default_factory=OutputSpec)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The recipe as plain data. `solver.ranks_per_sample` is left out at its default
+        (1), so that recipes written before it existed keep their hash and their datasets
+        still resume; any other k is kept, since it changes the bits (`pdegen.run.group`)."""
+        data = dataclasses.asdict(self)
+        if data["solver"].get("ranks_per_sample") == 1:
+            del data["solver"]["ranks_per_sample"]
+        return data
 
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): stored in every shard and hashed for resume checks."""
@@ -222,6 +228,9 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
             recipe = _with_default_shard_size(recipe)
         check_memory(recipe)  # and whether it fits this machine
         family.check(recipe)
+        from pdegen.recipe.ranks import check_across_ranks
+
+        check_across_ranks(recipe, family)
         recipe = dataclasses.replace(
             recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim, recipe.grid.n)
         )

@@ -95,6 +95,16 @@ def solver_note(recipe: Recipe, family: Family | None = None) -> str | None:
     """One line when the recipe's solver cannot run as named on its grid (`pc: mg` on a
     grid that coarsens too little runs `gamg`: `solvers.grids`), else None."""
     family = family or family_from_recipe(recipe)
+    ranks = recipe.solver.ranks_per_sample
+    if ranks > 1:
+        from pdegen.recipe.ranks import solver_across_ranks
+        from solvers.registry import parallel_solver
+
+        method, pc = solver_across_ranks(family, recipe.solver.method, recipe.solver.pc, ranks)
+        _, note = parallel_solver(method, pc, ranks)
+        runs = f"each sample solved by {ranks} ranks together with {method} + {pc}"
+        coarse = coarsen(family.interior_shape).note if pc == "mg" else None
+        return "; ".join(part for part in (runs, note, coarse) if part)
     method, pc = family.resolve_for(recipe.solver.method, recipe.solver.pc)
     entry = PRECONDITIONERS[pc]
     if not entry.geometric or METHODS[method].direct:
@@ -158,7 +168,8 @@ def solve_rows(
     """Solve the samples `indices` in that order, handing each sample's fields to `rows` as
     soon as it is solved (they are not kept); returns the shard's content without its
     fields: parameters, solver statistics, grid and attributes. `family`: the recipe's, if
-    the caller has built it already.
+    the caller has built it already. (Samples solved across several ranks:
+    `pdegen.run.group.solve_rows_across`.)
 
     BLAS runs on one thread for the whole batch, in every engine: a Dask worker is started
     with one (its nanny's OPENBLAS_NUM_THREADS=1), while the serial engine's process, each
@@ -171,7 +182,7 @@ def solve_rows(
         return _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family)
 
 
-def _chain(family: Family, s, method: str, pc: str) -> ChainSolver:
+def _chain(family: Family, s, method: str, pc: str, **extra) -> ChainSolver:
     """The chain solver a batch hands each sample (a family with linear systems)."""
     return ChainSolver(
         method,
@@ -184,6 +195,7 @@ def _chain(family: Family, s, method: str, pc: str) -> ChainSolver:
         grid=family.interior_shape,
         multigrid=family.multigrid_settings(),
         **family.vector_layout(),
+        **extra,
     )
 
 
@@ -215,6 +227,25 @@ def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) 
         outcomes.append(outcome)
         if on_result is not None:
             on_result(position, outcome)
+    return package_shard(
+        recipe, family, batch, indices, sample_params, outcomes, extras, method, pc, recipe_sha256
+    )
+
+
+def package_shard(
+    recipe: Recipe,
+    family: Family,
+    batch: int,
+    indices: list[int],
+    sample_params: list[dict[str, float]],
+    outcomes: list[SampleOutcome],
+    extras: list[dict[str, float]],
+    method: str,
+    pc: str,
+    recipe_sha256: str,
+) -> ShardContent:
+    """A batch's shard content without its fields: parameters, per-sample solver statistics
+    (`outcomes`, the family's own columns in `extras`), grid and attributes."""
     params = {"index": np.asarray(indices, dtype=np.int64)}
     for name in family.params:
         params[name] = np.asarray([p[name] for p in sample_params], dtype=np.float64)

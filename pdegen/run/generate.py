@@ -184,6 +184,39 @@ def _plan_job(
     return Job(recipe, directory.absolute(), plan, todo, sha, retries), complete
 
 
+def check_rank_share(recipe: Recipe, comm) -> None:
+    """Under MPI, refuse (on every rank alike) a run whose estimate per rank exceeds its
+    share of its node's memory (the node's memory over the ranks on it), naming the fewest
+    ranks per sample that fit where the family solves a sample across ranks. Why here: only
+    the running job knows how many ranks share a node; recipe loading checks one process
+    against the whole machine (`pdegen.recipe.resources`)."""
+    from mpi4py import MPI
+
+    from pdegen.recipe.resources import estimate, machine_memory, smallest_ranks
+
+    node = comm.Split_type(MPI.COMM_TYPE_SHARED)
+    memory = machine_memory()
+    share = float("inf") if memory is None else memory / node.Get_size()
+    on_node = node.Get_size()
+    node.Free()
+    share, on_node = comm.allreduce((share, -on_node), op=MPI.MIN)  # the tightest node
+    need = estimate(recipe).total
+    if need <= share:
+        return
+    gib = 1024**3
+    ranks = recipe.solver.ranks_per_sample
+    fewest = smallest_ranks(recipe, share)
+    advice = (
+        f"solve each sample across at least {fewest} ranks (--ranks-per-sample {fewest})"
+        if fewest is not None
+        else "run fewer ranks per node"
+    )
+    raise PdegenError(
+        f"solver.ranks_per_sample: {ranks}: a rank needs about {need / gib:.3g} GiB for "
+        f"this recipe and has {share / gib:.3g} GiB ({-on_node} ranks share a node): {advice}"
+    )
+
+
 def write_dataset_card(directory: Path, figures: bool) -> Path:
     """README.md for the finished dataset, embedding `pdegen show`'s figures when asked."""
     from pdegen.dataset.card import write_card
@@ -252,7 +285,20 @@ def generate(
     start = time.perf_counter()
     directory = Path(out) if out is not None else recipe.dataset_dir()
     lock = DatasetLock(directory)
+    ranks = recipe.solver.ranks_per_sample
+    if ranks > 1 and engine != "mpi":
+        raise PdegenError(
+            f"solver.ranks_per_sample: {ranks} ranks per sample run under the mpi engine only "
+            f"(mpirun -n P pdegen generate ... --engine mpi, P a multiple of {ranks}), not {engine}"
+        )
     with make_engine(engine, workers, scheduler) as runner, contextlib.ExitStack() as stack:
+        if ranks > 1 and runner.workers % ranks:  # every rank raises alike: none waits
+            raise PdegenError(
+                f"solver.ranks_per_sample: {ranks} does not divide the job's {runner.workers} "
+                f"ranks (run a multiple of {ranks} ranks)"
+            )
+        if engine == "mpi":
+            check_rank_share(recipe, runner.comm)
         planned = None
         if runner.is_root:
             stack.callback(lock.release)
@@ -326,7 +372,10 @@ def generate(
             write_dataset_card(directory, figures)
     peak = max((o.peak_rss_mib for o in done), default=0.0)
     summary = _summarise(directory, resumed, seconds, job.plan, runner, peak)
-    notes = [solver_note(recipe), idle_workers_note(len(job.todo), runner.workers)]
+    notes = [
+        solver_note(recipe),
+        idle_workers_note(len(job.todo), runner.workers // recipe.solver.ranks_per_sample),
+    ]
     notes = tuple(note for note in notes if note)
     return dataclasses.replace(summary, notes=notes, incidents=incidents)
 

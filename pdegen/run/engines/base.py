@@ -85,8 +85,21 @@ class SampleError(RuntimeError):
         self.details = details
 
 
-def run_batch(job: Job, batch: int) -> BatchDone:
-    """Solve one batch and write its shard atomically (on whichever process runs this)."""
+def run_batch(job: Job, batch: int, group=None) -> BatchDone | None:
+    """Solve one batch and write its shard atomically (on whichever process runs this).
+
+    `group`: the PETSc communicator of the ranks that solve each sample together
+    (`pdegen.run.group`); all of them call this, the first writes the shard and gets the
+    outcome (its peak memory the largest of the group's), the others get None."""
+    across = group is not None and group.getSize() > 1
+    if across and group.getRank() != 0:
+        from pdegen.run.group import solve_rows_across
+
+        family = family_from_recipe(job.recipe)
+        indices = job.plan.batches[batch]
+        solve_rows_across(job.recipe, batch, indices, None, "", family, group)
+        _group_peak(group)
+        return None
     start = time.perf_counter()
     indices = job.plan.batches[batch]
     recipe = job.recipe
@@ -102,14 +115,37 @@ def run_batch(job: Job, batch: int) -> BatchDone:
     )
     with writer:  # the rows go to the file as they are solved; renamed once complete
         try:
-            content = solve_rows(
-                recipe, batch, indices, writer.add, recipe_sha256=job.recipe_sha256, family=family
-            )
+            if across:
+                from pdegen.run.group import solve_rows_across
+
+                content = solve_rows_across(
+                    recipe, batch, indices, writer.add, job.recipe_sha256, family, group
+                )
+            else:
+                content = solve_rows(
+                    recipe,
+                    batch,
+                    indices,
+                    writer.add,
+                    recipe_sha256=job.recipe_sha256,
+                    family=family,
+                )
         except Exception as err:  # name the batch; the engine decides whether to retry
             raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err
         entry = writer.finish(content)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _group_peak(group)
     return BatchDone(entry, time.perf_counter() - start, peak, len(indices))
+
+
+def _group_peak(group) -> float:
+    """This process's peak resident memory (MiB), or on a group of ranks the largest of
+    theirs (a collective: every rank of the group calls it)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if group is None or group.getSize() == 1:
+        return peak
+    from mpi4py import MPI
+
+    return group.tompi4py().allreduce(peak, op=MPI.MAX)
 
 
 def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:

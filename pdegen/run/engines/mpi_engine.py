@@ -2,11 +2,17 @@
 
 No scheduler process: rank 0 prepares the directory and the plan and broadcasts them (or the
 reason it could not, so that no rank waits for a plan that never comes); the batches still to
-do are dealt round-robin to the ranks, each solving on COMM_SELF. Every finished batch is
-reported to rank 0 as it finishes (rank 0 reads these reports between its own batches), so
-the progress display counts every rank's work; the outcomes end on rank 0, which writes the
-index. A rank that crashes takes the job down (the CLI aborts the communicator on any
-unexpected error, mpirun does on a dead rank); rerunning resumes from the finished shards.
+do are dealt round-robin to the ranks, each solving on COMM_SELF. With
+`solver.ranks_per_sample` k > 1 the ranks form groups of k contiguous ranks, the batches are
+dealt round-robin to the groups, and a group's ranks solve every sample of its batches
+together (`pdegen.run.group`); the group's first rank writes the shard and reports it. A
+failure inside one rank of a group cannot be retried without the others, which may be waiting
+in a collective: it ends the job at once in one line (MPI_Abort), and a rerun resumes.
+Every finished batch is reported to rank 0 as it finishes (rank 0 reads these reports between
+its own batches), so the progress display counts every rank's work; the outcomes end on rank
+0, which writes the index. A rank that crashes takes the job down (the CLI aborts the
+communicator on any unexpected error, mpirun does on a dead rank); rerunning resumes from the
+finished shards.
 """
 
 from __future__ import annotations
@@ -52,13 +58,28 @@ class MPIEngine:
     ) -> tuple[list[BatchDone], list[BatchFailure]]:
         from mpi4py import MPI
 
-        mine = job.todo[self.rank :: self.workers]
+        ranks = job.recipe.solver.ranks_per_sample
+        group, number, groups = None, self.rank, self.workers
+        if ranks > 1:
+            from pdegen.run.group import split_groups
+
+            group, number, groups = split_groups(self.comm, ranks)
+        mine = job.todo[number::groups]
         outcomes: list[BatchDone | BatchFailure] = []
         sent = []
         for batch in mine:
-            outcome = run_with_retries(job, batch)
+            if group is None:
+                outcome = run_with_retries(job, batch)
+            else:
+                outcome = self._run_in_group(job, batch, group)
+                if outcome is None:  # not the group's first rank: it reports nothing
+                    continue
             if isinstance(outcome, BatchDone):
-                outcome.worker = f"rank {self.rank}"
+                outcome.worker = (
+                    f"rank {self.rank}"
+                    if group is None
+                    else (f"ranks {self.rank}-{self.rank + ranks - 1}")
+                )
             outcomes.append(outcome)
             if isinstance(outcome, BatchDone):
                 if self.is_root:
@@ -83,6 +104,25 @@ class MPIEngine:
         done = [o for o in flat if isinstance(o, BatchDone)]
         self.incidents = retried_incidents(done, "rank 0")
         return done, [o for o in flat if isinstance(o, BatchFailure)]
+
+    def _run_in_group(self, job: Job, batch: int, group) -> BatchDone | None:
+        """One batch on a group of ranks (module notes: a failure ends the job)."""
+        import sys
+
+        from pdegen.run.engines.base import one_line, run_batch
+
+        try:
+            return run_batch(job, batch, group)
+        except Exception as err:
+            sys.stderr.write(
+                f"pdegen: error: rank {self.rank}: batch {batch} failed on a group of "
+                f"{group.getSize()} ranks ({one_line(err)}); the job stops, since one rank of "
+                "a group cannot retry without the others: rerun to resume from the finished "
+                "shards\n"
+            )
+            sys.stderr.flush()
+            self.comm.Abort(1)
+            raise
 
     def _drain_progress(self, on_done: Callable[[BatchDone], None]) -> None:
         """Count the other ranks' batches finished so far (root, between its own batches)."""
