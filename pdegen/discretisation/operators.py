@@ -252,9 +252,7 @@ def diffusion_operator_numpy(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, li
     return stencil_matrix(diagonal, off, off), faces
 
 
-def _slab_blocks(
-    interior: tuple[int, ...], first: int, last: int
-) -> list[tuple[slice, ...]]:
+def _slab_blocks(interior: tuple[int, ...], first: int, last: int) -> list[tuple[slice, ...]]:
     """Where each block of a slab's stencil values lives, as slices of the slab's local node
     array (planes [first, last) of `interior`): the diagonal (every node), then per axis the
     couplings to the lower neighbour (nodes that have one inside the grid) and to the upper."""
