@@ -23,19 +23,15 @@ def _generate(args: argparse.Namespace) -> None:
     from pdegen.recipe.schema import load_recipe
     from pdegen.run.generate import generate
 
-    recipe = load_recipe(args.recipe, settings=args.set, samples=args.samples, seed=args.seed)
-    for option, section, field in (
-        ("shard_size", "output", "shard_size"),
-        ("ranks_per_sample", "solver", "ranks_per_sample"),
-    ):
-        value = getattr(args, option)
-        if value is not None:
-            from pdegen.recipe.schema import recipe_from_dict
-
-            data = recipe.to_dict()
-            data[section][field] = value
-            flag = "--" + option.replace("_", "-")
-            recipe = recipe_from_dict(data, f"{args.recipe} ({flag})")
+    # the flags are settings like --set's, applied before the recipe is checked, so that its
+    # checks (the memory estimate among them) see them: a sample too large for one process
+    # is the reason to ask for --ranks-per-sample
+    flags = {"output.shard_size": args.shard_size, "solver.ranks_per_sample": args.ranks_per_sample}
+    settings = [
+        *args.set,
+        *(f"{field}={value}" for field, value in flags.items() if value is not None),
+    ]
+    recipe = load_recipe(args.recipe, settings=settings, samples=args.samples, seed=args.seed)
     if args.workers is not None and args.workers < 1:
         raise PdegenError(f"--workers: {args.workers} is out of range (must be at least 1)")
     engine = engine_for(args.engine, args.scheduler)

@@ -309,9 +309,9 @@ def attach_multigrid(
                 _set_options(smoother.getPC(), {direction: ""})
     coarse = pc.getMGCoarseSolve()
     coarse.setType("preonly")
-    if parallel:  # every rank factorises the gathered coarse matrix (no parallel LU here)
+    if parallel:  # every rank factorises the gathered coarse matrix (no parallel LU here;
+        # PCREDUNDANT's inner solve is PETSc's LU, nested dissection by default)
         coarse.getPC().setType("redundant")
-        _set_options(coarse.getPC(), {"redundant_pc_factor_mat_ordering_type": "nd"})
         return
     coarse.getPC().setType("lu")
     coarse.getPC().setFactorOrdering("nd")

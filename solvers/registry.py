@@ -137,12 +137,15 @@ def parallel_solver(method: str, pc: str, ranks: int) -> tuple[str, str | None]:
     """(the PC type that runs, a one-line note of what changes meaning, None if nothing) for
     `method` + `pc` on `ranks` ranks; ValueError, in one line, for what cannot run there."""
     if method not in PARALLEL_METHODS:
-        why = (
-            "a sparse factorisation needs a parallel direct package (MUMPS, SuperLU_dist) this "
-            "PETSc build lacks"
-            if METHODS[method].direct
-            else "scipy's GCROT(m, k) works on one process's arrays"
-        )
+        if METHODS[method].direct:
+            why = (
+                "a sparse factorisation needs a parallel direct package (MUMPS, SuperLU_dist) "
+                "this PETSc build lacks"
+            )
+        elif METHODS[method].integrator:
+            why = "it integrates the periodic families, which solve each sample on one rank"
+        else:
+            why = "scipy's GCROT(m, k) works on one process's arrays"
         raise ValueError(
             f"method {method!r} cannot solve one system across {ranks} ranks: {why} "
             f"(allowed: {', '.join(PARALLEL_METHODS)})"

@@ -245,8 +245,9 @@ class ChainSolver:
             self._runner = _KSPRunner(ksp, rtol)
         # a direct solve factorises whatever `pc` says; an iterative one has a known `pc` here
         entry = PRECONDITIONERS.get(pc) if not METHODS[method].direct else None
-        #: the preconditioner that runs (`gamg` where `mg`'s grid coarsens too little)
-        self.pc = pc
+        #: the preconditioner that runs (`gamg` where `mg`'s grid coarsens too little,
+        #: `bjacobi` for ILU or ICC across ranks)
+        self.pc = petsc_pc
         #: why `pc` is not what was asked for, or what it means across ranks, in one line
         #: (None when it is just that)
         self.note: str | None = parallel_note
@@ -274,6 +275,8 @@ class ChainSolver:
         self._previous: np.ndarray | None = None
         if self._needs_grid and grid is not None:
             self._build_hierarchy(tuple(grid))
+        elif self._needs_grid and comm.getSize() > 1:  # inferring it reads row 0: one rank's
+            raise ValueError(f"pc {pc} across ranks needs ChainSolver(grid=<the whole grid>)")
 
     @property
     def wants_preconditioner_operator(self) -> bool:

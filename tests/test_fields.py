@@ -1,12 +1,14 @@
 """Random inputs: reproducible per sample, resolution-consistent, with the right covariance."""
 
 import numpy as np
+import scipy.fft
 
 from pdegen.discretisation.fields import (
     cosine_series,
     gaussian_random_field,
     grf_coefficients,
     sample_rng,
+    transforms_by,
 )
 from pdegen.families import Darcy
 from pdegen.specs import CoefficientSpec
@@ -84,3 +86,26 @@ def test_named_scalar_distributions_stay_in_range_and_differ():
     assert uniform.min() >= 1 and uniform.max() <= 100 and logu.min() >= 1 and logu.max() <= 100
     assert abs(np.median(uniform) - 50.5) < 3  # uniform: median in the middle
     assert abs(np.median(logu) - 10.0) < 1  # loguniform: median at the geometric middle
+
+
+def test_a_draw_whose_transforms_are_split_by_lines_is_the_same_bits():
+    """`transforms_by`: the cosine series' type-I DCTs handed out in blocks of lines (as the
+    ranks of a group share a draw, `pdegen.run.group.SharedTransforms`) give the very bits of
+    one call per axis, on a grid whose DCT length has a large prime factor (128 nodes)."""
+    calls = []
+
+    def by_blocks(field, axis):
+        across = 1 if axis == 0 else 0
+        cuts = [0, 5, 44, 90, field.shape[across]]
+        for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
+            lines = tuple(slice(lo, hi) if d == across else slice(None) for d in range(3))
+            field[lines] = scipy.fft.dct(np.ascontiguousarray(field[lines]), type=1, axis=axis)
+        calls.append(axis)
+        return field
+
+    points = [np.linspace(0.0, 1.0, 128)] * 3
+    expected = gaussian_random_field(sample_rng(3, 4), points, 2.0, 3.0)
+    with transforms_by(by_blocks):
+        got = gaussian_random_field(sample_rng(3, 4), points, 2.0, 3.0)
+    assert calls == [0, 1, 2]
+    np.testing.assert_array_equal(got, expected)

@@ -25,7 +25,13 @@ from pdegen.discretisation.operators import diffusion_operator, diffusion_rows
 from pdegen.errors import RecipeError
 from pdegen.families import Darcy
 from pdegen.families.darcy import DarcyProblem
-from pdegen.recipe.resources import check_memory, estimate, machine_memory, smallest_ranks
+from pdegen.recipe.resources import (
+    check_memory,
+    estimate,
+    machine_memory,
+    rank_need,
+    smallest_ranks,
+)
 from pdegen.recipe.schema import recipe_from_dict
 from pdegen.specs import CoefficientSpec
 from solvers.distributed import SlabLayout, local_interpolation, plane_ranges
@@ -167,6 +173,8 @@ def test_a_dataset_across_ranks_matches_the_serial_one(tmp_path, data):
                 assert np.abs(got[key] - value).max() <= 1e-6 * scale, (name, key)
             elif "/stats/" not in f"/{key}" and "iterations" not in key:
                 np.testing.assert_array_equal(got[key], value, err_msg=f"{name} {key}")
+    card = (tmp_path / "a" / "README.md").read_text()
+    assert "each sample solved by 2 MPI ranks together" in card
     for key, value in runs["a"].items():  # k = 2: one layout, one set of bits
         np.testing.assert_array_equal(runs["b"][key], value, err_msg=key)
         np.testing.assert_array_equal(runs["c"][key], value, err_msg=key)
@@ -286,23 +294,33 @@ def test_a_sample_too_large_for_one_process_is_refused_with_the_ranks_that_fit()
         check_memory(recipe, available)
 
 
+def node_need(data: dict, world: int, k: int) -> float:
+    """What `check_rank_share` sums for one node holding all `world` ranks."""
+    recipe = recipe_from_dict(data)
+    recipe = recipe.replace(solver=dataclasses.replace(recipe.solver, ranks_per_sample=k))
+    return sum(rank_need(recipe, r % k == 0, r == 0) for r in range(world))
+
+
 @needs_mpirun
-def test_a_rank_whose_share_of_the_node_is_too_small_is_told_the_ranks_that_fit(tmp_path):
-    """Two ranks on this node each have half its memory: a 3D Darcy sample that fits the
-    machine but not half of it is refused under mpirun before anything is written, naming
-    the fewest ranks per sample that fit."""
+def test_ranks_that_together_overfill_their_node_are_told_the_ranks_per_sample_that_fits(
+    tmp_path,
+):
+    """Four ranks on this node with two per sample: a 3D Darcy sample that one process could
+    hold, but whose two groups' ranks together need more than the node has, is refused under
+    mpirun before anything is written, naming the ranks per sample (a divisor of 4) that fit."""
     memory = machine_memory()
     if memory is None:
         pytest.skip("this machine's memory cannot be read")
-    n = next(
-        n
-        for n in range(40, 2000, 2)
-        if estimate(recipe_from_dict(darcy3d(grid={"n": n, "dim": 3}))).total > 0.6 * memory
-    )
-    data = darcy3d(grid={"n": n, "dim": 3}, samples=2)
-    assert estimate(recipe_from_dict(data)).total < memory
-    (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
-    result = mpi(2, ["generate", "r.yaml", "--engine", "mpi", "--out", "o"], tmp_path)
-    line = one_error(result)
-    assert "2 ranks share a node" in line and "--ranks-per-sample" in line, line
+
+    def recipe_at(n: int) -> dict:
+        return darcy3d(grid={"n": n, "dim": 3}, samples=2, solver={"method": "cg", "pc": "mg"})
+
+    n = next(n for n in range(40, 3000, 4) if node_need(recipe_at(n), 4, 2) > memory)
+    if node_need(recipe_at(n), 4, 4) > memory:
+        pytest.skip("no grid here fits four ranks per sample but not two")
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_at(n)))
+    args = ["generate", "r.yaml", "--engine", "mpi", "--out", "o", "--ranks-per-sample", "2"]
+    line = one_error(mpi(4, args, tmp_path))
+    assert "the 4 ranks on a node need about" in line, line
+    assert "--ranks-per-sample 4 fits (a divisor of the job's 4 ranks)" in line, line
     assert not (tmp_path / "o").exists()

@@ -221,7 +221,9 @@ def _solver_lines(attrs: dict[str, Any], recipe: dict[str, Any], stats: dict) ->
         "## Solver",
         "",
         f"Method `{attrs.get('method')}` with preconditioner `{attrs.get('pc')}` (recipe: "
-        f"`{s['method']}` / `{s['pc']}`), {stopping}, ordering `{s['ordering']}`.",
+        f"`{s['method']}` / `{s['pc']}`), {stopping}, ordering `{s['ordering']}`"
+        + _ranks_words(s.get("ranks_per_sample", 1))
+        + ".",
         "",
     ]
     if len(stats.get("iterations", ())):
@@ -236,6 +238,17 @@ def _solver_lines(attrs: dict[str, Any], recipe: dict[str, Any], stats: dict) ->
             "",
         ]
     return out
+
+
+def _ranks_words(ranks: int) -> str:
+    """How many ranks solved each sample, when more than one (docs/cluster.md)."""
+    if ranks == 1:
+        return ""
+    return (
+        f"; each sample solved by {ranks} MPI ranks together (smoothers and incomplete "
+        "factorisations act on each rank's rows, so iteration counts may differ from one "
+        "rank's; the solutions agree to the tolerance)"
+    )
 
 
 def _solver_quality(stats: dict, integrator: bool) -> list[str]:

@@ -13,7 +13,10 @@ their inputs, which is what accuracy-versus-resolution studies need.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.fft
@@ -64,6 +67,29 @@ def _is_node_grid(x: np.ndarray) -> bool:
     return bool(np.max(np.abs(x - np.linspace(0.0, 1.0, x.size))) <= 1e-14)
 
 
+def _local_dct1(field: np.ndarray, axis: int) -> np.ndarray:
+    return scipy.fft.dct(field, type=1, axis=axis, overwrite_x=True)
+
+
+#: who computes the type-I DCTs of `cosine_series` (`transforms_by`)
+_DCT1: contextvars.ContextVar[Callable[[np.ndarray, int], np.ndarray]] = contextvars.ContextVar(
+    "pdegen_dct1", default=_local_dct1
+)
+
+
+@contextlib.contextmanager
+def transforms_by(dct1: Callable[[np.ndarray, int], np.ndarray]) -> Iterator[None]:
+    """Within the block, `cosine_series` hands its type-I DCTs to `dct1(field, axis)` (which
+    may overwrite `field`): the ranks of a group share them when one sample is solved across
+    several (`pdegen.run.group`). Each line's transform is computed alone, so any split of
+    the lines among workers gives the same bits as one call (tested)."""
+    token = _DCT1.set(dct1)
+    try:
+        yield
+    finally:
+        _DCT1.reset(token)
+
+
 def cosine_series(coefficients: np.ndarray, points: list[np.ndarray]) -> np.ndarray:
     """Evaluate sum_k c_k prod_d phi_k(x_d) on the tensor grid `points` (one 1D array per axis).
 
@@ -88,7 +114,7 @@ def cosine_series(coefficients: np.ndarray, points: list[np.ndarray]) -> np.ndar
             # in place where the array is a temporary (fewer megabyte allocations per draw;
             # the same operations, so the same bits)
             field = np.multiply(field, weights.reshape(shape), out=field if owned else None)
-            field = scipy.fft.dct(field, type=1, axis=axis, overwrite_x=True)
+            field = _DCT1.get()(field, axis)
             owned = True
         else:
             k = np.arange(modes)

@@ -287,6 +287,8 @@ def slab_pattern(
         rows.append(rows_of[block].ravel())
         cols.append(columns_of[block].ravel() + shift)
     r, c = np.concatenate(rows), np.concatenate(cols)
+    if c.size and (int(c.max()) >= np.iinfo(np.int32).max or c.size >= np.iinfo(np.int32).max):
+        raise ValueError(f"a {interior} grid has more unknowns than 32-bit indices hold")
     order = np.lexsort((c, r))
     indptr = np.zeros(rows_of.size + 1, dtype=np.int32)
     np.cumsum(np.bincount(r, minlength=rows_of.size), out=indptr[1:])

@@ -25,8 +25,9 @@ def solver_across_ranks(family: Family, method: str, pc: str, ranks: int) -> tup
     if method == "auto" and chosen_method not in PARALLEL_METHODS:
         spd = family.symmetric and family.positive_definite
         chosen_method = "cg" if spd else "gmres"
-        if pc == "auto" or PRECONDITIONERS[chosen_pc].factorisation:
-            chosen_pc = "mg"
+        # a preconditioner the recipe names is kept unless it is a factorisation
+        named = pc != "auto" and not PRECONDITIONERS[pc].factorisation
+        chosen_pc = pc if named else "mg"
     return chosen_method, chosen_pc
 
 

@@ -90,12 +90,12 @@ VECTORS_PER_UNKNOWN = 16
 BOOKKEEPING_PER_SAMPLE = 1024  # measured 0.7 KiB (tracemalloc, 200 against 1200 samples)
 FILL_2D = 1.8
 FILL_3D = 6.0
-GREEDY_GRAM_LIMIT = 20000
+GREEDY_GRAM_LIMIT = 20000  # solvers.ordering._greedy forms the Gram matrix up to this many
 #: across ranks, what the solver's parts hold together against one rank's: parallel AIJ
 #: matrices keep an off-diagonal block and ghost values, PETSc's parallel PtAP its own
 #: intermediates, and each rank its slab's cached pattern; measured on 128^3 and 192^3 Darcy
 #: (CG + mg, k = 2 against 1: docs/benchmarks.md, "One sample across ranks")
-PARALLEL_SOLVER_BYTES = 1.45  # solvers.ordering._greedy forms the Gram matrix up to this many
+PARALLEL_SOLVER_BYTES = 1.45
 # mg: interpolations, Galerkin operators (9- or 27-point on 1/4 or 1/8 of the unknowns per
 # level), their PtAP work and the coarse LU, about what gamg holds
 PC_BYTES_PER_NNZ = {"ilu": 12, "icc": 12, "bjacobi": 12, "asm": 24, "gamg": 40, "mg": 40}
@@ -200,6 +200,16 @@ def check_memory(recipe, available: int | None = None) -> None:
     )
 
 
+def rank_need(recipe, first: bool, planner: bool) -> float:
+    """The estimated peak of one rank of an MPI job: a group's first rank holds the whole
+    sample besides its share of the solver, the others their share alone; only the planning
+    rank (world rank 0) plans."""
+    est = estimate(recipe)
+    batch = sum(p.bytes for p in est.batch if first or p.divided)
+    plan = sum(p.bytes for p in est.plan) if planner else 0.0
+    return BASE_BYTES + max(plan, batch)
+
+
 def _with_ranks(recipe, ranks: int):
     return recipe.replace(solver=dataclasses.replace(recipe.solver, ranks_per_sample=ranks))
 
@@ -208,14 +218,22 @@ def smallest_ranks(recipe, share: float) -> int | None:
     """The fewest ranks per sample whose estimate per rank (a group's first rank, which
     also holds the whole sample's fields) fits `share` bytes: more than the recipe's own,
     at most the grid's planes; None where the family solves each sample on one rank or no
-    count fits (the whole-sample part alone is too large)."""
+    count fits (the whole-sample part alone is too large). Solved for directly: the shared
+    part falls as 1 / k, the rest does not."""
     family = family_from_recipe(recipe)
     if not family.solves_across_ranks():
         return None
-    for ranks in range(recipe.solver.ranks_per_sample + 1, recipe.grid.n + 1):
-        if estimate(_with_ranks(recipe, ranks)).total <= share:
-            return ranks
-    return None
+    at_two = estimate(_with_ranks(recipe, 2))
+    whole = sum(p.bytes for p in at_two.batch if not p.divided)
+    shared = 2 * sum(p.bytes for p in at_two.batch if p.divided)  # k times its share
+    plan = sum(p.bytes for p in at_two.plan)
+    room = share - BASE_BYTES - whole
+    if BASE_BYTES + plan > share or room <= 0:
+        return None
+    ranks = max(recipe.solver.ranks_per_sample + 1, 2, math.ceil(shared / room))
+    while ranks <= recipe.grid.n and estimate(_with_ranks(recipe, ranks)).total > share:
+        ranks += 1  # rounding: at most a step or two
+    return ranks if ranks <= recipe.grid.n else None
 
 
 def _bytes(part: Part) -> float:

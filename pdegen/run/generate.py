@@ -90,7 +90,8 @@ class Summary:
 def _other_recipe_advice(directory: Path, recipe: Recipe) -> str:
     """What to do about a directory of another recipe. When its shards' recipe differs from
     this one only in `output.shard_size` (a recipe without one gets it chosen, and the choice
-    changed once), say which size resumes or reuses it."""
+    changed once) or `solver.ranks_per_sample` (it changes the bits, so it is part of the
+    recipe), say which flags resume or reuse it."""
     advice = "choose another --out, or delete it"
     ours = recipe.to_dict()
     for shard in sorted(directory.glob("shard-*.h5"))[:1]:
@@ -99,11 +100,23 @@ def _other_recipe_advice(directory: Path, recipe: Recipe) -> str:
                 theirs = json.loads(f.attrs["recipe"])
         except (OSError, KeyError, ValueError, TypeError):
             return advice
-        size = theirs.get("output", {}).get("shard_size") if isinstance(theirs, dict) else None
+        if not isinstance(theirs, dict):
+            return advice
+        size = theirs.get("output", {}).get("shard_size")
+        ranks = theirs.get("solver", {}).pop("ranks_per_sample", 1)  # left out at 1
+        mine = json.loads(json.dumps(ours))
+        mine.get("solver", {}).pop("ranks_per_sample", None)
+        flags = []
         if isinstance(size, int) and size != ours["output"]["shard_size"]:
             theirs["output"]["shard_size"] = ours["output"]["shard_size"]
-            if theirs == json.loads(json.dumps(ours)):
-                return f"it was cut in batches of {size} samples: rerun with --shard-size {size}"
+            flags.append((f"it was cut in batches of {size} samples", f"--shard-size {size}"))
+        if ranks != recipe.solver.ranks_per_sample:
+            flags.append(
+                (f"it was solved by {ranks} rank(s) per sample", f"--ranks-per-sample {ranks}")
+            )
+        if flags and theirs == mine:
+            said = " and ".join(why for why, _ in flags)
+            return f"{said}: rerun with {' '.join(flag for _, flag in flags)}"
     return advice
 
 
@@ -185,35 +198,49 @@ def _plan_job(
 
 
 def check_rank_share(recipe: Recipe, comm) -> None:
-    """Under MPI, refuse (on every rank alike) a run whose estimate per rank exceeds its
-    share of its node's memory (the node's memory over the ranks on it), naming the fewest
-    ranks per sample that fit where the family solves a sample across ranks. Why here: only
-    the running job knows how many ranks share a node; recipe loading checks one process
-    against the whole machine (`pdegen.recipe.resources`)."""
+    """Under MPI with several ranks per sample, refuse (on every rank alike, before anything
+    is written) a job whose ranks on some node need more than that node's memory: each
+    rank's estimate by its role (a group's first rank holds the whole sample, the others
+    their share of the solver; world rank 0 also plans), summed over the ranks on the node.
+    It names the smallest ranks per sample, among the divisors of the job's rank count, that
+    would fit. Why here: only the running job knows which ranks share a node; recipe loading
+    checks one process against the whole machine (`pdegen.recipe.resources`)."""
+    ranks = recipe.solver.ranks_per_sample
+    if ranks == 1:
+        return
     from mpi4py import MPI
 
-    from pdegen.recipe.resources import estimate, machine_memory, smallest_ranks
+    from pdegen.recipe.resources import machine_memory, rank_need
 
+    rank, size = comm.Get_rank(), comm.Get_size()
     node = comm.Split_type(MPI.COMM_TYPE_SHARED)
     memory = machine_memory()
-    share = float("inf") if memory is None else memory / node.Get_size()
-    on_node = node.Get_size()
-    node.Free()
-    share, on_node = comm.allreduce((share, -on_node), op=MPI.MIN)  # the tightest node
-    need = estimate(recipe).total
-    if need <= share:
-        return
+
+    def worst(k: int) -> tuple[float, float, int, float]:
+        """(the largest excess over all nodes, that node's need, ranks, memory) with k."""
+        trial = recipe.replace(solver=dataclasses.replace(recipe.solver, ranks_per_sample=k))
+        need = node.allreduce(rank_need(trial, rank % k == 0, rank == 0), op=MPI.SUM)
+        mine = (need - memory, need, node.Get_size(), memory) if memory else (-1.0, 0.0, 0, 0.0)
+        return comm.allreduce(mine, op=MPI.MAX)
+
+    try:
+        excess, need, on_node, total = worst(ranks)
+        if excess <= 0:
+            return
+        fits = next(
+            (k for k in range(ranks + 1, size + 1) if size % k == 0 and worst(k)[0] <= 0), None
+        )
+    finally:
+        node.Free()
     gib = 1024**3
-    ranks = recipe.solver.ranks_per_sample
-    fewest = smallest_ranks(recipe, share)
     advice = (
-        f"solve each sample across at least {fewest} ranks (--ranks-per-sample {fewest})"
-        if fewest is not None
-        else "run fewer ranks per node"
+        f"--ranks-per-sample {fits} fits (a divisor of the job's {size} ranks)"
+        if fits is not None
+        else "no ranks per sample that divides the job's ranks fits: run fewer ranks per node"
     )
     raise PdegenError(
-        f"solver.ranks_per_sample: {ranks}: a rank needs about {need / gib:.3g} GiB for "
-        f"this recipe and has {share / gib:.3g} GiB ({-on_node} ranks share a node): {advice}"
+        f"solver.ranks_per_sample: {ranks}: the {on_node} ranks on a node need about "
+        f"{need / gib:.3g} GiB for this recipe and the node has {total / gib:.3g} GiB: {advice}"
     )
 
 
