@@ -37,7 +37,7 @@ import scipy.sparse as sp
 from petsc4py import PETSc
 
 from solvers.grids import Coarsening, coarsen
-from solvers.multigrid import hierarchy_positions, linear_interpolation_1d
+from solvers.multigrid import Levels, hierarchy_positions, linear_interpolation_1d
 from solvers.registry import PARALLEL_METHODS, parallel_solver
 
 
@@ -110,7 +110,7 @@ def parallel_aij(local: sp.csr_matrix, rows: int, cols: int, comm) -> PETSc.Mat:
     return mat
 
 
-class DistributedHierarchy:
+class DistributedHierarchy(Levels):
     """The multigrid hierarchy of `solvers.multigrid.GridHierarchy` with every level dealt
     over the ranks of `comm` in slabs (module notes): `interpolations[l - 1]` maps level l - 1
     to level l in PCMG's numbering, coarsest first, as parallel AIJ Mats."""
@@ -132,14 +132,6 @@ class DistributedHierarchy:
             )
             interpolations.append(parallel_aij(rows, fine.sizes[rank], coarse.sizes[rank], comm))
         self.interpolations: list[PETSc.Mat] = interpolations[::-1]
-
-    @property
-    def levels(self) -> int:
-        return self.coarsening.levels
-
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        return self.coarsening.shapes
 
 
 def gather_natural(comm, local: np.ndarray, sizes: list[int], root: int = 0) -> np.ndarray | None:

@@ -187,7 +187,22 @@ def hierarchy_positions(shapes: tuple[tuple[int, ...], ...]) -> list[list[np.nda
     return positions
 
 
-class GridHierarchy:
+class Levels:
+    """What PCMG and its callers read of a hierarchy, whoever builds its interpolations:
+    the levels rule's `coarsening` (`solvers.grids`), its level count and shapes."""
+
+    coarsening: Coarsening
+
+    @property
+    def levels(self) -> int:
+        return self.coarsening.levels
+
+    @property
+    def shapes(self) -> tuple[tuple[int, ...], ...]:
+        return self.coarsening.shapes
+
+
+class GridHierarchy(Levels):
     """The interior interpolations between the node grid and its coarsenings (PETSc's
     DMDA ones on uniform levels, our own from the first uneven halving down).
 
@@ -225,14 +240,6 @@ class GridHierarchy:
             interpolations.append(full.createSubMatrix(rows, cols))
             full.destroy()
         self.interpolations: list[PETSc.Mat] = interpolations[::-1]  # coarsest first
-
-    @property
-    def levels(self) -> int:
-        return self.coarsening.levels
-
-    @property
-    def shapes(self) -> tuple[tuple[int, ...], ...]:
-        return self.coarsening.shapes
 
 
 @contextlib.contextmanager

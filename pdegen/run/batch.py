@@ -213,23 +213,41 @@ def _solve_rows(recipe, batch, indices, rows, on_result, recipe_sha256, family) 
         _declared(family, "inputs", family.input_names, sample.inputs)
         _declared(family, "parameters", family.params, sample.params)
         fields, results = family.solve_sample(sample, chain)
-        _declared(family, "outputs", family.output_names, fields)
-        outcome = SampleOutcome.from_results(results)
-        extras.append(family.sample_stats(results))
-        rows(
-            position,
-            index,
-            {name: sample.inputs[name] for name in family.input_names},
-            {name: fields[name] for name in family.output_names},
-            outcome.converged,
-        )
-        sample_params.append(sample.params)  # the fields went to `rows`, not kept here
-        outcomes.append(outcome)
+        kept = (sample_params, outcomes, extras)
+        outcome = record_sample(family, position, index, sample, fields, results, rows, kept)
         if on_result is not None:
             on_result(position, outcome)
     return package_shard(
         recipe, family, batch, indices, sample_params, outcomes, extras, method, pc, recipe_sha256
     )
+
+
+def record_sample(
+    family: Family,
+    position: int,
+    index: int,
+    sample,
+    fields: dict[str, np.ndarray],
+    results: list[SolveResult],
+    rows: RowSink,
+    kept: tuple[list, list, list],
+) -> SampleOutcome:
+    """Hand one solved sample's fields to `rows` (they are not kept) and keep its parameters,
+    outcome and the family's own statistics in `kept` (three lists, for `package_shard`)."""
+    _declared(family, "outputs", family.output_names, fields)
+    outcome = SampleOutcome.from_results(results)
+    rows(
+        position,
+        index,
+        {name: sample.inputs[name] for name in family.input_names},
+        {name: fields[name] for name in family.output_names},
+        outcome.converged,
+    )
+    sample_params, outcomes, extras = kept
+    sample_params.append(sample.params)
+    outcomes.append(outcome)
+    extras.append(family.sample_stats(results))
+    return outcome
 
 
 def package_shard(

@@ -132,11 +132,11 @@ def solve_rows_across(
 def _solve_rows_across(recipe, batch, indices, rows, recipe_sha256, family, comm):
     from pdegen.families import family_from_recipe
     from pdegen.run.batch import (
-        SampleOutcome,
         _chain,
         _declared,
         keep_freed_memory,
         package_shard,
+        record_sample,
         without_hugepage_advice,
     )
     from solvers.distributed import SlabLayout, gather_natural, send_planes
@@ -176,20 +176,10 @@ def _solve_rows_across(recipe, batch, indices, rows, recipe_sha256, family, comm
         x = gather_natural(comm, result.x, layout.sizes)
         if not first_rank:
             continue
-        fields = {"solution": family.solution_field(sample, x)}
-        _declared(family, "outputs", family.output_names, fields)
         result.x = x
-        outcome = SampleOutcome.from_results([result])
-        extras.append(family.sample_stats([result]))
-        rows(
-            position,
-            index,
-            {name: sample.inputs[name] for name in family.input_names},
-            {name: fields[name] for name in family.output_names},
-            outcome.converged,
-        )
-        sample_params.append(sample.params)
-        outcomes.append(outcome)
+        fields = {"solution": family.solution_field(sample, x)}
+        kept = (sample_params, outcomes, extras)
+        record_sample(family, position, index, sample, fields, [result], rows, kept)
     pc = chain.pc
     chain = A = None  # the last references: `release` frees them on every rank
     release(comm)
