@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
@@ -207,6 +208,34 @@ def test_the_mpi_template_under_sbatch_writes_the_serial_dataset(slurm, serial, 
     assert f"2 ranks on {socket.gethostname().split('.')[0]}, started by {launch}" in output
     assert "on mpi with 2 worker(s)" in output and output.count("dataset:") == 1
     assert_same_dataset(expected, tmp_path / "m")
+
+
+def test_the_mpi_template_with_two_ranks_per_sample_matches_the_serial_dataset(
+    slurm, serial, tmp_path
+):
+    """The same template with `--ranks-per-sample 2`: one group of both ranks solves every
+    sample together (GCRO-DR on the pair's communicator); the inputs are the serial bits and
+    the solutions agree with the serial ones to the solve tolerance (docs/cluster.md, "One
+    sample across ranks")."""
+    recipe, expected = serial
+    env = {**slurm, "PDEGEN_LAUNCH": "srun", "PDEGEN_VENV": str(Path(sys.executable).parent.parent)}
+    log = tmp_path / "job.out"
+    command = ["sbatch", "--wait", "--ntasks", "2", "--output", str(log),
+               str(ROOT / "scripts/slurm/pdegen-mpi.sbatch"), str(recipe), str(tmp_path / "k"),
+               "--quiet", "--ranks-per-sample", "2"]  # fmt: skip
+    result = subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300
+    )
+    output = log.read_text() if log.exists() else ""
+    assert result.returncode == 0, (result.stderr, output)
+    assert "each sample solved by 2 ranks together" in output, output
+    got = read_all(tmp_path / "k")
+    assert sorted(got) == sorted(expected)
+    for key, value in expected.items():
+        if key.endswith("outputs/solution"):
+            assert np.abs(got[key] - value).max() <= 1e-6 * np.abs(value).max(), key
+        elif "/stats/" not in key:
+            np.testing.assert_array_equal(got[key], value, err_msg=key)
 
 
 def test_the_dask_jobqueue_template_writes_the_serial_dataset(slurm, serial, tmp_path):
