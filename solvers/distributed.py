@@ -14,7 +14,8 @@ which matters only at hundreds of ranks per sample.
 **Multigrid.** The levels are the sequential hierarchy's (`solvers.grids.coarsen`), each
 level's planes dealt to the ranks the same way; the interpolations are the tensor products of
 1D linear interpolation at the nodes' positions (`solvers.multigrid.positions_interpolation`,
-which equals PETSc's DMDA interpolation on uniform levels), each rank building only its rows:
+which equals PETSc's DMDA interpolation on uniform levels), each rank building only its rows
+(`interpolation_rows`):
 kron(P_0[first:last], P_1, ...). PCMG forms the Galerkin coarse operators in parallel (MPIAIJ
 PtAP) and solves the coarsest level redundantly: every rank factorises the gathered coarse
 matrix (`PCREDUNDANT` with LU), since this PETSc has no parallel direct solver.
@@ -37,8 +38,8 @@ import scipy.sparse as sp
 from petsc4py import PETSc
 
 from solvers.grids import Coarsening, coarsen
-from solvers.multigrid import Levels, hierarchy_positions, linear_interpolation_1d
-from solvers.registry import PARALLEL_METHODS, parallel_solver
+from solvers.multigrid import Levels, hierarchy_positions
+from solvers.multigrid import interpolation_rows as local_interpolation
 
 
 def plane_ranges(planes: int, ranks: int) -> list[tuple[int, int]]:
@@ -70,26 +71,6 @@ class SlabLayout:
     def sizes(self) -> list[int]:
         """Unknowns owned per rank, in rank order (PETSc's local sizes, Gatherv's counts)."""
         return [(last - first) * self.per_plane for first, last in self.planes]
-
-    @property
-    def unknowns(self) -> int:
-        return self.shape[0] * self.per_plane
-
-
-def local_interpolation(
-    fine: list[np.ndarray], coarse: list[np.ndarray], rows: tuple[int, int], dof: int = 1
-) -> sp.csr_matrix:
-    """The rows of the first-axis planes [first, last) of the interpolation between two
-    levels (`positions_interpolation`), all coarse columns (global indices)."""
-    first, last = rows
-    P = linear_interpolation_1d(fine[0], coarse[0])[first:last]
-    for f, c in zip(fine[1:], coarse[1:], strict=True):
-        P = sp.kron(P, linear_interpolation_1d(f, c), format="csr")
-    if dof > 1:
-        P = sp.kron(P, sp.identity(dof), format="csr")
-    P = sp.csr_matrix(P)
-    P.sort_indices()
-    return P
 
 
 def parallel_aij(local: sp.csr_matrix, rows: int, cols: int, comm) -> PETSc.Mat:
@@ -169,13 +150,11 @@ def send_planes(comm, whole: np.ndarray | None, bounds: list[tuple[int, int]], s
 
 
 __all__ = [
-    "PARALLEL_METHODS",
     "DistributedHierarchy",
     "SlabLayout",
     "gather_natural",
     "local_interpolation",
     "parallel_aij",
-    "parallel_solver",
     "plane_ranges",
     "send_planes",
 ]

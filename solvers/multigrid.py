@@ -143,18 +143,30 @@ def linear_interpolation_1d(fine: np.ndarray, coarse: np.ndarray) -> sp.csr_matr
     return sp.csr_matrix((weights[keep], (rows[keep], cols[keep])), shape=(x.size, coarse.size - 2))
 
 
-def positions_interpolation(
-    fine: list[np.ndarray], coarse: list[np.ndarray], dof: int = 1
-) -> PETSc.Mat:
-    """The interpolation between two levels given their node positions per axis: the tensor
-    product of `linear_interpolation_1d` in C order (the first axis slowest), with `dof`
-    interleaved unknowns per node interpolated alike (solvers.grids, "Uneven halving")."""
-    P = sp.identity(1, format="csr")
-    for f, c in zip(fine, coarse, strict=True):
+def interpolation_rows(
+    fine: list[np.ndarray], coarse: list[np.ndarray], rows: tuple[int, int], dof: int = 1
+) -> sp.csr_matrix:
+    """The rows of the first-axis planes [first, last) of the interpolation between two
+    levels given their node positions per axis: the tensor product of
+    `linear_interpolation_1d` in C order (the first axis slowest), with `dof` interleaved
+    unknowns per node interpolated alike (solvers.grids, "Uneven halving"); all coarse
+    columns. One rank's slab of it across ranks (`solvers.distributed`), all of it here."""
+    first, last = rows
+    P = linear_interpolation_1d(fine[0], coarse[0])[first:last]
+    for f, c in zip(fine[1:], coarse[1:], strict=True):
         P = sp.kron(P, linear_interpolation_1d(f, c), format="csr")
     if dof > 1:
         P = sp.kron(P, sp.identity(dof), format="csr")
+    P = sp.csr_matrix(P)
     P.sort_indices()
+    return P
+
+
+def positions_interpolation(
+    fine: list[np.ndarray], coarse: list[np.ndarray], dof: int = 1
+) -> PETSc.Mat:
+    """The whole interpolation between two levels (`interpolation_rows`), a sequential Mat."""
+    P = interpolation_rows(fine, coarse, (0, fine[0].size - 2), dof)
     return PETSc.Mat().createAIJ(
         size=P.shape,
         csr=(P.indptr.astype(PETSc.IntType), P.indices.astype(PETSc.IntType), P.data),
@@ -363,6 +375,7 @@ __all__ = [
     "GridHierarchy",
     "MGSettings",
     "attach_multigrid",
+    "interpolation_rows",
     "linear_interpolation_1d",
     "positions_interpolation",
     "shared_hierarchy",

@@ -225,7 +225,7 @@ class ChainSolver:
         self.comm = comm
         petsc_pc, parallel_note = pc, None
         if comm.getSize() > 1:
-            from solvers.distributed import parallel_solver
+            from solvers.registry import parallel_solver
 
             petsc_pc, parallel_note = parallel_solver(method, pc, comm.getSize())
             if rigid_body_coordinates is not None:

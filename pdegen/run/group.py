@@ -11,10 +11,10 @@ solves its batches' samples one after another, all k ranks on each. Per sample:
    communicator (`ChainSolver(comm=...)`: parallel AIJ matrices, PCMG on the slab hierarchy);
 4. the solution gathers to the first rank in natural order, which writes the shard row.
 
-Why the draw stays on one rank: a distributed draw (a parallel FFT of the Gaussian random
-field) would make the inputs depend on the decomposition unless written with great care,
-and the draw is a small part of a large sample's time and memory (one field against the
-solver's matrix hierarchy; docs/cluster.md, "One sample across ranks", gives the model).
+Why the draw stays on the first rank: its random numbers come from one generator per sample,
+in one stream, so drawing them elsewhere would change the inputs with k; only its cosine
+transforms, most of its time, are shared out by lines (`SharedTransforms`), which keeps the
+bits (docs/benchmarks.md, "One sample across ranks", gives the model and what is left).
 """
 
 from __future__ import annotations
