@@ -103,6 +103,7 @@ def chain_cuts(samples: int) -> list[str]:
             data = base.to_dict()
             data["solver"]["method"] = "gcrodr"
             data["output"]["shard_size"] = samples // batches
+            data["solver"].pop("batch_size", None)  # each shard one batch
             recipe = recipe_from_dict(data)
             plan = make_plan(recipe, family_from_recipe(recipe))
             its = []

@@ -26,7 +26,11 @@ def _generate(args: argparse.Namespace) -> None:
     # the flags are settings like --set's, applied before the recipe is checked, so that its
     # checks (the memory estimate among them) see them: a sample too large for one process
     # is the reason to ask for --ranks-per-sample
-    flags = {"output.shard_size": args.shard_size, "solver.ranks_per_sample": args.ranks_per_sample}
+    flags = {
+        "output.shard_size": args.shard_size,
+        "solver.batch_size": args.batch_size,
+        "solver.ranks_per_sample": args.ranks_per_sample,
+    }
     settings = [
         *args.set,
         *(f"{field}={value}" for field, value in flags.items() if value is not None),
@@ -171,8 +175,14 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument(
         "--shard-size",
         type=int,
-        help="samples per batch and per shard (default: the recipe's, else chosen from the "
-        "samples' size and count)",
+        help="samples per shard, one HDF5 file (default: the recipe's, else as many as keep a "
+        "file within 128 MiB); given alone, each shard is one batch",
+    )
+    gen.add_argument(
+        "--batch-size",
+        type=int,
+        help="the most samples a worker solves in a row, carrying its solver from each to the "
+        "next (default: the recipe's, else samples / 16, so that 16 batches keep workers busy)",
     )
     gen.add_argument(
         "--ranks-per-sample",

@@ -162,6 +162,10 @@ class SolverSpec:
     ordering: str = rule("auto", choices=ORDERINGS)
     #: ranks that solve each sample together (the MPI engine; `pdegen.run.group`)
     ranks_per_sample: int = rule(1, ge=1)
+    #: the most samples one worker solves in a row, carrying what it can from each to the
+    #: next (a batch, the unit of work); None: chosen by `pdegen.recipe.sharding` when the
+    #: recipe is resolved. A batch never spans two shards (`output.shard_size`).
+    batch_size: int | None = rule(None, ge=1)
 
 
 def field_specs(spec: Any, where: str) -> Iterator[tuple[str, FieldSpec]]:

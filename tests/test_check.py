@@ -301,7 +301,7 @@ def test_duplicated_samples_and_a_plan_that_disagrees(copy, capsys):
     text = "\n".join(lines)
     assert f"{path / 'shard-00001.h5'}: params/index holds samples" in text
     assert "in more than one shard: sample " in text and "in no shard: sample " in text
-    assert f"{path / 'plan.json'}: batch 1 holds samples" in text
+    assert f"{path / 'plan.json'}: shard 1 holds samples" in text
 
 
 def test_an_unknown_format_version_and_bad_usage_exit_2(copy, capsys, tmp_path):

@@ -1,6 +1,7 @@
 """Serial, Dask and MPI engines run the same plan: identical datasets, resume, failures."""
 
 import copy
+import json
 import os
 import signal
 import subprocess
@@ -418,31 +419,35 @@ def test_bad_engine_options_are_one_line_errors(tmp_path):
 
 
 def test_an_unset_shard_size_is_chosen_from_the_samples_size_and_count(tmp_path):
-    """`output.shard_size` left out: as many samples as fit 64 MiB of stored fields, but few
-    enough for at least 16 batches; the stored recipe holds the number, so a rerun of the same file
-    resumes. Sizes worked out by hand: a 128^2 node Darcy sample stores 2 x 128^2 float64
-    values (256 KiB), a 128^3 one 32 MiB, float32 half of each."""
-    cases = [  # (grid.n, dim, samples, dtype, expected)
-        (126, 2, 1000, "float64", 62),  # by count: 1000 // 16, so 17 batches
-        (126, 2, 100000, "float64", 256),  # by bytes: 64 MiB / 256 KiB
-        (126, 2, 100000, "float32", 512),
-        (126, 3, 100, "float64", 2),  # 64 MiB / 32 MiB
-        (126, 3, 4, "float64", 1),
-        (14, 2, 10, "float64", 1),  # fewer samples than 16: one per batch
+    """`output.shard_size` left out: the fewest shards that keep each within 128 MiB of stored
+    fields, the samples shared out evenly; `solver.batch_size` left out too: few enough for
+    at least 16 batches, at most a shard. The stored recipe holds the numbers, so a rerun of
+    the same file resumes. Sizes worked out by hand: a 128^2 node Darcy sample stores 2 x
+    128^2 float64 values (256 KiB), a 128^3 one 32 MiB, float32 half of each."""
+    cases = [  # (grid.n, dim, samples, dtype, shard size, batch size)
+        (126, 2, 1000, "float64", 500, 62),  # 512 fit: 2 shards of 500; 1000 // 16 a batch
+        (126, 2, 100000, "float64", 511, 511),  # 196 shards (512 fit); batches as large
+        (126, 2, 100000, "float32", 1021, 1021),  # 98 shards (1024 fit)
+        (126, 3, 100, "float64", 4, 4),  # 128 MiB / 32 MiB
+        (126, 3, 4, "float64", 4, 1),  # one shard, 4 batches of one
+        (14, 2, 10, "float64", 10, 1),  # fewer samples than 16: one per batch
     ]
-    for n, dim, samples, dtype, expected in cases:
+    for n, dim, samples, dtype, shard, batch in cases:
         data = recipe_dict(samples=samples, grid={"n": n, "dim": dim})
         data["output"] = {"dtype": dtype}
         data["solver"] = {"method": "cg", "pc": "mg" if dim == 3 else "icc"}
         recipe = recipe_from_dict(data)
-        assert recipe.output.shard_size == expected, (n, dim, samples, dtype)
+        got = (recipe.output.shard_size, recipe.solver.batch_size)
+        assert got == (shard, batch), (n, dim, samples, dtype)
         assert recipe_from_dict(recipe.to_dict()) == recipe  # the resolved recipe is stable
     data = recipe_dict(samples=40)
     del data["output"]
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(data))
     done = cli(["generate", "r.yaml", "--out", "d", "--quiet", "--workers", "2"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert len(list((tmp_path / "d").glob("shard-*.h5"))) == 20  # 40 // 16 = 2 per batch
+    assert len(list((tmp_path / "d").glob("shard-*.h5"))) == 1  # 40 tiny samples: one file
+    plan = json.loads((tmp_path / "d" / "plan.json").read_text())
+    assert len(plan["batches"]) == 20 and plan["shards"] == [list(range(20))]  # 40 // 16 = 2
     again = cli(["generate", "r.yaml", "--out", "d", "--quiet"], tmp_path)
     assert again.returncode == 0 and "resumed: 40 samples" in again.stdout, again.stderr
 
@@ -454,12 +459,14 @@ def test_fewer_batches_than_workers_and_another_shard_size_are_each_said_in_one_
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(recipe_dict(samples=3)))
     done = cli(["generate", "r.yaml", "--out", "d", "--workers", "2", "--quiet"], tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "note: 1 batch for 2 workers: 1 had nothing to do; a smaller output.shard_size" in (
+    assert "note: 1 batch for 2 workers: 1 had nothing to do; a smaller solver.batch_size" in (
         done.stdout
     )
     other = cli(["generate", "r.yaml", "--out", "d", "--shard-size", "2", "--quiet"], tmp_path)
     assert other.returncode == 2 and other.stderr.count("\n") == 1, other.stderr
-    assert "it was cut in batches of 3 samples: rerun with --shard-size 3" in other.stderr
+    assert "it was cut in shards of 3 samples: rerun with --shard-size 3" in other.stderr
+    batches = cli(["generate", "r.yaml", "--out", "d", "--batch-size", "1", "--quiet"], tmp_path)
+    assert "cut in batches of 3 samples: rerun with --batch-size 3" in batches.stderr
     (tmp_path / "s.yaml").write_text(yaml.safe_dump(recipe_dict(samples=3, seed=8)))
     unrelated = cli(["generate", "s.yaml", "--out", "d", "--quiet"], tmp_path)
     assert "choose another --out, or delete it" in unrelated.stderr, unrelated.stderr

@@ -277,7 +277,7 @@ def _run_lines(incidents: list[str]) -> list[str]:
         "## The run",
         "",
         f"The runs that made this dataset survived {len(incidents)} incident(s). The data are "
-        "whole all the same: each batch is a shard written once, atomically, by the attempt "
+        "whole all the same: each batch is written once, atomically, by the attempt "
         "that finished it, and the same plan gives the same bits on any worker.",
         "",
         *[f"- {line}" for line in incidents],

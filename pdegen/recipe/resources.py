@@ -21,7 +21,7 @@ solving one batch (`pdegen.run.batch`). In the serial engine one process does bo
 other; under the local, Dask and MPI engines the root plans and each worker solves. With N = n^d
 unknowns, G = (n+2)^d nodes, nnz = (2d+1) N stencil entries (the family's `unknowns` and
 `matrix_entries`: elasticity has d unknowns per free node and up to 3^d d entries per row),
-T frames per output (steps + 1 for a trajectory, else 1), b = min(shard_size, samples),
+T frames per output (steps + 1 for a trajectory, else 1), b = min(batch_size, samples),
 S = samples and 8-byte floats:
 
     batch = MATRIX_BYTES_PER_NNZ nnz        the scipy matrix (its pattern is shared), its
@@ -38,7 +38,7 @@ S = samples and 8-byte floats:
           + one sample's fields            2 (inputs + T G) 8 (on their way to the shard, which
                                            is written sample by sample)
           + BOOKKEEPING_PER_SAMPLE b       each sample's outcome, parameters and statistics,
-                                           held until the shard is finished
+                                           held until the batch is finished
     plan  = 2 S F 8                        feature vectors (F per sample), list and stack
           + S^2 8                          greedy ordering's Gram matrix (S <= 20000), or
             3 S F 8                        the fast ordering's projections
@@ -80,7 +80,7 @@ from pdegen.errors import RecipeError
 from pdegen.families import family_from_recipe
 from pdegen.families.base import FEATURE_POINTS
 from pdegen.messages import show
-from pdegen.recipe.sharding import shard_size_of
+from pdegen.recipe.sharding import batch_size_of
 from pdegen.specs import field_specs
 
 GIB = 1024**3
@@ -352,10 +352,10 @@ def estimate(recipe) -> Estimate:
     # samples are written as they are solved, not held, so the shard size costs nothing here
     by = ("problem.steps", show(frames - 1)) if frames > 1 else ("grid.n", grid)
     batch.append(Part(*by, "one sample's fields", 2 * (inputs + frames * G * 8)))
-    shard_size = shard_size_of(recipe)
-    held = min(shard_size, recipe.samples)
-    by = ("samples" if shard_size > recipe.samples else "output.shard_size",)
-    what = f"the statistics and parameters of a shard's {show(held)} samples"
+    batch_size = batch_size_of(recipe)
+    held = min(batch_size, recipe.samples)
+    by = ("samples" if batch_size > recipe.samples else "solver.batch_size",)
+    what = f"the statistics and parameters of a batch's {show(held)} samples"
     batch.append(Part(*by, show(held), what, BOOKKEEPING_PER_SAMPLE * held))
 
     if ranks > 1:  # the first rank of a group: its share of the solver, the whole sample

@@ -47,7 +47,7 @@ class SplitSpec:
 @dataclasses.dataclass(frozen=True)
 class OutputSpec:
     dir: str = "data"
-    #: samples per batch and per shard; None: chosen by `pdegen.recipe.sharding` when the
+    #: samples per shard (one HDF5 file); None: chosen by `pdegen.recipe.sharding` when the
     #: recipe is resolved (the stored recipe holds the number)
     shard_size: int | None = _field(None, ge=1)
     splits: SplitSpec = dataclasses.field(default_factory=SplitSpec)
@@ -70,11 +70,16 @@ class Recipe:
 
     def to_dict(self) -> dict[str, Any]:
         """The recipe as plain data. `solver.ranks_per_sample` is left out at its default
-        (1), so that recipes written before it existed keep their hash and their datasets
-        still resume; any other k is kept, since it changes the bits (`pdegen.run.group`)."""
+        (1), and `solver.batch_size` where it is `output.shard_size` or more (each shard one batch,
+        as every dataset was cut before the two were told apart), so that recipes written
+        before they existed keep their hash and their datasets still resume; any other value is
+        kept, since it changes the bits (`pdegen.run.group`, `pdegen.run.plan`)."""
         data = dataclasses.asdict(self)
         if data["solver"].get("ranks_per_sample") == 1:
             del data["solver"]["ranks_per_sample"]
+        batch, shard = data["solver"].get("batch_size"), data["output"]["shard_size"]
+        if batch is None or (shard is not None and batch >= shard):  # a batch is at most a shard
+            data["solver"].pop("batch_size", None)
         return data
 
     def to_json(self) -> str:
@@ -224,8 +229,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
         recipe = dataclasses.replace(recipe, problem=_build(family.Problem, problem, "problem."))
         recipe = dataclasses.replace(recipe, grid=family.check_grid(recipe.grid))
         check_limits(recipe)  # what the per-field rules cannot say: sizes and overflow
-        if recipe.output.shard_size is None:
-            recipe = _with_default_shard_size(recipe)
+        recipe = _with_sizes(recipe)
         check_memory(recipe)  # and whether it fits this machine
         family.check(recipe)
         from pdegen.recipe.ranks import check_across_ranks
@@ -248,12 +252,23 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
     return recipe
 
 
-def _with_default_shard_size(recipe: Recipe) -> Recipe:
-    """The recipe with `output.shard_size` chosen from its samples' stored size and count."""
-    from pdegen.recipe.sharding import shard_size_of
+def _with_sizes(recipe: Recipe) -> Recipe:
+    """The recipe with `output.shard_size` and `solver.batch_size` resolved
+    (`pdegen.recipe.sharding`); a batch named larger than a shard named is refused."""
+    from pdegen.recipe.sharding import resolved_sizes
 
-    size = shard_size_of(recipe)
-    return dataclasses.replace(recipe, output=dataclasses.replace(recipe.output, shard_size=size))
+    shard, batch = recipe.output.shard_size, recipe.solver.batch_size
+    if shard is not None and batch is not None and batch > shard:
+        raise RecipeError(
+            f"solver.batch_size: {batch} is more than output.shard_size: {shard} (a batch "
+            "never spans two shards: at most the shard size)"
+        )
+    shard, batch = resolved_sizes(recipe)
+    return dataclasses.replace(
+        recipe,
+        output=dataclasses.replace(recipe.output, shard_size=shard),
+        solver=dataclasses.replace(recipe.solver, batch_size=batch),
+    )
 
 
 def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""recipe -> plan -> batches on an engine -> shards -> index, resuming from finished shards."""
+"""recipe -> plan -> batches on an engine -> shards -> index, resuming from finished shards
+and from the finished batches (parts) of shards not yet merged."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ import numpy as np
 from pdegen.dataset.shards import (
     FAILURES_NAME,
     INDEX_NAME,
+    PARTS_DIR,
     atomic_path,
+    part_path,
     read_index,
     remove_finished_temporaries,
     remove_stale_temporaries,
@@ -29,6 +32,8 @@ from pdegen.dataset.statistics import finish, merge_all
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import Recipe
+from pdegen.recipe.sharding import resolved_sizes
+from pdegen.run.assemble import Assembler
 from pdegen.run.batch import solver_note
 from pdegen.run.engines import BatchFailure, Job, make_engine
 from pdegen.run.incidents import Incident, counts, lost_workers
@@ -89,35 +94,42 @@ class Summary:
 
 def _other_recipe_advice(directory: Path, recipe: Recipe) -> str:
     """What to do about a directory of another recipe. When its shards' recipe differs from
-    this one only in `output.shard_size` (a recipe without one gets it chosen, and the choice
-    changed once) or `solver.ranks_per_sample` (it changes the bits, so it is part of the
-    recipe), say which flags resume or reuse it."""
+    this one only in how it was cut (`output.shard_size`, `solver.batch_size`: a recipe
+    without them gets them chosen, and the choice changed twice) or in
+    `solver.ranks_per_sample` (it changes the bits, so it is part of the recipe), say which
+    flags resume or reuse it."""
     advice = "choose another --out, or delete it"
-    ours = recipe.to_dict()
-    for shard in sorted(directory.glob("shard-*.h5"))[:1]:
+    stored = sorted(directory.glob("shard-*.h5")) or sorted(directory.glob(f"{PARTS_DIR}/part-*"))
+    for shard in stored[:1]:
         try:
             with h5py.File(shard, "r") as f:
                 theirs = json.loads(f.attrs["recipe"])
-        except (OSError, KeyError, ValueError, TypeError):
+            their_cut = _cut_of(theirs)
+        except (OSError, KeyError, ValueError, TypeError, AttributeError):
             return advice
-        if not isinstance(theirs, dict):
+        mine = json.loads(recipe.to_json())
+        my_cut = _cut_of(mine)
+        if theirs != mine or their_cut == my_cut or their_cut[0] is None:
             return advice
-        size = theirs.get("output", {}).get("shard_size")
-        ranks = theirs.get("solver", {}).pop("ranks_per_sample", 1)  # left out at 1
-        mine = json.loads(json.dumps(ours))
-        mine.get("solver", {}).pop("ranks_per_sample", None)
-        flags = []
-        if isinstance(size, int) and size != ours["output"]["shard_size"]:
-            theirs["output"]["shard_size"] = ours["output"]["shard_size"]
-            flags.append((f"it was cut in batches of {size} samples", f"--shard-size {size}"))
-        if ranks != recipe.solver.ranks_per_sample:
+        (size, batch, ranks), flags = their_cut, []
+        if size != my_cut[0]:
+            flags.append((f"it was cut in shards of {size} samples", f"--shard-size {size}"))
+        if batch != my_cut[1] and not (batch == size != my_cut[0]):  # else --shard-size says it
+            flags.append((f"it was cut in batches of {batch} samples", f"--batch-size {batch}"))
+        if ranks != my_cut[2]:
             flags.append(
                 (f"it was solved by {ranks} rank(s) per sample", f"--ranks-per-sample {ranks}")
             )
-        if flags and theirs == mine:
-            said = " and ".join(why for why, _ in flags)
-            return f"{said}: rerun with {' '.join(flag for _, flag in flags)}"
+        said = " and ".join(why for why, _ in flags)
+        return f"{said}: rerun with {' '.join(flag for _, flag in flags)}"
     return advice
+
+
+def _cut_of(data: dict) -> tuple:
+    """(shard size, batch size, ranks per sample) taken out of a stored recipe's data, with
+    the defaults `Recipe.to_dict` leaves out (a batch the size of its shard, one rank)."""
+    size = data["output"].pop("shard_size")
+    return size, data["solver"].pop("batch_size", size), data["solver"].pop("ranks_per_sample", 1)
 
 
 def check_same_recipe(directory: Path, recipe: Recipe) -> None:
@@ -172,29 +184,42 @@ def prepare_directory(directory: Path, recipe: Recipe) -> None:
 
 def _plan_job(
     recipe: Recipe, directory: Path, retries: int, lock: DatasetLock
-) -> tuple[Job, dict[int, dict]]:
-    """Root only: take the dataset's lock, then the plan and which batches are already
-    complete (verified). File-system failures become one-line errors naming the path."""
+) -> tuple[Job, dict[int, dict], dict[int, dict]]:
+    """Root only: take the dataset's lock, then the plan, the shards already complete and
+    the finished parts of the others (each verified). File-system failures become one-line
+    errors naming the path."""
     prepare_directory(directory, recipe)
     try:
         lock.acquire()
         check_same_recipe(directory, recipe)  # again under the lock: a racing run may have won
         remove_stale_temporaries(directory)
+        remove_stale_temporaries(directory / PARTS_DIR)
         sha = recipe_sha256(recipe)
         plan = load_or_make_plan(directory, recipe, family_from_recipe(recipe))
         old = {}
         if (directory / INDEX_NAME).is_file():
             old = {e["batch"]: e for e in read_index(directory)["shards"]}
-        complete = {}
-        for batch, indices in enumerate(plan.batches):
-            entry = verified_entry(directory, batch, indices, sha, old.get(batch))
+        complete, parts = {}, {}
+        for shard, batches in enumerate(plan.shards):
+            indices = plan.shard_indices(shard)
+            entry = verified_entry(directory, shard, indices, sha, old.get(shard))
             if entry is not None:
-                complete[batch] = entry
+                complete[shard] = entry
+                for batch in batches if len(batches) > 1 else ():  # merged: parts are moot
+                    part_path(directory, batch).unlink(missing_ok=True)
+                continue
+            for batch in batches if len(batches) > 1 else ():
+                path = part_path(directory, batch)
+                entry = verified_entry(directory, batch, plan.batches[batch], sha, None, path)
+                if entry is not None:
+                    parts[batch] = entry
     except OSError as err:
         raise PdegenError(f"{directory}: {err.strerror or err} ({err.filename or ''})") from None
-    todo = [b for b in range(len(plan.batches)) if b not in complete]
+    todo = [
+        b for b in range(len(plan.batches)) if plan.shard_of(b) not in complete and b not in parts
+    ]
     # absolute: the workers of an external cluster run in directories of their own
-    return Job(recipe, directory.absolute(), plan, todo, sha, retries), complete
+    return Job(recipe, directory.absolute(), plan, todo, sha, retries), complete, parts
 
 
 def check_rank_share(recipe: Recipe, comm) -> None:
@@ -265,7 +290,7 @@ class RootFailure:
 
 
 def write_failure_report(
-    directory: Path, failed: list[BatchFailure], incidents: tuple[Incident, ...] = ()
+    directory: Path, plan: Plan, failed: list[BatchFailure], incidents: tuple[Incident, ...] = ()
 ) -> Path:
     """Every failed batch with its samples, attempts and the last attempt's full traceback,
     after what the run survived on the way."""
@@ -278,8 +303,10 @@ def write_failure_report(
         parts.append(f"\nthe run survived: {counts(incidents)}\n")
         parts += [f"  {incident.line()}\n" for incident in incidents]
     for failure in sorted(failed, key=lambda f: f.batch):
+        shard = plan.shard_of(failure.batch)
+        where = shard_name(shard) if plan.whole_shard(shard) else f"a part of {shard_name(shard)}"
         parts.append(
-            f"\n== batch {failure.batch} ({shard_name(failure.batch)}), samples "
+            f"\n== batch {failure.batch} ({where}), samples "
             f"{failure.indices}, {failure.attempts} attempts\n"
             f"{failure.traceback or failure.error}\n"
         )
@@ -310,6 +337,7 @@ def generate(
     solves only what is missing.
     """
     start = time.perf_counter()
+    recipe = with_cut(recipe)
     directory = Path(out) if out is not None else recipe.dataset_dir()
     lock = DatasetLock(directory)
     ranks = recipe.solver.ranks_per_sample
@@ -341,27 +369,33 @@ def generate(
             if runner.is_root:
                 raise root_error
             raise PdegenError(planned.message)
-        job, complete = planned
-        resumed = sum(len(job.plan.batches[b]) for b in complete)
+        job, complete, parts = planned
+        plan = job.plan
+        resumed = sum(len(plan.shard_indices(s)) for s in complete)
+        resumed += sum(len(plan.batches[b]) for b in parts)
         bar = Progress(
             recipe.samples, initial=resumed, label=recipe.name, enabled=progress and runner.is_root
         )
+        assembler = Assembler(directory, plan, complete, parts) if runner.is_root else None
+
+        def on_done(outcome) -> None:  # root only: every engine reports there
+            assembler.batch_done(outcome.batch, outcome.entry)
+            bar.advance(outcome.samples)
+
         try:
-            done, failed = runner.run(job, lambda outcome: bar.advance(outcome.samples))
+            done, failed = runner.run(job, on_done)
+            if runner.is_root:
+                assembler.finish()  # shards whose parts a resumed run found all finished
         finally:
             bar.close()
-            if runner.is_root:  # whatever happened: no writer's leftover of a finished shard
-                batches = range(len(job.plan.batches))
-                written = {b for b in batches if (directory / shard_name(b)).is_file()}
-                remove_finished_temporaries(directory, set(complete) | written)
-                remove_stale_temporaries(directory)
+            if runner.is_root:  # whatever happened: no writer's leftover of a finished file
+                _remove_leftovers(directory, plan, complete)
         if not runner.is_root:
             return None
         incidents = tuple(runner.incidents)
-        for outcome in done:
-            complete[outcome.entry["batch"]] = outcome.entry
+        assembler.raise_failures()
         if failed:
-            report = write_failure_report(directory, failed, incidents)
+            report = write_failure_report(directory, plan, failed, incidents)
             lines = "; ".join(f.line() for f in failed)
             raise PdegenError(
                 f"{len(failed)} of {len(job.plan.batches)} batches failed ({lines}); "
@@ -370,7 +404,7 @@ def generate(
         earlier = []
         if (directory / INDEX_NAME).is_file():  # a finished dataset run again: keep its record
             earlier = list(read_index(directory).get("incidents", []))
-        entries = [complete[b] for b in range(len(job.plan.batches))]
+        entries = [complete[shard] for shard in range(len(plan.shards))]
         fractions = recipe.output.splits.fractions()
         write_index(
             directory,
@@ -407,13 +441,52 @@ def generate(
     return dataclasses.replace(summary, notes=notes, incidents=incidents)
 
 
+def with_cut(recipe: Recipe) -> Recipe:
+    """`recipe` with `output.shard_size` and `solver.batch_size` resolved where a recipe built
+    in Python left them out (`recipe_from_dict` resolves them), so that the stored recipe,
+    and its hash, hold the cut the plan makes, whatever the defaults of a later version."""
+    if recipe.output.shard_size is not None and recipe.solver.batch_size is not None:
+        return recipe
+    shard_size, batch_size = resolved_sizes(recipe)
+    return recipe.replace(
+        output=dataclasses.replace(recipe.output, shard_size=shard_size),
+        solver=dataclasses.replace(recipe.solver, batch_size=batch_size),
+    )
+
+
+def _remove_leftovers(directory: Path, plan: Plan, complete: dict[int, dict]) -> None:
+    """Delete the writers' temporaries of every finished file, whichever host left them, and
+    this host's dead writers' others; the parts' directory once it is empty."""
+    shards = range(len(plan.shards))
+    written = {s for s in shards if (directory / shard_name(s)).is_file()}
+    remove_finished_temporaries(directory, set(complete) | written)
+    remove_stale_temporaries(directory)
+    parts = directory / PARTS_DIR
+    if parts.is_dir():
+        if len(complete) == len(plan.shards):  # every shard merged: any part is moot
+            for leftover in parts.glob("*part-*"):
+                leftover.unlink(missing_ok=True)
+        finished = [
+            b
+            for s, batches in enumerate(plan.shards)
+            for b in batches
+            if s in complete or part_path(directory, b).is_file()
+        ]
+        for batch in finished:
+            for tmp in parts.glob(f".{part_path(directory, batch).name}.tmp-*"):
+                tmp.unlink(missing_ok=True)
+        remove_stale_temporaries(parts)
+        with contextlib.suppress(OSError):
+            parts.rmdir()  # only when empty
+
+
 def idle_workers_note(batches: int, workers: int) -> str | None:
     """One line when a run had fewer batches to solve than workers (some had nothing to do)."""
     if not 0 < batches < workers:
         return None
     return (
         f"{batches} batch{'es' * (batches > 1)} for {workers} workers: "
-        f"{workers - batches} had nothing to do; a smaller output.shard_size (--shard-size) "
+        f"{workers - batches} had nothing to do; a smaller solver.batch_size (--batch-size) "
         "cuts more batches"
     )
 

@@ -1,12 +1,17 @@
-"""The global plan: which samples, in which order, cut into which batches.
+"""The global plan: which samples, in which order, cut into which shards and batches.
 
-The plan depends only on the recipe (samples, seed, ordering, shard size), never on who runs
-it, so any engine with any number of workers produces the same shards. It is written to
-plan.json in the dataset directory before solving starts and reused by a resumed run.
+The sorted chain is cut into shards of `output.shard_size` samples (the last one shorter),
+and each shard into as few batches of at most `solver.batch_size` as that allows, their
+samples shared out evenly (a shard of 250 with batches of at most 100: 83, 83 and 84). A
+batch is the unit of work; a shard of several batches is merged from their parts
+(`pdegen.run.assemble`). The plan depends only on the recipe, never on who runs it, so any
+engine with any number of workers produces the same shards. It is written to plan.json in
+the dataset directory before solving starts and reused by a resumed run.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -19,7 +24,7 @@ from pdegen.dataset.shards import atomic_path
 from pdegen.errors import PdegenError
 from pdegen.families import Family
 from pdegen.recipe.schema import Recipe
-from pdegen.recipe.sharding import shard_size_of
+from pdegen.recipe.sharding import resolved_sizes
 from solvers.ordering import chain_length, order_systems
 
 PLAN_NAME = "plan.json"
@@ -33,16 +38,40 @@ def recipe_sha256(recipe: Recipe) -> str:
 class Plan:
     recipe_sha256: str
     order: list[int]  # the solve chain: sample indices, neighbours similar
-    batches: list[list[int]]  # contiguous segments of the chain, one shard each
+    batches: list[list[int]]  # contiguous segments of the chain: the units of work
     ordering_seconds: float
     chain_length: float | None  # None: not ordered, not measured
+    #: the batch numbers of each shard, consecutive; None (a plan written before shards held
+    #: several batches): each batch is one shard
+    shards: list[list[int]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.shards is None:
+            self.shards = [[batch] for batch in range(len(self.batches))]
 
     def to_json(self) -> str:
-        return json.dumps(self.__dict__)
+        return json.dumps({f.name: getattr(self, f.name) for f in dataclasses.fields(self)})
 
     @classmethod
     def from_json(cls, text: str) -> Plan:
         return cls(**json.loads(text))
+
+    def shard_of(self, batch: int) -> int:
+        """The number of the shard that holds batch `batch`."""
+        return self._shard_of()[batch]
+
+    def _shard_of(self) -> list[int]:
+        if getattr(self, "_owners", None) is None:
+            self._owners = [s for s, batches in enumerate(self.shards) for _ in batches]
+        return self._owners
+
+    def shard_indices(self, shard: int) -> list[int]:
+        """The samples of shard `shard`, in its rows' order (its batches' in turn)."""
+        return [i for batch in self.shards[shard] for i in self.batches[batch]]
+
+    def whole_shard(self, shard: int) -> bool:
+        """Whether shard `shard` is one batch (written directly, no parts to merge)."""
+        return len(self.shards[shard]) == 1
 
 
 def make_plan(recipe: Recipe, family: Family) -> Plan:
@@ -64,9 +93,29 @@ def make_plan(recipe: Recipe, family: Family) -> Plan:
         order = order_systems(features, recipe.solver.ordering)
         length = chain_length(features, order)
     seconds = time.perf_counter() - start
-    size = shard_size_of(recipe)
-    batches = [order[i : i + size].tolist() for i in range(0, len(order), size)]
-    return Plan(recipe_sha256(recipe), order.tolist(), batches, seconds, length)
+    batches, shards = cut(order.tolist(), *resolved_sizes(recipe))
+    return Plan(recipe_sha256(recipe), order.tolist(), batches, seconds, length, shards)
+
+
+def chain_positions(count: int, batch_size: int) -> np.ndarray:
+    """Each row's position in its batch's chain, in a shard of `count` samples cut into
+    batches of at most `batch_size` (as `cut` cuts it): 0, 1, ... from each batch's start."""
+    batches, _ = cut(list(range(count)), max(count, 1), batch_size)
+    return np.concatenate([np.arange(len(b)) for b in batches] or [np.zeros(0)]).astype(np.int32)
+
+
+def cut(order: list[int], shard_size: int, batch_size: int) -> tuple[list, list]:
+    """(batches, shards): the chain `order` cut into shards of `shard_size` samples, each
+    shard into the fewest batches of at most `batch_size`, evenly (module notes)."""
+    batches, shards = [], []
+    for start in range(0, len(order), shard_size):
+        samples = order[start : start + shard_size]
+        pieces = -(-len(samples) // batch_size)
+        bounds = [k * len(samples) // pieces for k in range(pieces + 1)]
+        first = len(batches)
+        batches += [samples[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+        shards.append(list(range(first, len(batches))))
+    return batches, shards
 
 
 def read_plan(path: Path) -> Plan:
@@ -76,10 +125,14 @@ def read_plan(path: Path) -> Plan:
         plan = Plan.from_json(path.read_text())
         order = [int(i) for i in plan.order]
         chained = [int(i) for batch in plan.batches for i in batch]
+        owned = [int(b) for batches in plan.shards for b in batches]
         whole = (
             isinstance(plan.recipe_sha256, str)
             and sorted(order) == list(range(len(order)))
             and chained == order
+            and owned == list(range(len(plan.batches)))
+            and all(plan.shards)
+            and all(plan.batches)
         )
     except (OSError, UnicodeDecodeError) as err:
         raise PdegenError(f"{path}: cannot read the plan ({err})") from None

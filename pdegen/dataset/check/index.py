@@ -22,6 +22,7 @@ from pdegen.dataset.loader import check_format_version
 from pdegen.dataset.shards import (
     FAILURES_NAME,
     INDEX_NAME,
+    PARTS_DIR,
     shard_name,
 )
 from pdegen.errors import PdegenError
@@ -101,6 +102,13 @@ class IndexChecks:
                     "a temporary of an interrupted write (a resumed generate deletes it; "
                     "safe to delete when no generate runs)",
                 )
+            elif name == PARTS_DIR and path.is_dir():
+                self.add(
+                    "leftover",
+                    path,
+                    "the finished batches of shards not merged yet (an interrupted run; a "
+                    "resumed generate merges them, no batch is solved again)",
+                )
             elif name == FIGURES_DIR and path.is_dir():
                 for figure in sorted(path.iterdir()):
                     if not (figure.is_file() and figure.suffix == ".png"):
@@ -152,7 +160,8 @@ class IndexChecks:
                 continue
             try:
                 self.stored_recipe = json.loads(text)
-                self.recipe = recipe_from_dict(self.stored_recipe, f"{name}: recipe")
+                cut = _with_indexed_cut(self.stored_recipe, self.index["shards"])
+                self.recipe = recipe_from_dict(cut, f"{name}: recipe")
             except (PdegenError, ValueError) as err:
                 self.add("recipe", self.root / name, f"the stored recipe is not valid: {err}")
                 return
@@ -170,3 +179,17 @@ class IndexChecks:
         """Whether the writer knew output.splits (its stored recipe names them): only such a
         dataset has splits and field statistics in its index."""
         return "splits" in self.stored_recipe.get("output", {})
+
+
+def _with_indexed_cut(stored: dict, shards: list) -> dict:
+    """The stored recipe with the shard size it was cut by. A recipe built in Python was
+    stored without it (null) before `generate` resolved the cut (`pdegen.run.generate.
+    with_cut`), and was cut by the defaults of its day, one batch per shard: its first
+    shard's sample count says the size (resolving null by today's defaults would not)."""
+    output = stored.get("output") if isinstance(stored, dict) else None
+    if not isinstance(output, dict) or output.get("shard_size") is not None:
+        return stored
+    first = shards[0] if shards and isinstance(shards[0], dict) else {}
+    if not isinstance(first.get("indices"), list) or not first["indices"]:
+        return stored
+    return {**stored, "output": {**output, "shard_size": len(first["indices"])}}

@@ -28,6 +28,7 @@ from pdegen.dataset.shards import (
     file_sha256,
 )
 from pdegen.families import Sample
+from pdegen.run.plan import chain_positions
 from solvers.registry import METHODS, PRECONDITIONERS
 
 
@@ -236,10 +237,14 @@ class ShardChecks:
         (None when that column is not)."""
         stats = {name: f["stats"][name][()] for name in STATS_COLUMNS if f"stats/{name}" in good}
         samples = np.asarray(indices)
-        if "chain_position" in stats and not np.array_equal(
-            stats["chain_position"], np.arange(len(indices))
-        ):
-            self.add("stats", path, "stats/chain_position: not 0, 1, ... in row order")
+        positions = chain_positions(len(indices), self.recipe.solver.batch_size)
+        if "chain_position" in stats and not np.array_equal(stats["chain_position"], positions):
+            self.add(
+                "stats",
+                path,
+                "stats/chain_position: not 0, 1, ... in row order within each of the shard's "
+                f"batches (of at most {self.recipe.solver.batch_size} samples)",
+            )
         solves = self.family.solves_per_sample
         counts = stats.get("solves", np.full(samples.size, solves))
         if self.family.stops_early:  # a march to a steady state: at most that many

@@ -38,21 +38,21 @@ class DatasetChecks:
             if self.index.get(key) != value:
                 self.add("count", where, f"{key}: {self.index.get(key)!r}, the recipe: {value!r}")
         size = recipe.output.shard_size
-        batches = -(-recipe.samples // size)
-        if len(self.index["shards"]) != batches:
+        shards = -(-recipe.samples // size)
+        if len(self.index["shards"]) != shards:
             self.add(
                 "count",
                 where,
-                f"lists {len(self.index['shards'])} shards; {recipe.samples} samples in batches "
-                f"of {size} make {batches}",
+                f"lists {len(self.index['shards'])} shards; {recipe.samples} samples in shards "
+                f"of {size} make {shards}",
             )
         for shard in self.shards:
-            count, last = len(shard.entry["indices"]), shard.entry["batch"] == batches - 1
+            count, last = len(shard.entry["indices"]), shard.entry["batch"] == shards - 1
             if count > size or count < 1 or (count < size and not last):
                 self.add(
                     "count",
                     shard.path,
-                    f"holds {count} samples; batches hold {size} (the last one at most {size})",
+                    f"holds {count} samples; shards hold {size} (the last one at most {size})",
                 )
         seen = Counter(i for shard in self.shards for i in shard.entry["indices"])
         twice = sorted(i for i, n in seen.items() if n > 1)
@@ -145,7 +145,7 @@ class DatasetChecks:
                 )
 
     def _check_plan(self) -> None:
-        """plan.json, if present, belongs to this dataset and cuts the same batches."""
+        """plan.json, if present, belongs to this dataset and cuts the same shards."""
         path = self.root / PLAN_NAME
         if not path.exists():
             return
@@ -158,15 +158,16 @@ class DatasetChecks:
             self.add("plan", path, f"belongs to a different recipe than {INDEX_NAME}")
             return
         listed = [e.get("indices") if isinstance(e, dict) else None for e in self.index["shards"]]
-        if len(plan.batches) != len(listed):
-            self.add("plan", path, f"{len(plan.batches)} batches, {INDEX_NAME}: {len(listed)}")
-        for batch, (planned, indexed) in enumerate(zip(plan.batches, listed, strict=False)):
+        if len(plan.shards) != len(listed):
+            self.add("plan", path, f"{len(plan.shards)} shards, {INDEX_NAME}: {len(listed)}")
+        for shard, indexed in enumerate(listed[: len(plan.shards)]):
+            planned = plan.shard_indices(shard)
             if [int(i) for i in planned] != indexed:
                 self.add(
                     "plan",
                     path,
-                    f"batch {batch} holds samples [{listing(planned)}], {INDEX_NAME}'s "
-                    f"{shard_name(batch)}: [{listing(indexed or [])}]",
+                    f"shard {shard} holds samples [{listing(planned)}], {INDEX_NAME}'s "
+                    f"{shard_name(shard)}: [{listing(indexed or [])}]",
                 )
         for key in ("ordering_seconds", "chain_length"):
             if getattr(plan, key) != self.index.get(key):

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pdegen.dataset.shards import ShardWriter
+from pdegen.dataset.shards import ShardWriter, part_path
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import Recipe
 from pdegen.run.batch import shard_axes, solve_rows
@@ -66,11 +66,13 @@ class BatchFailure:
 
 @dataclass
 class BatchDone:
+    #: the index entry of the file it wrote: its shard's, or its part of a shard of several
     entry: dict[str, Any]
     seconds: float
     peak_rss_mib: float
     samples: int = 0
     worker: str = ""
+    batch: int = -1
     #: the errors of the attempts that failed before this one (in-process retries)
     retried_after: list[str] = field(default_factory=list)
 
@@ -85,11 +87,24 @@ class SampleError(RuntimeError):
         self.details = details
 
 
+def batch_file(job: Job, batch: int) -> tuple[int, Path | None]:
+    """(the number the file records, its path or None for the shard's own) of the file batch
+    `batch` writes: its shard, if the shard is this one batch, else its part of the shard
+    (`pdegen.dataset.parts`), merged by the root once the shard's batches are all done."""
+    shard = job.plan.shard_of(batch)
+    if job.plan.whole_shard(shard):
+        return shard, None
+    path = part_path(job.directory, batch)
+    path.parent.mkdir(exist_ok=True)
+    return batch, path
+
+
 def run_batch(job: Job, batch: int, group=None) -> BatchDone | None:
-    """Solve one batch and write its shard atomically (on whichever process runs this).
+    """Solve one batch and write its file atomically (on whichever process runs this): its
+    shard, or its part of a shard of several batches (`batch_file`).
 
     `group`: the PETSc communicator of the ranks that solve each sample together
-    (`pdegen.run.group`); all of them call this, the first writes the shard and gets the
+    (`pdegen.run.group`); all of them call this, the first writes the file and gets the
     outcome (its peak memory the largest of the group's), the others get None."""
     across = group is not None and group.getSize() > 1
     if across and group.getRank() != 0:
@@ -104,14 +119,16 @@ def run_batch(job: Job, batch: int, group=None) -> BatchDone | None:
     indices = job.plan.batches[batch]
     recipe = job.recipe
     family = family_from_recipe(recipe)
+    number, path = batch_file(job, batch)
     writer = ShardWriter(
         Path(job.directory),
-        batch,
+        number,
         len(indices),
         recipe.to_json(),
         shard_axes(family),
         recipe.output.dtype,
         recipe.output.compression,
+        path,
     )
     with writer:  # the rows go to the file as they are solved; renamed once complete
         try:
@@ -119,12 +136,12 @@ def run_batch(job: Job, batch: int, group=None) -> BatchDone | None:
                 from pdegen.run.group import solve_rows_across
 
                 content = solve_rows_across(
-                    recipe, batch, indices, writer.add, job.recipe_sha256, family, group
+                    recipe, number, indices, writer.add, job.recipe_sha256, family, group
                 )
             else:
                 content = solve_rows(
                     recipe,
-                    batch,
+                    number,
                     indices,
                     writer.add,
                     recipe_sha256=job.recipe_sha256,
@@ -134,7 +151,7 @@ def run_batch(job: Job, batch: int, group=None) -> BatchDone | None:
             raise SampleError(f"{type(err).__name__}: {err}", traceback.format_exc()) from err
         entry = writer.finish(content)
     peak = _group_peak(group)
-    return BatchDone(entry, time.perf_counter() - start, peak, len(indices))
+    return BatchDone(entry, time.perf_counter() - start, peak, len(indices), batch=batch)
 
 
 def _group_peak(group) -> float:
@@ -168,7 +185,7 @@ def run_with_retries(job: Job, batch: int) -> BatchDone | BatchFailure:
 def retried_incidents(done: list[BatchDone], where: str) -> list[Incident]:
     """One `Incident` per failed attempt of a batch that then succeeded in this process."""
     return [
-        Incident(BATCH_RETRIED, outcome.worker or where, error, (outcome.entry["batch"],))
+        Incident(BATCH_RETRIED, outcome.worker or where, error, (outcome.batch,))
         for outcome in done
         for error in outcome.retried_after
     ]

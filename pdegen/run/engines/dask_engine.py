@@ -4,8 +4,9 @@ Locally it starts a LocalCluster with one single-threaded worker *process* per c
 runs on COMM_SELF inside each worker, never in threads. With `scheduler` it connects to an
 existing cluster instead (dask-jobqueue on SLURM/PBS, dask-mpi, `dask scheduler` by hand);
 workers then need the dataset directory on a shared file system, since each writes its own
-shard. Failed tasks are retried by the scheduler (`retries`); a worker that dies has its task
-rescheduled and, past Dask's allowed-failures limit, reported as KilledWorker.
+shard or part of a shard. Failed tasks are retried by the scheduler (`retries`); a worker
+that dies has its task rescheduled and, past Dask's allowed-failures limit, reported as
+KilledWorker.
 
 Workers must be single-threaded: PETSc's options database, our KSP option prefixes and the
 BLAS thread limit (threadpoolctl) are per process, so two batches solving in threads of one
@@ -25,7 +26,6 @@ import time
 import traceback
 from collections.abc import Callable
 
-from pdegen.dataset.shards import shard_name
 from pdegen.errors import PdegenError
 from pdegen.run.engines.base import BatchDone, BatchFailure, Job, one_line, run_batch
 from pdegen.run.incidents import BATCH_RETRIED, WORKER_LOST, DeathRecorder, Incident
@@ -260,7 +260,7 @@ class DaskEngine:
             done.append(outcome)
             on_done(outcome)
         if self.scheduler and client.status != "running":
-            kept = sum((job.directory / shard_name(b)).is_file() for b in job.todo)
+            kept = len(done)
             raise PdegenError(
                 f"--scheduler {self.scheduler}: the connection to the Dask scheduler was lost "
                 f"mid-run ({kept} of {len(job.todo)} batches finished and kept); start the "

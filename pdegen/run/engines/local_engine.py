@@ -17,7 +17,7 @@ killer, or this engine's own memory watch, which kills a worker whose private me
 worker, up to `LOSS_LIMIT` losses per batch (Dask's allowed-failures), and each loss is an
 incident with its reason. A loss is charged to a batch only once its worker said it started
 it, so a worker that dies just after finishing one batch never costs the next. A worker
-writes its shard under a temporary name, so a lost one leaves nothing that counts.
+writes its shard (or part) under a temporary name, so a lost one leaves nothing that counts.
 
 Fork safety: PETSc runs on COMM_SELF in each worker (measured: a PETSc initialised before the
 fork solves correctly in the children; MPI transports that forbid fork after MPI_Init, such as
@@ -238,12 +238,11 @@ class LocalEngine:
                     while worker.batch is not None and (outcome := self._receive(worker)):
                         if outcome is STARTED:
                             continue
-                        if isinstance(outcome, BatchDone):
-                            done.append(outcome)
-                            on_done(outcome)
-                        else:
-                            failed.append(outcome)
+                        finished = isinstance(outcome, BatchDone)
+                        (done if finished else failed).append(outcome)
                         self._deal(worker, dealer)
+                        if finished:  # after dealing: a merge here keeps no worker waiting
+                            on_done(outcome)
                     if worker.process.sentinel in ready or not worker.process.is_alive():
                         worker.process.join()
                         replacement = self._lose(worker, job, dealer, lost, failed)

@@ -5,7 +5,9 @@ reason it could not, so that no rank waits for a plan that never comes); the bat
 do are dealt round-robin to the ranks, each solving on COMM_SELF. With
 `solver.ranks_per_sample` k > 1 the ranks form groups of k contiguous ranks, the batches are
 dealt round-robin to the groups, and a group's ranks solve every sample of its batches
-together (`pdegen.run.group`); the group's first rank writes the shard and reports it. A
+together (`pdegen.run.group`); the group's first rank writes the batch's file (its shard, or
+its part of a shard of several batches) and reports it. Rank 0 merges a shard's parts when
+it learns that the last is done, between its own batches (`pdegen.run.assemble`). A
 failure inside one rank of a group cannot be retried without the others, which may be waiting
 in a collective: it ends the job at once in one line (MPI_Abort), and a rerun resumes.
 Every finished batch is reported to rank 0 as it finishes (rank 0 reads these reports between
