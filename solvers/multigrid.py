@@ -87,6 +87,9 @@ class MGSettings:
     sweeps: int = 1
     cycle: str = "v"
     max_levels: int | None = None
+    #: what the unknowns are: the interior nodes of a node grid, or the cells of a
+    #: cell-centred one (`solvers.cells`)
+    layout: str = "nodes"
 
     def __post_init__(self) -> None:
         if self.smoother not in SMOOTHERS:
@@ -94,6 +97,8 @@ class MGSettings:
             raise ValueError(f"unknown smoother {self.smoother!r} (allowed: {allowed})")
         if self.cycle not in CYCLES:
             raise ValueError(f"unknown cycle {self.cycle!r} (allowed: {', '.join(CYCLES)})")
+        if self.layout not in ("nodes", "cells"):
+            raise ValueError(f"unknown layout {self.layout!r} (allowed: nodes, cells)")
         if self.sweeps < 1 or (self.max_levels is not None and self.max_levels < 1):
             raise ValueError("sweeps and max_levels must be at least 1")
 
@@ -342,13 +347,16 @@ def configure_multigrid(
     settings: MGSettings | None = None,
     dof: int = 1,
     build: Callable[..., GridHierarchy] | None = None,
+    coarsening: Callable[..., Coarsening] | None = None,
 ) -> tuple[GridHierarchy | None, str | None]:
     """`pc: mg` for the interior grid `shape`: (hierarchy, None), or, when the grid coarsens
     too little (`solvers.grids`), `FALLBACK_PC` on the same operator and (None, the note).
     `build(shape, max_levels, dof)` makes the hierarchy: this process's shared one by
-    default; across ranks, `solvers.distributed.DistributedHierarchy` on their communicator."""
+    default; across ranks, `solvers.distributed.DistributedHierarchy` on their communicator;
+    on a cell grid, `solvers.cells.shared_cell_hierarchy`. `coarsening(shape, max_levels)`:
+    its levels rule (`solvers.grids.coarsen` by default; `solvers.cells.coarsen_cells`)."""
     settings = settings or MGSettings()
-    plan = coarsen(shape, settings.max_levels)
+    plan = (coarsening or coarsen)(shape, settings.max_levels)
     if not plan.usable:
         pc.setType(FALLBACK_PC)
         return None, plan.note

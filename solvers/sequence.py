@@ -310,7 +310,13 @@ class ChainSolver:
     def _build_hierarchy(self, grid: tuple[int, ...]) -> None:
         from solvers.multigrid import configure_multigrid
 
-        build = None
+        build = coarsening = None
+        if self._multigrid is not None and self._multigrid.layout == "cells":
+            from solvers.cells import coarsen_cells, shared_cell_hierarchy
+
+            build, coarsening = shared_cell_hierarchy, coarsen_cells
+        if self.comm.getSize() > 1 and coarsening is not None:
+            raise ValueError("pc mg on a cell grid runs on one rank (no slab hierarchy of cells)")
         if self.comm.getSize() > 1:  # every level dealt over the ranks in slabs
             from solvers.distributed import DistributedHierarchy
 
@@ -318,7 +324,7 @@ class ChainSolver:
                 return DistributedHierarchy(shape, self.comm, max_levels, dof)
 
         self.hierarchy, fallback = configure_multigrid(
-            self._runner.pc, grid, self._multigrid, dof=self.block_size, build=build
+            self._runner.pc, grid, self._multigrid, self.block_size, build, coarsening
         )
         if fallback is not None:
             self.pc, self.note = FALLBACK_PC, fallback
