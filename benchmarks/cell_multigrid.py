@@ -7,10 +7,15 @@ walls) solved by CG + mg (Gauss-Seidel down, back up, V-cycle, Galerkin coarse o
 1e-8), 6 samples per grid, the median of the last 5 solves, each solution checked against
 scipy's direct solve:
 - on n cells (`cell_diffusion_operator`), with the hierarchy pdegen uses (`solvers.cells`:
-  the node rule on the cell centres) and with classic cell-centred coarsening (pairs of cells
+  the centres halved as nodes) and with classic cell-centred coarsening (pairs of cells
   merged, bilinear interpolation between coarse centres: built here, measured, not kept);
 - on the node grid of n + 1 points (n intervals, n - 1 interior unknowns), the neighbour a
-  node-grid user would pick. Writes benchmarks/results/cell_multigrid.md.
+  node-grid user would pick.
+
+Then `recipes/darcy.yaml` as a user runs it, `auto`'s choice, through the batch path a
+worker runs (`solve_rows`, best of 2 batches, seconds per sample after the first): n cells
+(`--set grid.layout=cells --set grid.n=n`) against the node grids of n + 1 and n points per axis.
+Writes benchmarks/results/cell_multigrid.md.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from unittest import mock
 
 import numpy as np
 import scipy.sparse.linalg as spl
+from auto_by3 import per_sample
 from tables import save
 
 from pdegen.discretisation.fields import gaussian_random_field, sample_rng
@@ -85,7 +91,7 @@ def solve(n: int, layout: str) -> tuple[list[int], float, str]:
 
 def main() -> None:
     lines = [
-        "| n | cells: pdegen (node rule on the centres) | cells: paired, bilinear | "
+        "| n | cells: pdegen (centres halved) | cells: paired, bilinear | "
         "nodes: n + 1 points | pdegen cells / nodes | paired / pdegen cells |",
         "|---|---|---|---|---|---|",
     ]
@@ -108,6 +114,25 @@ def main() -> None:
             f"| {n} | {cell(ours)} | {cell(paired)} | {cell(nodes)} | "
             f"{ours[1] / nodes[1]:.2f}x | {paired[1] / ours[1]:.2f}x |"
         )
+        print(lines[-1], flush=True)
+    lines += [
+        "",
+        "| darcy.yaml, `auto` | n cells | n + 1 points (n - 1 interior nodes) | n points | "
+        "cells / n + 1 points |",
+        "|---|---|---|---|---|",
+    ]
+    for n, samples in ((128, 12), (256, 8)):
+        runs = [
+            per_sample("darcy.yaml", [f"grid.n={n}", "grid.layout=cells"], samples, 2),
+            per_sample("darcy.yaml", [f"grid.n={n - 1}"], samples, 2),
+            per_sample("darcy.yaml", [f"grid.n={n - 2}"], samples, 2),
+        ]
+        data[f"darcy.yaml {n}"] = runs
+        cells_ = [
+            f"{r['ran']}: {r['seconds'] * 1e3:.1f} ms ({r['iterations']:.1f} it)" for r in runs
+        ]
+        ratio = runs[0]["seconds"] / runs[1]["seconds"]
+        lines.append(f"| {n} | " + " | ".join(cells_) + f" | {ratio:.2f}x |")
         print(lines[-1], flush=True)
     save("cell_multigrid", "\n".join(lines), data)
 

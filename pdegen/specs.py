@@ -112,6 +112,11 @@ class GridSpec:
     dim: int = rule(2, ge=1, le=3)
     periodic: bool | tuple[bool, ...] | None = None
     length: float | tuple[float, ...] = rule(1.0, gt=0.0)
+    #: where the values live on a bounded grid: `nodes` (n interior nodes per axis, the
+    #: boundary nodes stored with their Dirichlet values) or `cells` (n cells per axis, the
+    #: values at their centres, the walls on their outer faces); `Family.layouts` says which
+    #: a family takes, and None (left out) is the family's own
+    layout: Literal["nodes", "cells"] | None = None
 
     def per_axis(self, name: str) -> tuple:
         """`name`'s value for each of the `dim` axes (a single value applies to all)."""

@@ -6,19 +6,22 @@ the cells' outer faces (Dirichlet values there, not unknowns:
 
 **How it coarsens.** Along an axis the n centres are the interior nodes of a node grid whose
 first and last intervals are half as long (the walls are half a cell from the centres next to
-them). The hierarchy is the node grid's (`solvers.grids`, the levels rule: halve, divide by
-3, or halve unevenly, on n + 1 intervals) applied to those points: every coarse point is a
-fine point, the interpolation is linear at the points' true positions with the walls as
-points of value zero (`solvers.multigrid.linear_interpolation_1d`, positions in units of
-half a cell), the tensor product over the axes, and the coarse operators are PETSc's Galerkin
-products P^T A P, so it serves any operator on the grid, Darcy's jumping coefficients
-included. Examples: 128 cells (129 intervals = 3 x 43) -> 42 points, whose 42^2 level is
-factorised; 256 -> 128 (uneven) -> 42; 100 -> 50; 255 -> 127 -> 63 -> ... -> 1.
+them), and each level halves that node grid the way `solvers.grids` halves one: every other
+point, exactly where the intervals pair up, else every other point and the last ("uneven
+halving"), while an axis keeps at least `UNEVEN_MIN` points: 128 -> 64 -> 32 -> ... -> 2,
+100 -> 50 -> 25 -> 12 -> ... -> 1. Every coarse point is a fine point; the interpolation is
+linear at the points' true positions with the walls as points of value zero
+(`solvers.multigrid.linear_interpolation_1d`, positions in units of half a cell), the tensor
+product over the axes; the coarse operators are PETSc's Galerkin products P^T A P, so it
+serves any operator on the grid, Darcy's jumping coefficients included, with 9-point coarse
+stencils in 2D. The node grid's steps by 3 are not taken: on the centres they stopped 128
+at a 42^2 level after one step (11-12 CG iterations against 9 here) and left 64 with one
+level (GAMG instead, 2.6x slower); halving alone was faster at every size measured.
 
 **Why not cell-centred coarsening** (pairs of cells merged, bilinear interpolation from the
-coarse centres, 3/4 and 1/4): it converges in 8 CG iterations against 10-12 here, but its
+coarse centres, 3/4 and 1/4): it converges in 8 CG iterations against 9-10 here, but its
 coarse cells are not centred on fine ones, so each Galerkin coarse operator has 25 points in
-2D instead of 9, and a solve cost 1.2-1.4x this one's at 100^2 to 256^2 cells (measured,
+2D instead of 9, and a solve cost 1.35-1.7x more at 64^2 to 256^2 cells (measured,
 docs/benchmarks.md, "Multigrid on cell-centred grids"). Piecewise-constant interpolation
 keeps 5 points but took 38-56 CG iterations with V-cycles (18-21 with W-cycles), 2-3x slower.
 """
@@ -26,29 +29,12 @@ keeps 5 points but took 38-56 CG iterations with V-cycles (18-21 with W-cycles),
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
 
 import numpy as np
 from petsc4py import PETSc
 
-from solvers.grids import Coarsening, coarsen
+from solvers.grids import CellCoarsening, coarsen_cells
 from solvers.multigrid import Levels, coarser_positions, positions_interpolation
-
-
-@dataclass(frozen=True)
-class CellCoarsening(Coarsening):
-    """The point counts per axis of a cell grid's hierarchy, finest first (the finest: the
-    cells; `Coarsening`'s rule on them, its note in the cell grid's words)."""
-
-    @property
-    def note(self) -> str | None:
-        text = super().note
-        return None if text is None else text.replace("interior grid", "cell grid")
-
-
-def coarsen_cells(shape: tuple[int, ...], max_levels: int | None = None) -> CellCoarsening:
-    """The hierarchy of a grid of `shape` cells (module notes), at most `max_levels` levels."""
-    return CellCoarsening(coarsen(shape, max_levels).shapes)
 
 
 def cell_positions(shapes: tuple[tuple[int, ...], ...]) -> list[list[np.ndarray]]:

@@ -202,6 +202,37 @@ def _ratio(shape: tuple[int, ...]) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class CellCoarsening(Coarsening):
+    """The point counts per axis of a cell grid's hierarchy, finest first (the finest: the
+    cells), with its own note."""
+
+    @property
+    def note(self) -> str | None:
+        """One line saying why `pc: mg` falls back to GAMG, or None if it does not."""
+        if self.usable:
+            return None
+        text = "x".join(map(str, self.shapes[0]))
+        if min(self.shapes[-1]) >= UNEVEN_MIN:  # it would go on: max_levels stopped it
+            why = f"max_levels stops it at {self.levels} level(s)"
+        else:
+            why = f"an axis has fewer than {UNEVEN_MIN} cells, too few to halve"
+        return (
+            f"pc mg: the {text} cell grid coarsens too little ({why}; the coarsest level is "
+            f"factorised, at most {MAX_COARSEST[len(self.shapes[0])]} unknowns): running "
+            f"{FALLBACK_PC}"
+        )
+
+
+def coarsen_cells(shape: tuple[int, ...], max_levels: int | None = None) -> CellCoarsening:
+    """The hierarchy of a grid of `shape` cells (`solvers.cells`), at most `max_levels` levels:
+    the points halved, (n + 2) // 2 - 1 of n, while every axis has at least `UNEVEN_MIN`."""
+    shapes = [tuple(int(n) for n in shape)]
+    while (max_levels is None or len(shapes) < max_levels) and min(shapes[-1]) >= UNEVEN_MIN:
+        shapes.append(tuple((n + 2) // 2 - 1 for n in shapes[-1]))
+    return CellCoarsening(tuple(shapes))
+
+
 def infer_grid(size: int, first_row: list[int] | tuple[int, ...]) -> tuple[int, ...] | None:
     """The interior grid of a nearest-neighbour stencil matrix, read from its size and the
     columns of its first row, or None if they are not those of such a stencil.

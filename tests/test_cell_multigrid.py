@@ -44,13 +44,13 @@ def test_the_interpolation_is_linear_at_the_centres_with_zero_walls():
     """Along an axis, the interpolation is linear between the coarse points at the fine
     centres' true positions, the walls counting as points of value zero (np.interp)."""
     shapes = coarsen_cells((128, 128)).shapes
-    assert shapes == ((128, 128), (42, 42))  # 129 intervals: by 3
+    assert shapes[:3] == ((128, 128), (64, 64), (32, 32)) and shapes[-1] == (2, 2)
     fine, coarse = cell_positions(shapes)[:2]
     P = linear_interpolation_1d(fine[0], coarse[0])
     values = np.sin(coarse[0][1:-1] / 97.0)  # any coarse values
     expected = np.interp(fine[0][1:-1], coarse[0], np.concatenate([[0.0], values, [0.0]]))
     np.testing.assert_allclose(P @ values, expected, rtol=0, atol=1e-14)
-    assert set(np.diff(coarse[0])) == {5, 6}  # three fine intervals; by a wall one is a half
+    assert np.diff(coarse[0]).max() == 4  # at most two fine intervals per coarse one
     assert set(coarse[0]) <= set(fine[0])  # every coarse point a fine one, the walls kept
 
 
@@ -65,8 +65,8 @@ def test_cg_with_cell_multigrid_solves_darcy_in_few_iterations():
     )
     result = chain.solve(A, b)
     exact = spl.spsolve(A.tocsc(), b)
-    assert chain.pc == "mg" and result.converged and result.iterations <= 14
+    assert chain.pc == "mg" and result.converged and result.iterations <= 10
     assert np.linalg.norm(result.x - exact) <= 1e-6 * np.linalg.norm(exact)
-    small = ChainSolver("cg", pc="mg", grid=(64, 64), multigrid=MGSettings(layout="cells"))
-    small.solve(cell_diffusion_operator(np.ones((64, 64)), 1 / 64), np.ones(64 * 64))
+    small = ChainSolver("cg", pc="mg", grid=(2, 2), multigrid=MGSettings(layout="cells"))
+    small.solve(cell_diffusion_operator(np.ones((2, 2)), 1 / 2), np.ones(4))
     assert small.pc == "gamg" and "cell grid coarsens too little" in small.note

@@ -304,7 +304,8 @@ def field_changes(base: dict, family: str, rng: random.Random) -> list[Change]:
         }[leaf.kind]
         if leaf.kind in ("int", "float"):
             values = [*values, ("null", None, not leaf.optional)]
-        if leaf.kind == "bool" and leaf.optional:  # null: the family's own (grid.periodic)
+        if leaf.kind in ("bool", "choice") and leaf.optional:  # null: the family's own
+            # (grid.periodic, grid.layout)
             values = [v for v in values if v[1] is not None]
         if leaf.per_axis:  # a list may be a valid value per axis: refused or not, both fine
             values = [(lb, v, must and not isinstance(v, list)) for lb, v, must in values]

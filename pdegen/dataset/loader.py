@@ -154,8 +154,13 @@ class ShardDataset:
         families), or no point twice (periodic and cell-centred grids)."""
         from pdegen.families import FAMILIES  # declarations only: no solver is started
 
-        family = FAMILIES.get(str(self.attrs().get("family", "")))
-        return family is None or family.stores_boundary_nodes
+        attrs = self.attrs()
+        family = FAMILIES.get(str(attrs.get("family", "")))
+        try:  # a family with a choice of layout stores the recipe's (`grid.layout`)
+            layout = json.loads(attrs.get("recipe", "{}")).get("grid", {}).get("layout")
+        except (ValueError, AttributeError, TypeError):
+            layout = None
+        return family is None or (family.stores_boundary_nodes and layout != "cells")
 
     def _selection(self, name: str, row: int) -> tuple:
         _, labels = self._shapes[name]

@@ -74,6 +74,13 @@ class Family(SolverChoice, abc.ABC):
     #: its stored fields include the boundary nodes, holding the Dirichlet values
     #: (`boundary_values`, which `check` verifies); False for periodic and cell-centred grids
     stores_boundary_nodes: ClassVar[bool] = True
+    #: the `grid.layout`s a recipe may name, its default first (what a recipe that leaves
+    #: it out gets): the node grid; both for a family that also solves on cells
+    #: (`use_cells`); "cells" alone for the families whose own grid is cell-centred
+    #: (PDEBench's and The Well's); the periodic families' points j L / n count as nodes
+    layouts: ClassVar[tuple[str, ...]] = ("nodes",)
+    #: whether `use_cells` moved this instance from the node grid to the cell grid
+    on_cells: bool = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -87,7 +94,23 @@ class Family(SolverChoice, abc.ABC):
 
     @classmethod
     def from_recipe(cls, recipe) -> Family:
-        return cls(recipe.grid.n, recipe.grid.dim, recipe.problem)
+        family = cls(recipe.grid.n, recipe.grid.dim, recipe.problem)
+        if recipe.grid.layout == "cells" and cls.layouts[0] != "cells":  # a choice, not its own
+            family.use_cells()
+        return family
+
+    def use_cells(self) -> None:
+        """Make this instance cell-centred (`grid.layout: cells`): n cells per axis of the
+        unit square or cube, h = 1/n, the values at the centres (i + 1/2) h, the walls on the
+        cells' outer faces; the stored fields are the n^d centres, with no boundary nodes
+        (so `pdegen check` verifies no boundary values there, and the loader's stride reads
+        every stride-th centre). The family's own operator follows `self.on_cells`."""
+        if "cells" not in self.layouts or self.layouts[0] == "cells":
+            raise ValueError(f"{self.name} has no choice of a cell-centred layout")
+        self.on_cells = True
+        self.h = 1.0 / self.n
+        self.x = (np.arange(self.n) + 0.5) * self.h
+        self.stores_boundary_nodes = False  # this instance's: the class keeps the node grid's
 
     @classmethod
     def check_grid(cls, grid: GridSpec) -> GridSpec:
@@ -112,6 +135,13 @@ class Family(SolverChoice, abc.ABC):
             raise RecipeError(
                 f"grid.periodic: {show(grid.periodic)} is not allowed: {cls.name} is {kind} "
                 f"(allowed: {str(cls.periodic).lower()}, or leave it out)"
+            )
+        if grid.layout is None:
+            grid = dataclasses.replace(grid, layout=cls.layouts[0])
+        if grid.layout not in cls.layouts:
+            raise RecipeError(
+                f"grid.layout: {grid.layout!r} is not allowed for {cls.name} (allowed: "
+                f"{', '.join(cls.layouts)}, or leave it out)"
             )
         if not cls.any_length and any(length != 1.0 for length in grid.lengths):
             raise RecipeError(
@@ -183,12 +213,20 @@ class Family(SolverChoice, abc.ABC):
 
     @property
     def grid_shape(self) -> tuple[int, ...]:
-        return (self.n + 2,) * self.dim
+        """The stored fields' shape: every node, the boundary's included, or every cell."""
+        return (self.n,) * self.dim if self.on_cells else (self.n + 2,) * self.dim
 
     @property
     def interior_shape(self) -> tuple[int, ...]:
         """The unknowns as an array: the interior nodes, C order (what `pc: mg` coarsens)."""
         return (self.n,) * self.dim
+
+    def coarsening(self):
+        """The multigrid levels `pc: mg` builds on this grid (`solvers.grids`): the node
+        grid's levels rule, or on cells `coarsen_cells`; its `note` says a fallback."""
+        from solvers.grids import coarsen, coarsen_cells
+
+        return (coarsen_cells if self.on_cells else coarsen)(self.interior_shape)
 
     @property
     def unknowns(self) -> int:
@@ -229,7 +267,8 @@ class Family(SolverChoice, abc.ABC):
         return spec.scale * np.exp(field_)
 
     def interior(self, array: np.ndarray) -> np.ndarray:
-        return array[(slice(1, -1),) * self.dim]
+        """The unknowns' part of a field on the grid: its interior nodes, or every cell."""
+        return array if self.on_cells else array[(slice(1, -1),) * self.dim]
 
     def right_hand_side(self, f: np.ndarray | float, g: np.ndarray | float, lift) -> np.ndarray:
         """f at the interior nodes plus `lift(g)`, the Dirichlet values' contribution (skipped
@@ -284,6 +323,8 @@ class Family(SolverChoice, abc.ABC):
 
     def solution_field(self, sample: Sample, x: np.ndarray) -> np.ndarray:
         """The solution on the full node grid, Dirichlet values on the boundary."""
+        if self.on_cells:  # the walls hold the Dirichlet values; the centres are all unknowns
+            return np.array(x).reshape(self.grid_shape)
         u = np.array(np.broadcast_to(self.boundary_values(sample), self.grid_shape))
         u[(slice(1, -1),) * self.dim] = x.reshape((self.n,) * self.dim)
         return u
@@ -297,11 +338,17 @@ class Family(SolverChoice, abc.ABC):
 
     def grid_words(self) -> str:
         """The grid in a few words, for the card's first line."""
-        return f"{'×'.join(map(str, self.grid_shape))} node grid"
+        return f"{'×'.join(map(str, self.grid_shape))} {'cell' if self.on_cells else 'node'} grid"
 
     def describe_domain(self) -> str:
         """The card's domain sentence."""
         shape = {1: "interval", 2: "square", 3: "cube"}[self.dim]
+        if self.on_cells:
+            return (
+                f"Domain: the unit {shape}, {self.n} cells per axis (h = 1/{self.n}), fields "
+                "stored at the cell centres (i + 1/2) h; the walls, where the Dirichlet "
+                "values hold, lie on the outer cells' faces."
+            )
         return (
             f"Domain: the unit {shape}, {self.n + 2} nodes per axis including the boundary "
             f"(spacing h = 1/{self.n + 1}), fields stored at every node with their boundary "
@@ -311,7 +358,8 @@ class Family(SolverChoice, abc.ABC):
     def describe_discretisation(self) -> str:
         """The card's discretisation paragraph: the family's `discretisation`, and for a
         trajectory its time stepping (scheme, step, frames), read from `time_stepping`."""
-        text = f"Discretisation: {self.discretisation}."
+        said = getattr(self, "discretisation_on_cells", None) if self.on_cells else None
+        text = f"Discretisation: {said or self.discretisation}."
         stepping = self.time_stepping
         if stepping is None:
             return text

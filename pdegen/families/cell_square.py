@@ -23,6 +23,7 @@ class CellCentredSquare:
     grid_dims = (2,)
     any_length = True
     stores_boundary_nodes = False
+    layouts = ("cells",)  # its own grid is cell-centred
 
     n: int
     dim: int

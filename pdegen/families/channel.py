@@ -86,6 +86,7 @@ class Channel(ProjectionMarch, Family):
     Problem = ChannelProblem
     grid_dims = (2,)
     stores_boundary_nodes = False
+    layouts = ("cells",)  # its own grid is cell-centred
     inputs = {"obstacle": FieldAxes(dims=(2,))}
     outputs = {
         "velocity_x": FieldAxes(time=True, dims=(2,)),

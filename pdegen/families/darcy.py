@@ -13,7 +13,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
-from pdegen.discretisation.operators import DiffusionMatrix, boundary_lift, diffusion_operator
+from pdegen.discretisation.operators import (
+    DiffusionMatrix,
+    boundary_lift,
+    cell_diffusion_operator,
+    diffusion_operator,
+)
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.specs import CoefficientSpec, nested
 
@@ -31,6 +36,14 @@ class Darcy(Family):
         "stencil of -div(a grad u) with harmonic means of the coefficient at cell faces "
         "(`pdegen/discretisation/operators.py`), u = 0 on the boundary nodes"
     )
+    #: on `grid.layout: cells` (`Family.use_cells`)
+    discretisation_on_cells = (
+        "second-order finite volumes on the cell-centred grid: the conservative (2d+1)-point "
+        "stencil of -div(a grad u) with harmonic means of the neighbouring cells' coefficients "
+        "at their shared faces and u = 0 on the walls, half a cell from the outer centres "
+        "(`pdegen/discretisation/operators.py`, `cell_diffusion_operator`)"
+    )
+    layouts = ("nodes", "cells")
     Problem = DarcyProblem
     inputs = {"coefficient": FieldAxes()}
     # measured: docs/benchmarks.md, "Recycling against baselines"
@@ -51,6 +64,11 @@ class Darcy(Family):
     ) -> tuple[sp.csr_matrix, np.ndarray]:
         """System for explicit nodal fields on the full node grid: coefficient a, source f
         (read at interior nodes) and Dirichlet values g (read at boundary nodes)."""
+        if self.on_cells:  # u = 0 on the walls: g has no place on a cell grid
+            if np.any(np.asarray(g) != 0.0):
+                raise ValueError("Dirichlet values on a cell grid: the walls hold u = 0 only")
+            A = cell_diffusion_operator(self._coefficient_on_grid(a), self.h)
+            return A, self.right_hand_side(f, 0.0, None)
         A, faces = diffusion_operator(self._coefficient_on_grid(a), self.h)
         return A, self.right_hand_side(f, g, lambda g: boundary_lift(faces, g, self.h))
 
@@ -65,13 +83,16 @@ class Darcy(Family):
         """`system`'s matrix as one that fills the solver's Mat in place (u = 0 on the
         boundary, so the right-hand side needs no face coefficients). A subclass that
         changes `system` gets its own."""
-        if type(self).system is not Darcy.system:
+        if type(self).system is not Darcy.system or self.on_cells:
             return self.system(sample)
         a = self._coefficient_on_grid(sample.inputs["coefficient"])
         return DiffusionMatrix(a, self.h), self.right_hand_side(self.problem.source, 0.0, None)
 
     def diffusion_system(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
-        """(a, b) of `system`, for a sample solved across ranks (`Family.diffusion_system`)."""
+        """(a, b) of `system`, for a sample solved across ranks (`Family.diffusion_system`);
+        the node grid's only (a cell grid is solved on one rank: `pdegen.recipe.ranks`)."""
+        if self.on_cells:
+            raise ValueError("a cell-centred Darcy sample is solved on one rank")
         a = self._coefficient_on_grid(sample.inputs["coefficient"])
         return a, self.right_hand_side(self.problem.source, 0.0, None)
 

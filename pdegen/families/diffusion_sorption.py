@@ -80,6 +80,7 @@ class DiffusionSorption(NewtonFamily):
     auto_solvers = {1: ("direct", "lu")}
     iterative_pc = "ilu"
     stores_boundary_nodes = False
+    layouts = ("cells",)  # its own grid is cell-centred
 
     def __init__(self, n: int, dim: int, problem: DiffusionSorptionProblem):
         self.n, self.dim, self.problem = n, dim, problem

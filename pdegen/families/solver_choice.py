@@ -194,7 +194,9 @@ class SolverChoice:
         smoother = self.multigrid_smoother
         if isinstance(smoother, dict):
             smoother = smoother[self.dim]
-        return MGSettings(smoother=smoother)
+        return MGSettings(
+            smoother=smoother, layout="cells" if getattr(self, "on_cells", False) else "nodes"
+        )
 
 
 def _why_not(cls: type[SolverChoice], entry: Method | Preconditioner) -> str:

@@ -47,6 +47,11 @@ def check_across_ranks(recipe: Recipe, family_cls: type[Family]) -> None:
             f"{where}: {family_cls.name} solves each sample on one rank; one sample across "
             f"several ranks runs for {', '.join(able)} (allowed here: 1)"
         )
+    if recipe.grid.layout == "cells":
+        raise RecipeError(
+            f"{where}: a cell-centred grid (grid.layout: cells) is solved on one rank per "
+            "sample (allowed here: 1)"
+        )
     planes = recipe.grid.n
     if planes is not None and ranks > planes:
         raise RecipeError(

@@ -221,7 +221,7 @@ def smallest_ranks(recipe, share: float) -> int | None:
     count fits (the whole-sample part alone is too large). Solved for directly: the shared
     part falls as 1 / k, the rest does not."""
     family = family_from_recipe(recipe)
-    if not family.solves_across_ranks():
+    if not family.solves_across_ranks() or family.on_cells:  # cells: one rank a sample
         return None
     at_two = estimate(_with_ranks(recipe, 2))
     whole = sum(p.bytes for p in at_two.batch if not p.divided)

@@ -69,14 +69,18 @@ class Recipe:
     output: OutputSpec = dataclasses.field(default_factory=OutputSpec)
 
     def to_dict(self) -> dict[str, Any]:
-        """The recipe as plain data. `solver.ranks_per_sample` is left out at its default
-        (1), and `solver.batch_size` where it is `output.shard_size` or more (each shard one batch,
-        as every dataset was cut before the two were told apart), so that recipes written
-        before they existed keep their hash and their datasets still resume; any other value is
-        kept, since it changes the bits (`pdegen.run.group`, `pdegen.run.plan`)."""
+        """The recipe as plain data. Left out at their defaults: `solver.ranks_per_sample`
+        (1), `grid.layout` (the family's own), and `solver.batch_size` where it is
+        `output.shard_size` or more (each shard one batch, as every dataset was cut before
+        the two were told apart), so that recipes written before they existed keep their
+        hash and their datasets still resume; any other value is kept, since it changes the
+        bits (`pdegen.run.group`, `pdegen.run.plan`)."""
         data = dataclasses.asdict(self)
         if data["solver"].get("ranks_per_sample") == 1:
             del data["solver"]["ranks_per_sample"]
+        family = FAMILIES.get(self.family)
+        if data["grid"].get("layout") in (None, family.layouts[0] if family else "nodes"):
+            data["grid"].pop("layout", None)  # the family's own, left out: hashes as before
         batch, shard = data["solver"].get("batch_size"), data["output"]["shard_size"]
         if batch is None or (shard is not None and batch >= shard):  # a batch is at most a shard
             data["solver"].pop("batch_size", None)

@@ -18,7 +18,6 @@ import numpy as np
 from pdegen.dataset.shards import ShardContent
 from pdegen.families import Family, family_from_recipe
 from pdegen.recipe.schema import Recipe
-from solvers.grids import coarsen
 from solvers.kernels import single_threaded_blas
 from solvers.registry import METHODS, PRECONDITIONERS
 from solvers.sequence import ChainSolver, SolveResult
@@ -103,13 +102,13 @@ def solver_note(recipe: Recipe, family: Family | None = None) -> str | None:
         method, pc = solver_across_ranks(family, recipe.solver.method, recipe.solver.pc, ranks)
         _, note = parallel_solver(method, pc, ranks)
         runs = f"each sample solved by {ranks} ranks together with {method} + {pc}"
-        coarse = coarsen(family.interior_shape).note if pc == "mg" else None
+        coarse = family.coarsening().note if pc == "mg" else None
         return "; ".join(part for part in (runs, note, coarse) if part)
     method, pc = family.resolve_for(recipe.solver.method, recipe.solver.pc)
     entry = PRECONDITIONERS[pc]
     if not entry.geometric or METHODS[method].direct:
         return None
-    return coarsen(family.interior_shape).note
+    return family.coarsening().note
 
 
 def _declared(family: Family, kind: str, names: tuple[str, ...], got: dict) -> None:
