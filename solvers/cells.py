@@ -34,19 +34,15 @@ import numpy as np
 from petsc4py import PETSc
 
 from solvers.grids import CellCoarsening, coarsen_cells
-from solvers.multigrid import Levels, coarser_positions, positions_interpolation
+from solvers.multigrid import Levels, hierarchy_positions, positions_interpolation
 
 
 def cell_positions(shapes: tuple[tuple[int, ...], ...]) -> list[list[np.ndarray]]:
     """Per level and axis, the points the interpolation reads, walls included, in units of
     half the finest cell: the walls 0 and 2 n around the centres 1, 3, ..., 2 n - 1 on the
-    finest level, each coarser level a subset (`solvers.multigrid.coarser_positions`)."""
-    positions = [[np.concatenate([[0], np.arange(1, 2 * n, 2), [2 * n]]) for n in shapes[0]]]
-    for coarse in shapes[1:]:
-        positions.append(
-            [coarser_positions(p, c + 1) for p, c in zip(positions[-1], coarse, strict=True)]
-        )
-    return positions
+    finest level, each coarser level a subset (`solvers.multigrid.hierarchy_positions`)."""
+    walls_and_centres = [np.concatenate([[0], np.arange(1, 2 * n, 2), [2 * n]]) for n in shapes[0]]
+    return hierarchy_positions(shapes, walls_and_centres)
 
 
 class CellHierarchy(Levels):

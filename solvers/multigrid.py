@@ -193,10 +193,14 @@ def coarser_positions(positions: np.ndarray, coarse_cells: int) -> np.ndarray:
     return np.concatenate([positions[0:-1:2], positions[-1:]])
 
 
-def hierarchy_positions(shapes: tuple[tuple[int, ...], ...]) -> list[list[np.ndarray]]:
+def hierarchy_positions(
+    shapes: tuple[tuple[int, ...], ...], finest: list[np.ndarray] | None = None
+) -> list[list[np.ndarray]]:
     """Node positions (ends included, in units of the finest spacing) per level and axis of
-    a hierarchy whose interior shapes are `shapes`, finest first (`coarser_positions`)."""
-    positions = [[np.arange(n + 2) for n in shapes[0]]]
+    a hierarchy whose interior shapes are `shapes`, finest first (`coarser_positions`).
+    `finest`: the finest level's positions per axis where they are not the uniform nodes
+    0 .. n + 1 (a cell grid's centres between its walls: `solvers.cells`)."""
+    positions = [finest or [np.arange(n + 2) for n in shapes[0]]]
     for coarse in shapes[1:]:
         positions.append(
             [coarser_positions(p, c + 1) for p, c in zip(positions[-1], coarse, strict=True)]

@@ -14,7 +14,6 @@ the numbers `describe_shard` and `pdegen check` recompute from the file batch by
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import h5py
 import numpy as np
 
 from pdegen.dataset.shards import FORMAT_VERSION, atomic_path, shard_entry_of
-from pdegen.dataset.statistics import merge
+from pdegen.dataset.statistics import merge_all
 
 FIELD_GROUPS = ("inputs", "outputs")
 #: per-sample columns, concatenated in row order; the grid is every part's and copied once
@@ -69,10 +68,7 @@ def merge_parts(
                 out.attrs[key] = value
             out.attrs["format_version"] = FORMAT_VERSION
             out.attrs["batch"] = number
-        moments = {
-            name: functools.reduce(merge, [entry["field_stats"][name] for entry in entries])
-            for name in entries[0]["field_stats"]
-        }
+        moments = merge_all(entry["field_stats"] for entry in entries)
         indices = [i for entry in entries for i in entry["indices"]]
         entry = shard_entry_of(tmp, path.name, number, indices, moments)
     for part in parts:

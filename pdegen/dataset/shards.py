@@ -74,15 +74,15 @@ def remove_stale_temporaries(directory: Path) -> int:
     return removed
 
 
-def remove_finished_temporaries(directory: Path, batches: set[int] | dict[int, Any]) -> int:
-    """Delete every writer's temporary of a shard that is finished (its batch is in
-    `batches`), whichever host or process wrote it: a writer that died mid-batch (a Dask
-    worker killed on another host, whose pid cannot be checked from here) leaves one, and the
-    batch was then written again, whole, by another. Run by the root under the dataset's lock
-    after the batches are done, so that a finished run leaves nothing behind."""
+def remove_finished_temporaries(finished: list[Path]) -> int:
+    """Delete every writer's temporary of each `finished` file (a shard, or a batch's part),
+    whichever host or process wrote it: a writer that died mid-batch (a Dask worker killed
+    on another host, whose pid cannot be checked from here) leaves one, and the batch was
+    then written again, whole, by another. Run by the root under the dataset's lock after the
+    batches are done, so that a finished run leaves nothing behind."""
     removed = 0
-    for batch in batches:
-        for tmp in Path(directory).glob(f".{shard_name(batch)}.tmp-*"):
+    for path in finished:
+        for tmp in Path(path).parent.glob(f".{Path(path).name}.tmp-*"):
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -259,7 +259,7 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
 def _with_sizes(recipe: Recipe) -> Recipe:
     """The recipe with `output.shard_size` and `solver.batch_size` resolved
     (`pdegen.recipe.sharding`); a batch named larger than a shard named is refused."""
-    from pdegen.recipe.sharding import resolved_sizes
+    from pdegen.recipe.sharding import with_resolved_sizes
 
     shard, batch = recipe.output.shard_size, recipe.solver.batch_size
     if shard is not None and batch is not None and batch > shard:
@@ -267,12 +267,7 @@ def _with_sizes(recipe: Recipe) -> Recipe:
             f"solver.batch_size: {batch} is more than output.shard_size: {shard} (a batch "
             "never spans two shards: at most the shard size)"
         )
-    shard, batch = resolved_sizes(recipe)
-    return dataclasses.replace(
-        recipe,
-        output=dataclasses.replace(recipe.output, shard_size=shard),
-        solver=dataclasses.replace(recipe.solver, batch_size=batch),
-    )
+    return with_resolved_sizes(recipe)
 
 
 def apply_settings(data: dict[str, Any], settings: list[str]) -> dict[str, Any]:

@@ -75,6 +75,20 @@ def resolved_sizes(recipe) -> tuple[int, int]:
     return shard_size, min(batch_size, shard_size)
 
 
+def with_resolved_sizes(recipe):
+    """`recipe` with `output.shard_size` and `solver.batch_size` as `resolved_sizes` gives
+    them: what recipe loading stores, and what `generate` stores for a recipe built in
+    Python, so that the stored recipe and its hash hold the cut the plan makes."""
+    import dataclasses
+
+    shard_size, batch_size = resolved_sizes(recipe)
+    return dataclasses.replace(
+        recipe,
+        output=dataclasses.replace(recipe.output, shard_size=shard_size),
+        solver=dataclasses.replace(recipe.solver, batch_size=batch_size),
+    )
+
+
 def shard_size_of(recipe) -> int:
     """`output.shard_size`, chosen here when the recipe was built without one (a `Recipe`
     made in Python rather than through `recipe_from_dict`, which resolves it)."""

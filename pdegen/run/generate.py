@@ -32,7 +32,7 @@ from pdegen.dataset.statistics import finish, merge_all
 from pdegen.errors import PdegenError
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import Recipe
-from pdegen.recipe.sharding import resolved_sizes
+from pdegen.recipe.sharding import with_resolved_sizes
 from pdegen.run.assemble import Assembler
 from pdegen.run.batch import solver_note
 from pdegen.run.engines import BatchFailure, Job, make_engine
@@ -205,14 +205,12 @@ def _plan_job(
             entry = verified_entry(directory, shard, indices, sha, old.get(shard))
             if entry is not None:
                 complete[shard] = entry
-                for batch in batches if len(batches) > 1 else ():  # merged: parts are moot
-                    part_path(directory, batch).unlink(missing_ok=True)
-                continue
-            for batch in batches if len(batches) > 1 else ():
+            for batch in () if plan.whole_shard(shard) else batches:
                 path = part_path(directory, batch)
-                entry = verified_entry(directory, batch, plan.batches[batch], sha, None, path)
-                if entry is not None:
-                    parts[batch] = entry
+                if shard in complete:  # merged already: its parts, if any are left, are moot
+                    path.unlink(missing_ok=True)
+                elif part := verified_entry(directory, batch, plan.batches[batch], sha, None, path):
+                    parts[batch] = part
     except OSError as err:
         raise PdegenError(f"{directory}: {err.strerror or err} ({err.filename or ''})") from None
     todo = [
@@ -337,7 +335,7 @@ def generate(
     solves only what is missing.
     """
     start = time.perf_counter()
-    recipe = with_cut(recipe)
+    recipe = with_resolved_sizes(recipe)  # a recipe built in Python stores its cut too
     directory = Path(out) if out is not None else recipe.dataset_dir()
     lock = DatasetLock(directory)
     ranks = recipe.solver.ranks_per_sample
@@ -441,43 +439,25 @@ def generate(
     return dataclasses.replace(summary, notes=notes, incidents=incidents)
 
 
-def with_cut(recipe: Recipe) -> Recipe:
-    """`recipe` with `output.shard_size` and `solver.batch_size` resolved where a recipe built
-    in Python left them out (`recipe_from_dict` resolves them), so that the stored recipe,
-    and its hash, hold the cut the plan makes, whatever the defaults of a later version."""
-    if recipe.output.shard_size is not None and recipe.solver.batch_size is not None:
-        return recipe
-    shard_size, batch_size = resolved_sizes(recipe)
-    return recipe.replace(
-        output=dataclasses.replace(recipe.output, shard_size=shard_size),
-        solver=dataclasses.replace(recipe.solver, batch_size=batch_size),
-    )
-
-
 def _remove_leftovers(directory: Path, plan: Plan, complete: dict[int, dict]) -> None:
     """Delete the writers' temporaries of every finished file, whichever host left them, and
     this host's dead writers' others; the parts' directory once it is empty."""
-    shards = range(len(plan.shards))
-    written = {s for s in shards if (directory / shard_name(s)).is_file()}
-    remove_finished_temporaries(directory, set(complete) | written)
+    shards = [directory / shard_name(s) for s in range(len(plan.shards))]
+    parts = [part_path(directory, b) for b in range(len(plan.batches))]
+    finished = [path for s, path in enumerate(shards) if s in complete or path.is_file()]
+    finished += [
+        path for b, path in enumerate(parts) if plan.shard_of(b) in complete or path.is_file()
+    ]
+    remove_finished_temporaries(finished)
     remove_stale_temporaries(directory)
-    parts = directory / PARTS_DIR
-    if parts.is_dir():
+    parts_dir = directory / PARTS_DIR
+    if parts_dir.is_dir():
         if len(complete) == len(plan.shards):  # every shard merged: any part is moot
-            for leftover in parts.glob("*part-*"):
+            for leftover in parts_dir.glob("*part-*"):
                 leftover.unlink(missing_ok=True)
-        finished = [
-            b
-            for s, batches in enumerate(plan.shards)
-            for b in batches
-            if s in complete or part_path(directory, b).is_file()
-        ]
-        for batch in finished:
-            for tmp in parts.glob(f".{part_path(directory, batch).name}.tmp-*"):
-                tmp.unlink(missing_ok=True)
-        remove_stale_temporaries(parts)
+        remove_stale_temporaries(parts_dir)
         with contextlib.suppress(OSError):
-            parts.rmdir()  # only when empty
+            parts_dir.rmdir()  # only when empty
 
 
 def idle_workers_note(batches: int, workers: int) -> str | None:

@@ -12,6 +12,7 @@ the dataset directory before solving starts and reused by a resumed run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import time
@@ -58,12 +59,12 @@ class Plan:
 
     def shard_of(self, batch: int) -> int:
         """The number of the shard that holds batch `batch`."""
-        return self._shard_of()[batch]
+        return self._owners[batch]
 
-    def _shard_of(self) -> list[int]:
-        if getattr(self, "_owners", None) is None:
-            self._owners = [s for s, batches in enumerate(self.shards) for _ in batches]
-        return self._owners
+    @functools.cached_property
+    def _owners(self) -> list[int]:
+        """Each batch's shard number (not a field: not in plan.json)."""
+        return [s for s, batches in enumerate(self.shards) for _ in batches]
 
     def shard_indices(self, shard: int) -> list[int]:
         """The samples of shard `shard`, in its rows' order (its batches' in turn)."""

@@ -183,8 +183,8 @@ class IndexChecks:
 
 def _with_indexed_cut(stored: dict, shards: list) -> dict:
     """The stored recipe with the shard size it was cut by. A recipe built in Python was
-    stored without it (null) before `generate` resolved the cut (`pdegen.run.generate.
-    with_cut`), and was cut by the defaults of its day, one batch per shard: its first
+    stored without it (null) before `generate` resolved the cut (`pdegen.recipe.sharding.
+    with_resolved_sizes`), and was cut by the defaults of its day, one batch per shard: its first
     shard's sample count says the size (resolving null by today's defaults would not)."""
     output = stored.get("output") if isinstance(stored, dict) else None
     if not isinstance(output, dict) or output.get("shard_size") is not None:
