@@ -109,3 +109,18 @@ def test_a_draw_whose_transforms_are_split_by_lines_is_the_same_bits():
         got = gaussian_random_field(sample_rng(3, 4), points, 2.0, 3.0)
     assert calls == [0, 1, 2]
     np.testing.assert_array_equal(got, expected)
+
+
+def test_a_draw_on_cell_centres_has_the_same_bits_on_any_number_of_blas_threads():
+    """Centres take the direct sum, whose large products OpenBLAS splits among threads and
+    rounds otherwise (a 49^3 draw differed in the last bit on two threads): the draw runs
+    them on one thread, as a batch does, so `pdegen check --deep` and a user's own
+    `family.sample` re-draw a dataset's inputs bit for bit."""
+    from threadpoolctl import threadpool_limits
+
+    centres = (np.arange(49) + 0.5) / 49
+    draws = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="blas"):
+            draws.append(gaussian_random_field(sample_rng(0, 3), [centres] * 3, 2.0, 3.0))
+    np.testing.assert_array_equal(draws[0], draws[1])

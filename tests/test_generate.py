@@ -242,3 +242,19 @@ def test_cli_generate_and_inspect(tmp_path, write_recipe):
         "petsc 3.26.1",
     ):
         assert fragment in ins.stdout, ins.stdout
+
+
+def test_the_moments_of_a_field_handed_over_in_another_memory_order_are_the_files(tmp_path):
+    """A family may hand the writer a field in Fortran order (a transposed draw): the moments
+    the writer records must be the bits `describe_shard` (and so `pdegen check`) recomputes
+    from the stored rows, which are C order; numpy sums another layout in another order."""
+    from pdegen.dataset.shards import describe_shard
+
+    recipe = recipe_from_dict(small_recipe_dict())
+    content = solve_batch(recipe, 0, [0, 1, 2])
+    field = content.inputs["coefficient"]
+    content.inputs["coefficient"] = np.asfortranarray(field - field.mean())  # mean ~ rounding
+    entry = write_shard(tmp_path, content)
+    for compiled in (True, False):
+        described = describe_shard(tmp_path / entry["file"], entry["file"], 0, compiled=compiled)
+        assert described["field_stats"] == entry["field_stats"]

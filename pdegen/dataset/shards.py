@@ -202,7 +202,10 @@ class ShardWriter:
         counted = _counted(self._seed, self._fractions, index, converged)
         for group, arrays in (("inputs", inputs), ("outputs", outputs)):
             for name, array in arrays.items():
-                stored = np.asarray(array).astype(self.dtype, copy=False)
+                # C order: the moments below then sum in the order `field_moments` sums the
+                # stored rows (numpy sums another layout along another axis first: other
+                # bits, which a field whose mean is rounding noise shows)
+                stored = np.ascontiguousarray(array, dtype=self.dtype)
                 if name in self._datasets:
                     dataset = self._datasets[name]
                 else:  # the first sample fixes the shape and dtype

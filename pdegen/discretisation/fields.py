@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import scipy.fft
+from threadpoolctl import ThreadpoolController
 
 
 def sample_rng(seed: int, index: int) -> np.random.Generator:
@@ -120,9 +121,27 @@ def cosine_series(coefficients: np.ndarray, points: list[np.ndarray]) -> np.ndar
             k = np.arange(modes)
             basis = np.sqrt(2.0) * np.cos(np.pi * np.outer(x, k))
             basis[:, 0] = 1.0
-            field = np.moveaxis(np.tensordot(basis, field, axes=([1], [axis])), 0, axis)
+            with _one_blas_thread():
+                field = np.moveaxis(np.tensordot(basis, field, axes=([1], [axis])), 0, axis)
             owned = True
     return field
+
+
+@functools.cache
+def _blas_threads() -> ThreadpoolController:
+    return ThreadpoolController()
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread for the direct sum's products: OpenBLAS splits a large one (a 3D
+    cell grid's) among threads and rounds it otherwise, so the draw's bits would depend on
+    the calling process's thread count; one thread is what a batch runs
+    (`pdegen.run.batch.solve_rows`), so this keeps every dataset's draws, and `pdegen check
+    --deep` and a user's own `family.sample` now give them too (a 49^3 draw differed in the
+    last bit on two threads)."""
+    with _blas_threads().limit(limits=1, user_api="blas"):
+        yield
 
 
 def gaussian_random_field(
