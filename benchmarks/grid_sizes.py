@@ -38,6 +38,8 @@ CASES = {
     "darcy3d-64": ("darcy.yaml", 3, 62, 63, 4),
     "darcy3d-128": ("darcy.yaml", 3, 126, 127, 3),
     "heat3d-64": ("heat.yaml", 3, 62, 63, 3),
+    "heat3d-128": ("heat.yaml", 3, 126, 127, 2),
+    "poisson3d-64": ("poisson.yaml", 3, 62, 63, 4),
     "helmholtz3d-48": ("helmholtz3d.yaml", 3, 46, 47, 4),
 }
 

@@ -30,8 +30,9 @@ def nested(cls: type, **defaults: Any) -> Any:
 class FieldSpec:
     """A Gaussian random field: covariance sigma^2 (-Laplacian + tau^2)^(-alpha), mean `mean`.
 
-    sigma defaults to tau^(alpha - d/2); `modes` (per axis) defaults to the node count, and a
-    fixed value makes the field the same function at every resolution.
+    sigma defaults to tau^(alpha - d/2); `modes` (per axis) defaults to the stored points per
+    axis (nodes or cells), and a fixed value makes the field the same function at every
+    resolution.
     """
 
     alpha: float = rule(2.0, gt=1.0)

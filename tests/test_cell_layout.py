@@ -12,7 +12,7 @@ import scipy.sparse.linalg as spl
 import yaml
 
 from pdegen import open_dataset
-from pdegen.errors import RecipeError
+from pdegen.errors import PdegenError, RecipeError
 from pdegen.families import Darcy
 from pdegen.recipe.schema import recipe_from_dict
 from pdegen.specs import CoefficientSpec
@@ -83,14 +83,27 @@ def test_a_cell_dataset_end_to_end(tmp_path):
         item = ds[0]
     with open_dataset(tmp_path / "d", stride=2) as coarse:
         np.testing.assert_array_equal(coarse[0]["solution"], item["solution"][::2, ::2])
+    with open_dataset(tmp_path / "d", stride=4, average=True) as coarse:
+        # each of the 32 x 32 coarse cells: the mean of the 4 x 4 fine cells it covers, at
+        # its own centre (j + 1/2) / 32
+        blocks = item["coefficient"].reshape(32, 4, 32, 4)
+        np.testing.assert_allclose(coarse[0]["coefficient"], blocks.mean(axis=(1, 3)))
+        np.testing.assert_allclose(coarse.coordinates()["x"], (np.arange(32) + 0.5) / 32)
+        assert coarse[0]["solution"].shape == (32, 32)
+    with pytest.raises(PdegenError, match=r"stride: 3 does not divide the grid of coefficient"):
+        open_dataset(tmp_path / "d", stride=3, average=True)
     card = (tmp_path / "d" / "README.md").read_text()
     assert "128 cells per axis" in card and "finite volumes on the cell-centred grid" in card
 
 
 def test_the_layout_is_refused_where_it_does_not_apply_and_kept_out_of_node_hashes():
-    with pytest.raises(RecipeError, match=r"grid.layout: 'cells' is not allowed for helmholtz"):
+    with pytest.raises(
+        RecipeError,
+        match=r"grid.layout: 'cells' is not allowed for poisson \(allowed: nodes, or leave it "
+        r"out\): its input is the random Dirichlet values on the boundary nodes",
+    ):
         recipe_from_dict(
-            {**recipe_dict(), "family": "helmholtz", "grid": {"n": 31, "layout": "cells"},
+            {**recipe_dict(), "family": "poisson", "grid": {"n": 31, "layout": "cells"},
              "problem": {}, "solver": {}}
         )  # fmt: skip
     with pytest.raises(RecipeError, match=r"solver.ranks_per_sample: 2: a cell-centred grid"):
@@ -117,3 +130,13 @@ def test_the_run_says_what_runs_on_a_small_cell_grid():
     nodes = recipe_from_dict({**data, "grid": {"n": 1499}})
     assert smallest_ranks(nodes, 0.7 * estimate(nodes).total) == 3
     assert smallest_ranks(cells, 0.7 * estimate(cells).total) is None
+
+
+def test_every_family_takes_cells_or_says_why_not():
+    """Issue 27 asks for the cell layout wherever it makes sense, and a reason where not."""
+    from pdegen.families import FAMILIES
+
+    takes = {name for name, family in FAMILIES.items() if "cells" in family.layouts}
+    assert {"darcy", "heat", "reaction-diffusion", "nonlinear-diffusion", "helmholtz"} <= takes
+    for name, family in FAMILIES.items():
+        assert ("cells" in family.layouts) != bool(family.why_no_cells), name

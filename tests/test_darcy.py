@@ -147,6 +147,33 @@ def test_the_compiled_stencil_kernel_gives_numpys_bits(ndim, n, kind):
     np.testing.assert_allclose(A @ x, B.toarray() @ x, rtol=1e-13, atol=1e-9 * (n + 1) ** 2)
 
 
+@pytest.mark.parametrize(("ndim", "n"), [(1, 1), (1, 9), (2, 1), (2, 32), (3, 2), (3, 12)])
+def test_the_compiled_cell_stencil_gives_numpys_bits(ndim, n):
+    """On cells (`cell_diffusion_operator`, walls on the outer faces) the kernel's values
+    against numpy's faces and stencil (`cell_face_coefficients`, `stencil_of_faces`), bit for
+    bit, and both against the operator written out for one cell row by hand."""
+    from pdegen.discretisation.operators import (
+        _kernel_takes,
+        cell_diffusion_operator,
+        cell_face_coefficients,
+        stencil_of_faces,
+    )
+    from solvers import native
+
+    assert native.kernels() is not None, native.status()
+    rng = np.random.default_rng(ndim * 100 + n)
+    a = np.exp(rng.standard_normal((n,) * ndim))
+    assert _kernel_takes(a, cells=True)  # n = 1: one cell between two walls, in C as well
+    A = cell_diffusion_operator(a, 1.0 / n)
+    B = stencil_of_faces(cell_face_coefficients(a), 1.0 / n)
+    for name in ("indptr", "indices", "data"):
+        np.testing.assert_array_equal(getattr(A, name), getattr(B, name), err_msg=name)
+    if ndim == 1 and n > 1:  # the first cell: a wall at h/2 (2 a0), then the face to cell 1
+        face = 2 * a[0] * a[1] / (a[0] + a[1])
+        np.testing.assert_allclose(A[0, 0], (2 * a[0] + face) * n**2, rtol=1e-14)
+        np.testing.assert_allclose(A[0, 1], -face * n**2, rtol=1e-14)
+
+
 def test_the_compiled_stencil_kernel_refuses_a_value_array_of_the_wrong_length():
     """A data array that does not fit the pattern is a caller bug: refused, not overrun."""
     from solvers import native
@@ -165,6 +192,7 @@ def test_the_compiled_stencil_kernel_refuses_a_value_array_of_the_wrong_length()
             faces0=faces[0],
             faces1=faces[1],
             faces2=None,
+            cells=0,
             data=np.empty(10),
             nnz=10,
             A=None,
@@ -174,24 +202,35 @@ def test_the_compiled_stencil_kernel_refuses_a_value_array_of_the_wrong_length()
 def _chain_of(family, method, pc):
     from solvers import ChainSolver
 
-    return ChainSolver(method, pc=pc, rtol=1e-10, grid=family.interior_shape)
+    multigrid = family.multigrid_settings() if family.on_cells else None
+    return ChainSolver(method, pc=pc, rtol=1e-10, grid=family.interior_shape, multigrid=multigrid)
 
 
 @pytest.mark.parametrize(
-    ("dim", "method", "pc"),
-    [(2, "direct", "cholesky"), (2, "cg", "mg"), (3, "gcrodr", "ilu"), (3, "cg", "mg")],
+    ("dim", "method", "pc", "cells"),
+    [
+        (2, "direct", "cholesky", False),
+        (2, "cg", "mg", False),
+        (3, "gcrodr", "ilu", False),
+        (3, "cg", "mg", False),
+        (2, "cg", "mg", True),
+        (3, "cg", "mg", True),
+    ],
 )
-def test_a_matrix_filled_into_the_solvers_mat_solves_as_its_csr_does(dim, method, pc):
+def test_a_matrix_filled_into_the_solvers_mat_solves_as_its_csr_does(dim, method, pc, cells):
     """Darcy hands the solver a `DiffusionMatrix`, whose values the kernel writes straight
     into the chain's Mat. Every sample must solve to the same bits as from its CSR matrix (a
     factorisation, smoother or hierarchy that missed the new values would not), the Mat must
-    hold the CSR's values, one Mat serves the chain, and no CSR is built after the first."""
+    hold the CSR's values, one Mat serves the chain, and no CSR is built after the first; on
+    the node grid and on cells (`grid.layout: cells`, the cell hierarchy)."""
     from pdegen.discretisation.operators import DiffusionMatrix
     from solvers import native
 
     assert native.kernels() is not None, native.status()  # CI builds the kernels
-    n = 31 if dim == 2 else 11
+    n = (31 if dim == 2 else 11) + cells
     family = Darcy(n, dim, Darcy.Problem())
+    if cells:
+        family.use_cells()
     from_csr, filled = _chain_of(family, method, pc), _chain_of(family, method, pc)
     mats = set()
     for position, index in enumerate([4, 0, 7, 2]):

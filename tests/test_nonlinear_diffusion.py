@@ -5,6 +5,7 @@ statistics hold Newton and linear iterations. For both Newton families (this and
 reaction-diffusion): SPD-only solvers are refused, and failed Newton solves are flagged and
 left out. That the engines write the same dataset: tests/test_engines.py."""
 
+import itertools
 import subprocess
 import sys
 
@@ -23,11 +24,13 @@ from solvers.sequence import ChainSolver
 from tests.helpers import nonlinear_diffusion_recipe, reaction_diffusion_recipe
 
 
-def manufactured(n: int, dim: int, law: str, beta: float = 1.0):
+def manufactured(n: int, dim: int, law: str, beta: float = 1.0, cells: bool = False):
     """u* = 1.5 prod sin(pi x_d), a = exp(0.5 prod cos(pi x_d)), and the source
     f = -div(a k(u*) grad u*) = -(grad a . grad u*) k - a k'(u*) |grad u*|^2 - a k lap u*,
-    written out by hand (no code shared with the scheme)."""
+    written out by hand (no code shared with the scheme); on n cells per axis when `cells`."""
     family = NonlinearDiffusion(n, dim, NonlinearDiffusionProblem(k=law, beta=beta))
+    if cells:
+        family.use_cells()
     x = np.meshgrid(*([family.x] * dim), indexing="ij")
     s = [np.sin(np.pi * xi) for xi in x]
     c = [np.cos(np.pi * xi) for xi in x]
@@ -45,17 +48,21 @@ def manufactured(n: int, dim: int, law: str, beta: float = 1.0):
 
 
 @pytest.mark.parametrize(
-    "dim,sizes,law",
+    "dim,sizes,law,cells",
     [
-        (2, (15, 31, 63), "quadratic"),
-        (2, (15, 31, 63), "exponential"),
-        (3, (7, 15), "quadratic"),
+        (2, (15, 31, 63), "quadratic", False),
+        (2, (15, 31, 63), "exponential", False),
+        (3, (7, 15), "quadratic", False),
+        (2, (16, 32, 64), "quadratic", True),
+        (2, (32, 64, 128), "exponential", True),  # 1.84 at 16 -> 32: the wall's O(h) layer
+        (3, (8, 16), "quadratic", True),
     ],
 )
-def test_second_order_against_a_manufactured_solution_through_newton(dim, sizes, law):
+def test_second_order_against_a_manufactured_solution_through_newton(dim, sizes, law, cells):
+    """On the node grid and on the cell-centred one (u = 0 on the walls, half a cell out)."""
     errors = []
     for n in sizes:
-        family, a, f, exact = manufactured(n, dim, law)
+        family, a, f, exact = manufactured(n, dim, law, cells=cells)
         result = family.solve_fields(a, f, ChainSolver("direct", "lu"))
         assert result.converged and result.newton_iterations >= 3  # nonlinear, not one solve
         u = family.solution_field(None, result.x)
@@ -67,8 +74,9 @@ def test_second_order_against_a_manufactured_solution_through_newton(dim, sizes,
 def test_the_jacobian_is_the_derivative_of_the_residual():
     """Central differences of F along random directions (both laws, 2D and 3D)."""
     rng = np.random.default_rng(3)
-    for law, dim, n in (("quadratic", 2, 9), ("exponential", 2, 9), ("quadratic", 3, 5)):
-        family, a, f, _ = manufactured(n, dim, law, beta=0.7)
+    cases = [("quadratic", 2, 9), ("exponential", 2, 9), ("quadratic", 3, 5)]
+    for (law, dim, n), cells in itertools.product(cases, (False, True)):
+        family, a, f, _ = manufactured(n, dim, law, beta=0.7, cells=cells)
         F, J = family.newton_problem(a, f)
         u, v = rng.standard_normal((2, family.unknowns))
         eps = 1e-6

@@ -225,6 +225,8 @@ def test_stride_reads_the_coarse_grid_of_the_same_samples(darcy):
         open_dataset(darcy, stride=3)
     with pytest.raises(PdegenError, match=r"stride: 0 is not allowed"):
         open_dataset(darcy, stride=0)
+    with pytest.raises(PdegenError, match=r"average: True needs a cell-centred grid, .* nodes"):
+        open_dataset(darcy, stride=2, average=True)  # a node's value is not a cell average
 
 
 def test_as_xy_gives_channel_first_float32_pairs(darcy, tmp_path):

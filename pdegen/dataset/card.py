@@ -29,7 +29,7 @@ CARD_NAME = "README.md"
 
 def _grf_law(spec: FieldSpec, dim: int) -> str:
     sigma = spec.sigma if spec.sigma is not None else spec.tau ** (spec.alpha - dim / 2)
-    modes = spec.modes if spec.modes is not None else "the node count"
+    modes = spec.modes if spec.modes is not None else "as many as the stored points per axis"
     law = (
         f"Gaussian random field, covariance σ²(−Δ + τ²)^(−α) with α = {spec.alpha:g}, "
         f"τ = {spec.tau:g}, σ = {sigma:.6g}"
@@ -162,7 +162,7 @@ def card_text(directory: Path, figures: list[Path] | None = None) -> str:
             f"Fractions {json.dumps(ds.index.get('split_fractions', {}))}; a sample's split is "
             "drawn from its own seed, so adding samples never moves one.",
             "",
-            "## Fields (statistics over the converged training samples, every node)",
+            "## Fields (statistics over the converged training samples, every stored point)",
             "",
             *_stats_rows(ds, field_stats),
             "",

@@ -45,7 +45,12 @@ class ShardDataset:
     kept, so 421 nodes become 211, 141, 106 or 85 with stride 2, 3, 4 or 5), the coarse views
     of the same samples that resolution studies use; on a periodic or cell-centred grid,
     which has no end node twice, every `stride`-th point from the first (FNO's Burgers: 8192
-    points become 1024 with stride 8). `field_stats()` are the training split's
+    points become 1024 with stride 8). On a cell-centred grid `average=True` gives instead
+    each coarse cell the mean of the stride^d cells it covers (128 cells with stride 2: 64
+    cells of twice the width, each value the mean of four in 2D, at the coarse centres,
+    which `coordinates()` gives): the coarse-graining of cell averages, where picking every
+    stride-th centre (the default, what FNO and PDEBench do) keeps point values but lands
+    half a fine cell off the coarse centres. `field_stats()` are the training split's
     statistics on the full grid.
     """
 
@@ -56,6 +61,7 @@ class ShardDataset:
         split: str | None = None,
         fields: Sequence[str] | None = None,
         stride: int | None = None,
+        average: bool = False,
     ):
         self.path = Path(path)
         if not (self.path / INDEX_NAME).is_file():
@@ -104,6 +110,7 @@ class ShardDataset:
         self._pid = os.getpid()
         self.fields = self._checked_fields(fields)
         self.stride = self._checked_stride(stride)
+        self.average = self._checked_average(average)
 
     def _split_members(self, split: str | None) -> set[int] | None:
         if split is None:
@@ -149,9 +156,22 @@ class ShardDataset:
                     )
         return int(stride)
 
-    def _grid_has_both_ends(self) -> bool:
-        """Whether the stored grid holds both end nodes of each axis (the boundary-node
-        families), or no point twice (periodic and cell-centred grids)."""
+    def _checked_average(self, average: bool) -> bool:
+        if not isinstance(average, bool | np.bool_):
+            raise PdegenError(f"average: {average!r} is not allowed (True or False)")
+        if average and self.stride == 1:
+            raise PdegenError("average: True needs a stride of 2 or more (the block to average)")
+        if average and self._grid_kind() != "cells":
+            raise PdegenError(
+                f"average: True needs a cell-centred grid, and this dataset's is "
+                f"{self._grid_kind()} (allowed: False, which picks every stride-th point)"
+            )
+        return bool(average)
+
+    def _grid_kind(self) -> str:
+        """ "nodes" (both end nodes of each axis stored: the boundary-node families, and an
+        unknown family), "cells" (the centres: a cell layout, chosen or the family's own) or
+        "periodic" (the torus's points); the last two hold no point twice."""
         from pdegen.families import FAMILIES  # declarations only: no solver is started
 
         attrs = self.attrs()
@@ -160,12 +180,47 @@ class ShardDataset:
             layout = json.loads(attrs.get("recipe", "{}")).get("grid", {}).get("layout")
         except (ValueError, AttributeError, TypeError):
             layout = None
-        return family is None or (family.stores_boundary_nodes and layout != "cells")
+        if family is None:
+            return "nodes"
+        if family.periodic:
+            return "periodic"
+        if layout == "cells" or family.layouts[0] == "cells":
+            return "cells"
+        return "nodes"
+
+    def _grid_has_both_ends(self) -> bool:
+        """Whether the stored grid holds both end nodes of each axis (the boundary-node
+        families), or no point twice (periodic and cell-centred grids)."""
+        return self._grid_kind() == "nodes"
 
     def _selection(self, name: str, row: int) -> tuple:
         _, labels = self._shapes[name]
-        step = slice(None, None, self.stride) if self.stride > 1 else slice(None)
+        picks = self.stride > 1 and not self.average  # averaging reads every cell
+        step = slice(None, None, self.stride) if picks else slice(None)
         return (row, *(slice(None) if label == "t" else step for label in labels))
+
+    def _read(self, f: h5py.File, name: str, row: int, frames: slice | None = None) -> np.ndarray:
+        """Row `row` of field `name` of the open shard `f`, as this view reads it: every
+        `stride`-th point, or with `average` the block means; `frames`: a part of the time
+        axis (the axis after the row) instead of all of it."""
+        group = "inputs" if name in self._groups["inputs"] else "outputs"
+        selection = list(self._selection(name, row))
+        if frames is not None:
+            selection[1] = frames
+        return self._averaged(f[group][name][tuple(selection)], self._shapes[name][1])
+
+    def _averaged(self, values: np.ndarray, labels: tuple[str, ...]) -> np.ndarray:
+        """The mean of each stride^d block of cells along the space axes (`average`)."""
+        if not self.average or self.stride == 1:
+            return values
+        shape, space = [], []
+        for size, label in zip(values.shape, labels, strict=True):
+            if label == "t":
+                shape.append(size)
+            else:
+                shape += [size // self.stride, self.stride]
+                space.append(len(shape) - 1)
+        return values.reshape(shape).mean(axis=tuple(space), dtype=values.dtype)
 
     def __len__(self) -> int:
         return len(self._locations)
@@ -193,7 +248,7 @@ class ShardDataset:
         for group in ("inputs", "outputs"):
             for name in self._groups[group]:
                 if name in self.fields:
-                    item[name] = f[group][name][self._selection(name, row)]
+                    item[name] = self._read(f, name, row)
         for name, ds in f["params"].items():
             item[name] = ds[row]
         return item
@@ -213,13 +268,19 @@ class ShardDataset:
         return tuple(n for n in self._groups["params"] if n != "index")
 
     def coordinates(self) -> dict[str, np.ndarray]:
-        """Node coordinates per axis ("t" for trajectories), with the stride applied."""
+        """Node coordinates per axis ("t" for trajectories), with the stride applied (with
+        `average`, the coarse cells' centres: the means of the centres they cover)."""
         if not self._files:
             return {}
         grid = self._file(0)["grid"]
-        return {
-            axis: grid[axis][()] if axis == "t" else grid[axis][:: self.stride] for axis in grid
-        }
+
+        def coarse(axis: str) -> np.ndarray:
+            values = grid[axis][()]
+            if axis == "t":
+                return values
+            return self._averaged(values, (axis,)) if self.average else values[:: self.stride]
+
+        return {axis: coarse(axis) for axis in grid}
 
     def field_stats(self) -> dict[str, dict[str, Any]]:
         """{field: {"mean", "std", "min", "max", "count"}} over the training split's converged
@@ -397,7 +458,8 @@ def open_dataset(
     split: str | None = None,
     fields: Sequence[str] | None = None,
     stride: int | None = None,
+    average: bool = False,
 ) -> ShardDataset:
     """Open a generated dataset directory (the one holding index.json); see `ShardDataset`
-    for `split`, `fields` and `stride`."""
-    return ShardDataset(path, include_unconverged, split, fields, stride)
+    for `split`, `fields`, `stride` and `average`."""
+    return ShardDataset(path, include_unconverged, split, fields, stride, average)

@@ -106,17 +106,13 @@ class TrajectoryWindows:
         f = ds._file(shard_id)
 
         def frames(name: str, first: int, count: int) -> np.ndarray:
-            group = "inputs" if name in ds.input_fields else "outputs"
-            selection = list(ds._selection(name, row))
-            selection[1] = slice(first, first + count)  # the time axis, after the row
-            return np.asarray(f[group][name][tuple(selection)], dtype=np.float32)
+            values = ds._read(f, name, row, slice(first, first + count))
+            return np.asarray(values, dtype=np.float32)
 
         x = [frames(n, start, self.inputs) for n in self.fields]
         shape = x[0].shape[1:]
         for name in self.constants:
-            group = "inputs" if name in ds.input_fields else "outputs"
-            value = f[group][name][ds._selection(name, row)]
-            x.append(np.asarray(value, dtype=np.float32)[None])
+            x.append(np.asarray(ds._read(f, name, row), dtype=np.float32)[None])
         for name in self.params:
             x.append(np.full((1, *shape), f["params"][name][row], dtype=np.float32))
         y = [frames(n, self._output_start(start), self.outputs) for n in self.fields]

@@ -160,26 +160,32 @@ def numpy_assembly() -> Iterator[None]:
         _COMPILED.reset(token)
 
 
-def _kernel_takes(a: np.ndarray) -> bool:
-    """Whether the compiled stencil kernel is built and takes this coefficient array."""
+def _kernel_takes(a: np.ndarray, cells: bool = False) -> bool:
+    """Whether the compiled stencil kernel is built and takes this coefficient array: on at
+    least one unknown per axis (3 nodes, or 1 cell)."""
     return (
         _COMPILED.get()
         and a.dtype == np.float64
         and 1 <= a.ndim <= 3
-        and a.shape[0] >= 3
+        and a.shape[0] >= (1 if cells else 3)
         and _stencil_kernels() is not None
     )
 
 
-def _run_stencil_kernel(a: np.ndarray, h: float, data=None, mat=None) -> list[np.ndarray]:
+def _run_stencil_kernel(
+    a: np.ndarray, h: float, data=None, mat=None, cells: bool = False
+) -> list[np.ndarray]:
     """The kernel's values into `data` (an array of the pattern's size) or straight into the
-    PETSc Mat `mat`; returns the face coefficients it computed on the way."""
-    ndim, n = a.ndim, a.shape[0] - 2
+    PETSc Mat `mat`; returns the face coefficients it computed on the way. `cells`: `a` is
+    on the n^d cells, walls on the outer faces (`cell_face_coefficients`), not on the
+    (n + 2)^d nodes."""
+    ndim, n = a.ndim, a.shape[0] - (0 if cells else 2)
     faces = [np.empty(tuple(n + 1 if d == ax else n for d in range(ndim))) for ax in range(ndim)]
     padded = faces + [None] * (3 - ndim)
     _stencil_kernels().run(
         "pdegen_diffusion_stencil",
         a=np.ascontiguousarray(a),
+        cells=int(cells),
         n=n,
         dim=ndim,
         scale=1.0 / h**2,
@@ -205,9 +211,9 @@ class DiffusionMatrix:
     (the first sample, or no compiled kernels). The values are the same bits either way.
     """
 
-    def __init__(self, a: np.ndarray, h: float):
-        self.a, self.h = np.ascontiguousarray(a, dtype=np.float64), h
-        ndim, n = self.a.ndim, self.a.shape[0] - 2
+    def __init__(self, a: np.ndarray, h: float, cells: bool = False):
+        self.a, self.h, self.cells = np.ascontiguousarray(a, dtype=np.float64), h, cells
+        ndim, n = self.a.ndim, self.a.shape[0] - (0 if cells else 2)
         self.indptr, self.indices, _ = stencil_pattern(ndim, n)
         self.shape = (n**ndim, n**ndim)
         self._csr: sp.csr_matrix | None = None
@@ -215,16 +221,20 @@ class DiffusionMatrix:
     def tocsr(self) -> sp.csr_matrix:
         """The matrix as scipy CSR with the shared stencil pattern (computed once)."""
         if self._csr is None:
-            self._csr = diffusion_operator(self.a, self.h)[0]
+            self._csr = (
+                cell_diffusion_operator(self.a, self.h)
+                if self.cells
+                else diffusion_operator(self.a, self.h)[0]
+            )
         return self._csr
 
     def fill_aij(self, mat) -> bool:
         """Write the values into `mat`, a sequential AIJ Mat with this matrix's pattern (the
         caller checks that; the kernel checks the count), raising its state; False, with
         nothing written, where the compiled kernel is not built."""
-        if not _kernel_takes(self.a):
+        if not _kernel_takes(self.a, self.cells):
             return False
-        _run_stencil_kernel(self.a, self.h, mat=mat)
+        _run_stencil_kernel(self.a, self.h, mat=mat, cells=self.cells)
         return True
 
 
@@ -239,7 +249,14 @@ def _stencil_kernels():
 def diffusion_operator_numpy(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.ndarray]]:
     """`diffusion_operator` in numpy: the fallback, and the compiled kernel's oracle."""
     faces = face_coefficients(a)
-    ndim = a.ndim
+    return stencil_of_faces(faces, h), faces
+
+
+def stencil_of_faces(faces: list[np.ndarray], h: float) -> sp.csr_matrix:
+    """-div(c grad .) from the face conductances c per axis (n + 1 faces along the axis, n
+    unknowns along the others; the outermost faces reach the boundary, whose value 0 drops
+    out): each row's diagonal is the sum of its faces, the couplings minus the inner ones."""
+    ndim = faces[0].ndim
     scale = 1.0 / h**2
     diagonal = (
         sum(
@@ -249,7 +266,7 @@ def diffusion_operator_numpy(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, li
         * scale
     )
     off = [-f[_along(ndim, ax, slice(1, -1))] * scale for ax, f in enumerate(faces)]
-    return stencil_matrix(diagonal, off, off), faces
+    return stencil_matrix(diagonal, off, off)
 
 
 def _slab_blocks(interior: tuple[int, ...], first: int, last: int) -> list[tuple[slice, ...]]:
@@ -387,29 +404,38 @@ def convection_lift(weights: list[tuple[np.ndarray, np.ndarray]], g: np.ndarray)
     return lift
 
 
+def cell_face_coefficients(a: np.ndarray) -> list[np.ndarray]:
+    """Per axis, the face conductances of a cell-centred grid whose walls lie on the cells'
+    outer faces: n + 1 faces along the axis, `face_coefficients`' shapes. Between two cells
+    the harmonic mean of theirs (two half-cells in series, as on the node grid); at a wall,
+    half a cell from the centre next to it, 2 a of that cell, so that the flux there is
+    a (u - 0) / (h / 2)."""
+    a = np.asarray(a, dtype=float)
+    out = []
+    for ax in range(a.ndim):
+        inner = harmonic_mean(
+            a[_along(a.ndim, ax, slice(None, -1))], a[_along(a.ndim, ax, slice(1, None))]
+        )
+        walls = [2.0 * a[_along(a.ndim, ax, wall)] for wall in (slice(0, 1), slice(-1, None))]
+        out.append(np.concatenate([walls[0], inner, walls[1]], axis=ax))
+    return out
+
+
 def cell_diffusion_operator(a: np.ndarray, h: float) -> sp.csr_matrix:
     """The matrix of -div(a grad .) on a cell-centred grid: `a` and the unknowns at the n^d
-    cell centres (C order), u = 0 on the walls, which lie on the cells' outer faces.
-
-    Between two cells the face coefficient is the harmonic mean of theirs (as on the node
-    grid: two half-cells in series); a wall is half a cell from the centre next to it, so the
-    flux there is a (u - 0) / (h / 2): 2 a / h^2 on that cell's diagonal. Symmetric positive
-    definite for a > 0, on the stencil pattern of the node grid's n^d interior nodes
-    (`stencil_pattern`). Second-order accurate at the centres (the wall closure is first
-    order locally, second order globally; tested with a manufactured solution)."""
-    a = np.asarray(a, dtype=float)
-    ndim = a.ndim
-    inner = h * h
-    diagonal = np.zeros(a.shape)
-    upper, lower = [], []
-    for ax in range(ndim):
-        faces = harmonic_mean(
-            a[_along(ndim, ax, slice(None, -1))], a[_along(ndim, ax, slice(1, None))]
-        )
-        upper.append(-faces / inner)
-        lower.append(-faces / inner)
-        diagonal[_along(ndim, ax, slice(None, -1))] += faces / inner
-        diagonal[_along(ndim, ax, slice(1, None))] += faces / inner
-        for wall in (slice(0, 1), slice(-1, None)):
-            diagonal[_along(ndim, ax, wall)] += 2.0 * a[_along(ndim, ax, wall)] / inner
-    return stencil_matrix(diagonal, lower, upper)
+    cell centres (C order), u = 0 on the walls, which lie on the cells' outer faces
+    (`cell_face_coefficients`). Symmetric positive definite for a > 0, on the stencil pattern
+    of the node grid's n^d interior nodes (`stencil_pattern`). Second-order accurate at the
+    centres (the wall closure is first order locally, second order globally; tested with a
+    manufactured solution). By the compiled kernel where it is built, else in numpy
+    (`stencil_of_faces`): the same bits (tested)."""
+    a = np.asarray(a)
+    if not _kernel_takes(a, cells=True):
+        return stencil_of_faces(cell_face_coefficients(a), h)
+    ndim, n = a.ndim, a.shape[0]
+    indptr, indices, _ = stencil_pattern(ndim, n)
+    data = np.empty(indices.size)
+    _run_stencil_kernel(a, h, data=data, cells=True)
+    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
+    A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
+    return A

@@ -79,6 +79,9 @@ class Family(SolverChoice, abc.ABC):
     #: (`use_cells`); "cells" alone for the families whose own grid is cell-centred
     #: (PDEBench's and The Well's); the periodic families' points j L / n count as nodes
     layouts: ClassVar[tuple[str, ...]] = ("nodes",)
+    #: why a node-only family has no cell layout, for the refusal of `grid.layout: cells`
+    #: (issue 27 asks each family that has none to say why)
+    why_no_cells: ClassVar[str] = ""
     #: whether `use_cells` moved this instance from the node grid to the cell grid
     on_cells: bool = False
 
@@ -139,9 +142,10 @@ class Family(SolverChoice, abc.ABC):
         if grid.layout is None:
             grid = dataclasses.replace(grid, layout=cls.layouts[0])
         if grid.layout not in cls.layouts:
+            why = f": {cls.why_no_cells}" if cls.why_no_cells and grid.layout == "cells" else ""
             raise RecipeError(
                 f"grid.layout: {grid.layout!r} is not allowed for {cls.name} (allowed: "
-                f"{', '.join(cls.layouts)}, or leave it out)"
+                f"{', '.join(cls.layouts)}, or leave it out){why}"
             )
         if not cls.any_length and any(length != 1.0 for length in grid.lengths):
             raise RecipeError(
@@ -221,12 +225,41 @@ class Family(SolverChoice, abc.ABC):
         """The unknowns as an array: the interior nodes, C order (what `pc: mg` coarsens)."""
         return (self.n,) * self.dim
 
-    def coarsening(self):
-        """The multigrid levels `pc: mg` builds on this grid (`solvers.grids`): the node
-        grid's levels rule, or on cells `coarsen_cells`; its `note` says a fallback."""
+    @classmethod
+    def multigrid_layout_of(cls, layout: str | None) -> str:
+        """The grid rule `pc: mg` coarsens by for a recipe's `grid.layout` (what `auto`'s
+        size test and the hierarchy both follow): "cells" where the recipe chose the cell
+        layout (`use_cells`); "nodes" otherwise, the families whose own grid is cell-centred
+        included (their `pc: mg` keeps the node rule it was measured with)."""
+        return "cells" if layout == "cells" and cls.layouts[0] != "cells" else "nodes"
+
+    @property
+    def multigrid_layout(self) -> str:
+        """`multigrid_layout_of` this instance's grid: "cells" after `use_cells`."""
+        return "cells" if self.on_cells else "nodes"
+
+    def diffusion_matrix(self, a: np.ndarray) -> sp.csr_matrix:
+        """-div(a grad .) with u = 0 on the boundary, for `a` on the stored grid: on the
+        node grid the conservative stencil of the interior nodes (`diffusion_operator`), on
+        cells the cell-centred one with the walls half a cell out (`cell_diffusion_operator`);
+        one sparsity pattern either way (`stencil_pattern`), so a family that moves only its
+        diagonal (a time step's identity, a reaction) does it the same on both layouts."""
+        from pdegen.discretisation.operators import cell_diffusion_operator, diffusion_operator
+
+        a = np.asarray(a, dtype=float)
+        return (
+            cell_diffusion_operator(a, self.h)
+            if self.on_cells
+            else diffusion_operator(a, self.h)[0]
+        )
+
+    def coarsening(self, max_levels: int | None = None):
+        """The multigrid levels `pc: mg` builds on this grid (`solvers.grids`), at most
+        `max_levels`: the node grid's levels rule, or on cells `coarsen_cells`; its `note`
+        says a fallback."""
         from solvers.grids import coarsen, coarsen_cells
 
-        return (coarsen_cells if self.on_cells else coarsen)(self.interior_shape)
+        return (coarsen_cells if self.on_cells else coarsen)(self.interior_shape, max_levels)
 
     @property
     def unknowns(self) -> int:
@@ -400,8 +433,10 @@ class Family(SolverChoice, abc.ABC):
         return f"solver.rtol {rtol:g}"
 
     def nodal_frames(self, frames: list[np.ndarray]) -> np.ndarray:
-        """A trajectory's frames of interior unknowns as one array on the full node grid
-        (time first, zero on the boundary)."""
+        """A trajectory's frames of interior unknowns as one array on the stored grid (time
+        first): the full node grid, zero on the boundary, or the cells as they are."""
+        if self.on_cells:
+            return np.reshape(frames, (len(frames), *self.grid_shape))
         out = np.zeros((len(frames), *self.grid_shape))
         out[(slice(None),) + (slice(1, -1),) * self.dim] = np.reshape(
             frames, (len(frames), *self.interior_shape)
@@ -410,7 +445,10 @@ class Family(SolverChoice, abc.ABC):
 
     def zero_boundary(self, field_: np.ndarray) -> np.ndarray:
         """`field_` with its boundary nodes set to zero (an initial state of a problem whose
-        boundary holds u = 0), by a product with a 0/1 mask, in place."""
+        boundary holds u = 0), by a product with a 0/1 mask, in place; a cell grid stores no
+        boundary (its walls are faces), so there it is `field_` as drawn."""
+        if self.on_cells:
+            return field_
         mask = np.zeros(field_.shape)
         mask[(slice(1, -1),) * field_.ndim] = 1.0
         field_ *= mask

@@ -52,6 +52,10 @@ class ConvectionDiffusion(Family):
     # measured: docs/benchmarks.md, "Recycling against baselines"
     auto_solvers = {2: ("direct", "lu"), 3: ("gmres", "ilu")}
     iterative_pc = "ilu"
+    why_no_cells = (
+        "its upwind and central differences read the velocity and the Dirichlet values at "
+        "the nodes; on cells they would be a finite-volume scheme of their own (face fluxes)"
+    )
 
     @classmethod
     def check(cls, recipe) -> None:

@@ -83,10 +83,11 @@ class Darcy(Family):
         """`system`'s matrix as one that fills the solver's Mat in place (u = 0 on the
         boundary, so the right-hand side needs no face coefficients). A subclass that
         changes `system` gets its own."""
-        if type(self).system is not Darcy.system or self.on_cells:
+        if type(self).system is not Darcy.system:
             return self.system(sample)
         a = self._coefficient_on_grid(sample.inputs["coefficient"])
-        return DiffusionMatrix(a, self.h), self.right_hand_side(self.problem.source, 0.0, None)
+        matrix = DiffusionMatrix(a, self.h, cells=self.on_cells)
+        return matrix, self.right_hand_side(self.problem.source, 0.0, None)
 
     def diffusion_system(self, sample: Sample) -> tuple[np.ndarray, np.ndarray]:
         """(a, b) of `system`, for a sample solved across ranks (`Family.diffusion_system`);

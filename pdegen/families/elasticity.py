@@ -84,6 +84,7 @@ def clamped_faces(text: str, dim: int) -> tuple[str, ...]:
 
 class Elasticity(Family):
     name = "elasticity"
+    why_no_cells = "its Q1 finite elements have their unknowns at the element vertices, the nodes"
     discretisation = (
         "Q1 (bilinear or trilinear) finite elements on the node grid with a nodal Young's "
         "modulus (`pdegen/discretisation/fem.py`), the displacement interleaved per node, "

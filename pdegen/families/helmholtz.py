@@ -64,7 +64,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import grf_pointwise_std_bound, sample_rng
-from pdegen.discretisation.operators import diagonal_places, diffusion_operator, on_pattern
+from pdegen.discretisation.operators import diagonal_places, on_pattern
 from pdegen.errors import RecipeError
 from pdegen.families.base import Family, FieldAxes, Sample
 from pdegen.specs import CoefficientSpec, FieldSpec, RangeSpec, nested, rule
@@ -104,6 +104,16 @@ class Helmholtz(Family):
         "diagonal (indefinite; with damping > 0 complex, solved in real 2 x 2 block form), at "
         "least `min_points_per_wavelength` nodes per local wavelength"
     )
+    #: on `grid.layout: cells` (`Family.use_cells`)
+    discretisation_on_cells = (
+        "second-order finite volumes on the cell-centred grid: the conservative (2d+1)-point "
+        "stencil of -div(a grad u) with harmonic means of the neighbouring cells' "
+        "coefficients at their shared faces and u = 0 on the walls half a cell from the outer "
+        "centres, minus k^2 (1 + i damping) on the diagonal (indefinite; with damping > 0 "
+        "complex, solved in real 2 x 2 block form), at least `min_points_per_wavelength` "
+        "cells per local wavelength"
+    )
+    layouts = ("nodes", "cells")
     Problem = HelmholtzProblem
     inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
     #: `solution_imag` only with damping (`output_names`): a lossless solution is real
@@ -135,7 +145,7 @@ class Helmholtz(Family):
         if not 0 < k.min <= k.max:
             raise RecipeError(f"problem.wavenumber: need 0 < min <= max, got [{k.min}, {k.max}]")
         a_low, a_high = coefficient_bounds(p.coefficient, dim)
-        h = 1.0 / (n + 1)
+        h = 1.0 / (n if recipe.grid.layout == "cells" else n + 1)
         ppw = 2 * math.pi * math.sqrt(a_low) / (k.max * h)
         if ppw < p.min_points_per_wavelength:
             need = k.max * p.min_points_per_wavelength / (2 * math.pi * math.sqrt(a_low))
@@ -172,15 +182,13 @@ class Helmholtz(Family):
         for a named iterative method is that V-cycle, not ILU, which did not converge."""
         if not self.damped:
             return super().resolve_for(method, pc)
-        from solvers.grids import coarsen
-
-        multigrid = coarsen(self.interior_shape).usable
+        multigrid = self.coarsening().usable
         if method == "auto":
             method, auto_pc = ("gcrodr", "mg") if self.dim == 3 and multigrid else ("direct", "lu")
             pc = auto_pc if pc == "auto" else pc
         if pc == "auto" and not METHODS[method].direct:
             pc = "mg" if multigrid else "ilu"
-        return self.resolve_solver(method, pc, self.dim, self.n)
+        return self.resolve_solver(method, pc, self.dim, self.n, self.multigrid_layout)
 
     @property
     def output_names(self) -> tuple[str, ...]:
@@ -233,7 +241,7 @@ class Helmholtz(Family):
         )
 
     def assemble(self, a: np.ndarray, k: float, f: np.ndarray) -> tuple[sp.csr_matrix, np.ndarray]:
-        A, _ = diffusion_operator(np.asarray(a, dtype=float), self.h)
+        A = self.diffusion_matrix(a)
         # in place, not scipy's A - k^2 I: that builds a new pattern for every sample (and
         # would drop an entry that cancels exactly); the two sums took about 5 ms of a 48^3
         # sample outside the solve
@@ -304,16 +312,17 @@ class Helmholtz(Family):
         """The levels of the complex-shifted V-cycle: the finest grid and every coarsening
         on which k_max h stays at most `CSL_COARSEST_KH`; at least two, and more where the
         coarsest would be too large to factorise (`solvers.grids.MAX_COARSEST`)."""
-        from solvers.grids import coarsen
-
         k_max = self.problem.wavenumber.max
-        shapes = coarsen(self.interior_shape).shapes
-        fine_enough = [s for s in shapes if k_max / (s[0] + 1) <= CSL_COARSEST_KH]
+        shapes = self.coarsening().shapes
+        # a level of m points spans the unit interval in m + 1 intervals (on cells, m - 1
+        # and two half ones: m)
+        intervals = 0 if self.on_cells else 1
+        fine_enough = [s for s in shapes if k_max / (s[0] + intervals) <= CSL_COARSEST_KH]
         levels = max(2, len(fine_enough))
         # a coarsest level too large to factorise would make `pc: mg` fall back to GAMG,
         # which does far worse on this operator than a coarser level (3D 47^3, k to 14: 73
         # iterations on 3 levels, 418-2140 with GAMG)
-        while levels < len(shapes) and not coarsen(self.interior_shape, levels).usable:
+        while levels < len(shapes) and not self.coarsening(levels).usable:
             levels += 1
         return levels
 

@@ -40,7 +40,13 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
-from pdegen.discretisation.operators import _along, _axis_slices, face_coefficients, stencil_matrix
+from pdegen.discretisation.operators import (
+    _along,
+    _axis_slices,
+    cell_face_coefficients,
+    face_coefficients,
+    stencil_matrix,
+)
 from pdegen.families.base import FieldAxes, Sample
 from pdegen.families.newton import NewtonFamily
 from pdegen.families.residuals import ROUNDING_FACTOR, StepResidual
@@ -72,6 +78,15 @@ class NonlinearDiffusion(NewtonFamily):
         "stencil with face conductance a_f k(u_f), a_f the harmonic face mean and u_f the "
         "arithmetic mean of the two nodal values, solved by Newton with its exact Jacobian"
     )
+    #: on `grid.layout: cells` (`Family.use_cells`)
+    discretisation_on_cells = (
+        "second-order finite volumes on the cell-centred grid: the conservative (2d+1)-point "
+        "stencil with face conductance a_f k(u_f), a_f the harmonic mean of the neighbouring "
+        "cells' coefficients (2 a at a wall, half a cell away) and u_f the arithmetic mean of "
+        "the two values across the face (the wall's u = 0 at a wall), solved by Newton with "
+        "its exact Jacobian"
+    )
+    layouts = ("nodes", "cells")
     Problem = NonlinearDiffusionProblem
     inputs = {"coefficient": FieldAxes(), "source": FieldAxes()}
     # docs/benchmarks.md, "Newton families": LU beats GMRES + ILU 3-4x in 2D, loses 7-100x
@@ -88,8 +103,9 @@ class NonlinearDiffusion(NewtonFamily):
     # -- the discrete equation ------------------------------------------------------------
 
     def _full(self, u: np.ndarray) -> np.ndarray:
-        """Interior unknowns on the node grid, zero (the Dirichlet value) on the boundary."""
-        full = np.zeros(self.grid_shape)
+        """The unknowns with a layer of zeros (the Dirichlet value) around them: the node
+        grid's boundary nodes, or on cells the walls, each face's outer side."""
+        full = np.zeros((self.n + 2,) * self.dim)
         full[(slice(1, -1),) * self.dim] = u.reshape(self.interior_shape)
         return full
 
@@ -131,7 +147,8 @@ class NonlinearDiffusion(NewtonFamily):
 
     def newton_problem(self, a: np.ndarray, f: np.ndarray):
         """(F, J) for explicit nodal fields a and f on the full node grid."""
-        faces_a = face_coefficients(np.asarray(a, dtype=float))
+        faces = cell_face_coefficients if self.on_cells else face_coefficients
+        faces_a = faces(np.asarray(a, dtype=float))
         f_in = self.interior(np.asarray(f, dtype=float)).ravel()
         return (lambda u: self.residual(faces_a, f_in, u)), (lambda u: self.jacobian(faces_a, u))
 

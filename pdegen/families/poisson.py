@@ -41,8 +41,18 @@ class Poisson(Family):
     inputs = {"source": FieldAxes(), "boundary": FieldAxes()}
     # measured: docs/benchmarks.md, "Recycling against baselines"
     auto_solvers = {2: ("direct", "cholesky"), 3: ("direct", "cholesky")}
+    # the shared factorisation's two triangular solves per sample against CG + mg (whose
+    # hierarchy and coarse operators are built once as well), per sample after the first:
+    # in 3D mg wins from 30^3 (6.0 against 8.4 ms at 31^3, 66.8 against 220 ms at 63^3) and
+    # loses below (2.4 against 1.5 ms at 23^3); in 2D the solves win at every size (100
+    # against 397 ms at 1023^2). docs/benchmarks.md, "auto by size"
+    auto_multigrid = {3: (31, ("cg", "mg"))}
     iterative_pc = "gamg"
     shared_operator = True
+    why_no_cells = (
+        "its input is the random Dirichlet values on the boundary nodes, and a cell grid "
+        "stores only centres, its walls being faces"
+    )
     symmetric = True
     positive_definite = True
 

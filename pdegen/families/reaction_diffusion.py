@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import sample_rng
-from pdegen.discretisation.operators import diagonal_places, diffusion_operator, on_pattern
+from pdegen.discretisation.operators import diagonal_places, on_pattern
 from pdegen.discretisation.timestepping import THETA, TimeStepping, uniform_frames
 from pdegen.errors import RecipeError
 from pdegen.families.base import FieldAxes, Sample
@@ -83,6 +83,14 @@ class ReactionDiffusion(NewtonFamily):
         "div(a grad u) with harmonic face means, u = 0 on the boundary nodes) plus the pointwise "
         "reaction, marched in time by the theta scheme below with one Newton solve per step"
     )
+    #: on `grid.layout: cells` (`Family.use_cells`)
+    discretisation_on_cells = (
+        "second-order finite volumes in space (the conservative (2d+1)-point stencil of "
+        "div(a grad u) on the cell-centred grid, harmonic face means, u = 0 on the walls half "
+        "a cell from the outer centres) plus the pointwise reaction at the centres, marched in "
+        "time by the theta scheme below with one Newton solve per step"
+    )
+    layouts = ("nodes", "cells")
     Problem = ReactionDiffusionProblem
     inputs = {"coefficient": FieldAxes(), "initial": FieldAxes()}
     outputs = {"solution": FieldAxes(time=True)}  # the trajectory, u[t] at time t * dt
@@ -101,8 +109,9 @@ class ReactionDiffusion(NewtonFamily):
 
     @classmethod
     def check(cls, recipe) -> None:
-        p, h = recipe.problem, 1.0 / (recipe.grid.n + 1)
-        need = 1.0 / p.epsilon - 1.0  # n for h = epsilon (inf for a denormal epsilon)
+        cells = recipe.grid.layout == "cells"  # h = 1/n there, 1/(n + 1) on the nodes
+        p, h = recipe.problem, 1.0 / (recipe.grid.n + (0 if cells else 1))
+        need = 1.0 / p.epsilon - (0.0 if cells else 1.0)  # n for h = epsilon (inf: denormal)
         if p.reaction == "allen-cahn" and p.epsilon < h:
             raise RecipeError(
                 f"problem.epsilon: {p.epsilon:g} is below the grid spacing {h:.4g}: the "
@@ -131,7 +140,8 @@ class ReactionDiffusion(NewtonFamily):
         measured pair that converged every sample there, and the fastest (docs/benchmarks.md,
         reaction2d-indefinite). Neither choice carries anything, so the ordering is unchanged."""
         if method == "auto" and self.dim == 2 and not self.definite_steps:
-            return self.resolve_solver("direct", "lu" if pc == "auto" else pc, self.dim, self.n)
+            pc = "lu" if pc == "auto" else pc
+            return self.resolve_solver("direct", pc, self.dim, self.n, self.multigrid_layout)
         return super().resolve_for(method, pc)
 
     @property
@@ -149,7 +159,7 @@ class ReactionDiffusion(NewtonFamily):
 
     def stepping(self, a: np.ndarray) -> tuple[sp.csr_matrix, sp.csr_matrix, np.ndarray]:
         """(A, M = I + theta dt A, the positions of the diagonal in the CSR data)."""
-        A, _ = diffusion_operator(np.asarray(a, dtype=float), self.h)
+        A = self.diffusion_matrix(a)
         diagonal = diagonal_places(self.dim, self.n)
         M = on_pattern(A, A.data * (self.theta * self.problem.dt))
         M.data[diagonal] += 1.0

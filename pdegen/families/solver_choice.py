@@ -83,7 +83,7 @@ class SolverChoice:
 
     @classmethod
     def resolve_solver(
-        cls, method: str, pc: str, dim: int, n: int | None = None
+        cls, method: str, pc: str, dim: int, n: int | None = None, layout: str = "nodes"
     ) -> tuple[str, str]:
         """(method, preconditioner) to run for the recipe's names.
 
@@ -92,14 +92,17 @@ class SolverChoice:
         Krylov above the measured crossover on grids multigrid coarsens (`auto_multigrid`),
         else `auto_solvers`; `pc: auto` with a named iterative method means the family's usual
         preconditioner for it; a direct solve factorises with Cholesky when the operator
-        allows it and LU otherwise, unless the recipe names a factorisation.
+        allows it and LU otherwise, unless the recipe names a factorisation. `layout` is the
+        grid rule multigrid coarsens by (`Family.multigrid_layout_of`): on "cells" `n`
+        counts cells, and whether multigrid coarsens is `solvers.grids.coarsen_cells`.
         """
         auto_method, auto_pc = cls.auto_solvers[dim]
         if n is not None and dim in cls.auto_multigrid:
-            from solvers.grids import coarsen
+            from solvers.grids import coarsen, coarsen_cells
 
             smallest, pair = cls.auto_multigrid[dim]
-            if n >= smallest and coarsen((n,) * dim).usable:
+            levels = coarsen_cells if layout == "cells" else coarsen
+            if n >= smallest and levels((n,) * dim).usable:
                 auto_method, auto_pc = pair
         if method == "auto":
             method = auto_method
@@ -117,22 +120,26 @@ class SolverChoice:
         grid. A family whose fastest measured method depends on its problem's parameters as
         well as on the grid overrides this (reaction-diffusion: the time step against its
         reaction's stiffness); the choice must not change what `resolve_ordering` gives."""
-        return self.resolve_solver(method, pc, self.dim, self.n)
+        return self.resolve_solver(method, pc, self.dim, self.n, self.multigrid_layout)
 
     @classmethod
-    def resolve_ordering(cls, solver: SolverSpec, dim: int, n: int | None = None) -> str:
+    def resolve_ordering(
+        cls, solver: SolverSpec, dim: int, n: int | None = None, layout: str = "nodes"
+    ) -> str:
         """The ordering `auto` means: sort the chain only when something carries from one
         solve to the next and depends on which system came before. A recycling method's space
         does when the operators differ (not when every sample shares one matrix: the space
         then belongs to that matrix whatever the order); a warm start always does."""
         if solver.ordering != "auto":
             return solver.ordering
-        method, _ = cls.resolve_solver(solver.method, solver.pc, dim, n)
+        method, _ = cls.resolve_solver(solver.method, solver.pc, dim, n, layout)
         carries = METHODS[method].recycles and not cls.shared_operator
         return "greedy" if carries or solver.warm_start else "none"
 
     @classmethod
-    def settle_solver(cls, solver: SolverSpec, dim: int, n: int | None = None) -> SolverSpec:
+    def settle_solver(
+        cls, solver: SolverSpec, dim: int, n: int | None = None, layout: str = "nodes"
+    ) -> SolverSpec:
         """The recipe's solver section checked against the operator, its ordering resolved.
 
         A method or preconditioner whose requirements the operator does not meet (CG,
@@ -169,7 +176,7 @@ class SolverChoice:
                 f"solver.pc: {solver.pc!r} is not a factorisation, and method "
                 f"{solver.method!r} runs one (allowed: auto, {', '.join(factorisations)})"
             )
-        method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n)
+        method, pc = cls.resolve_solver(solver.method, solver.pc, dim, n, layout)
         pcs = METHODS[method].pcs
         if pcs is not None and pc not in pcs:
             named = repr(solver.pc) if solver.pc == pc else f"{solver.pc!r} ({pc!r} here)"
@@ -180,7 +187,7 @@ class SolverChoice:
                 f"solver.pc: {named} cannot precondition {method!r}, which needs a symmetric "
                 f"positive definite preconditioner (allowed: {', '.join(usable)})"
             )
-        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n))
+        return dataclasses.replace(solver, ordering=cls.resolve_ordering(solver, dim, n, layout))
 
     def field_splits(self) -> dict[str, np.ndarray] | None:
         """The unknowns of each block of a block system, by name, in the order of the blocks
@@ -194,9 +201,7 @@ class SolverChoice:
         smoother = self.multigrid_smoother
         if isinstance(smoother, dict):
             smoother = smoother[self.dim]
-        return MGSettings(
-            smoother=smoother, layout="cells" if getattr(self, "on_cells", False) else "nodes"
-        )
+        return MGSettings(smoother=smoother, layout=self.multigrid_layout)
 
 
 def _why_not(cls: type[SolverChoice], entry: Method | Preconditioner) -> str:

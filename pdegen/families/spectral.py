@@ -91,6 +91,10 @@ class SpectralFamily(Family):
     """The shared part of the periodic families (`solvers.spectral`)."""
 
     periodic = True
+    why_no_cells = (
+        "its grid is the torus's points j L / n, which no wall bounds: cells there would be "
+        "the same points shifted by half a step"
+    )
     any_length = True
     stores_boundary_nodes = False
     linear_systems = False

@@ -154,6 +154,10 @@ def _gradient(n: int, dim: int) -> sp.csr_matrix:
 
 class Stokes(Family):
     name = "stokes"
+    why_no_cells = (
+        "its own grid is staggered (velocities on the faces, pressure at the centres), "
+        "stored at the nodes"
+    )
     discretisation = (
         "the marker-and-cell (MAC, staggered) finite-volume grid of Harlow and Welch: "
         "velocity components on the cell faces, pressure at the cell centres (pinned in the "

@@ -33,7 +33,7 @@ S = samples and 8-byte floats:
           + Krylov workspace               GCRO-DR (2m + 1 + 4k) 8N + 6 m^2 8 (m = restart,
                                            k = min(recycle, m - 1)); GMRES (m + 4) 8N +
                                            3 m^2 8; recycling CG 4 (k + max(k, 10)) 8N; CG 6 8N
-          + a field draw                   (d + 3) M^d 8 + 3 G 8, M = modes (default n + 2)
+          + a field draw                   (d + 3) M^d 8 + 3 G 8, M = modes (default: its points)
           + trajectory                     2 T 8N (the frames list and its reshaped copy)
           + one sample's fields            2 (inputs + T G) 8 (on their way to the shard, which
                                            is written sample by sample)
@@ -286,7 +286,7 @@ def estimate(recipe) -> Estimate:
     step = max(1, math.ceil(side / FEATURE_POINTS))
     features = feat_slope * math.ceil(side / step) ** d + feat_const
 
-    modes_field, modes = "grid.n", n + 2
+    modes_field, modes = "grid.n", max(family.grid_shape)  # the default: one per point
     for where, spec in field_specs(recipe.problem, "problem"):
         if spec.modes is not None and spec.modes > modes:
             modes_field, modes = f"{where}.modes", spec.modes

@@ -240,7 +240,13 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
 
         check_across_ranks(recipe, family)
         recipe = dataclasses.replace(
-            recipe, solver=family.settle_solver(recipe.solver, recipe.grid.dim, recipe.grid.n)
+            recipe,
+            solver=family.settle_solver(
+                recipe.solver,
+                recipe.grid.dim,
+                recipe.grid.n,
+                family.multigrid_layout_of(recipe.grid.layout),
+            ),
         )
         total = sum(recipe.output.splits.fractions().values())
         if abs(total - 1.0) > 1e-9:

@@ -62,7 +62,7 @@ PetscErrorCode pdegen_diffusion_stencil(pdegen_diffusion_stencil_args *args)
 
 static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args, double *data)
 {
-  const int64_t n = args->n, dim = args->dim, lead = 3 - dim;
+  const int64_t n = args->n, dim = args->dim, lead = 3 - dim, cells = args->cells != 0;
   double       *faces[3] = {args->faces0, args->faces1, args->faces2};
   double       *fx[3]    = {NULL, NULL, NULL}; /* faces per padded axis, NULL if virtual */
   int64_t       m[3], full[3], fstride[3][3], astride[3], rows = 1, expected;
@@ -74,7 +74,7 @@ static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args
   for (int ax = 0; ax < 3; ax++) {
     const int real = ax >= lead;
     m[ax]    = real ? n : 1;
-    full[ax] = real ? n + 2 : 1;
+    full[ax] = real ? (cells ? n : n + 2) : 1;
     rows *= m[ax];
     if (real) {
       fx[ax] = faces[ax - lead];
@@ -93,20 +93,28 @@ static PetscErrorCode DiffusionStencil(const pdegen_diffusion_stencil_args *args
     fstride[ax][1] = e[2];
     fstride[ax][0] = e[1] * e[2];
   }
-  /* faces: between full-grid nodes j and j + 1 along ax, interior along the others */
+  /* faces: between full-grid nodes j and j + 1 along ax, interior along the others; on
+     cells between cells j - 1 and j, a wall face (j = 0 or n) taking 2 a of its one cell */
   for (int ax = lead; ax < 3; ax++) {
-    const int64_t o[3] = {lead <= 0 ? 1 : 0, lead <= 1 ? 1 : 0, 1}; /* interior offset */
+    const int64_t o[3] = {lead <= 0 && !cells ? 1 : 0, lead <= 1 && !cells ? 1 : 0, !cells}; /* interior offset */
     int64_t       e[3] = {m[0], m[1], m[2]};
     e[ax] = n + 1;
     for (int64_t j0 = 0; j0 < e[0]; j0++)
       for (int64_t j1 = 0; j1 < e[1]; j1++)
         for (int64_t j2 = 0; j2 < e[2]; j2++) {
           int64_t j[3] = {j0, j1, j2}, lo;
+          double *face = &fx[ax][j0 * fstride[ax][0] + j1 * fstride[ax][1] + j2];
           for (int b = 0; b < 3; b++) if (b != ax) j[b] += o[b];
+          if (cells && (j[ax] == 0 || j[ax] == n)) { /* a wall: the cell on its inner side */
+            if (j[ax] == n) j[ax] = n - 1;
+            *face = 2.0 * a[j[0] * astride[0] + j[1] * astride[1] + j[2] * astride[2]];
+            continue;
+          }
+          if (cells) j[ax] -= 1; /* the face's lower cell */
           lo = j[0] * astride[0] + j[1] * astride[1] + j[2] * astride[2];
           {
             const double x = a[lo], y = a[lo + astride[ax]];
-            fx[ax][j0 * fstride[ax][0] + j1 * fstride[ax][1] + j2] = 2.0 * x * y / (x + y);
+            *face = 2.0 * x * y / (x + y);
           }
         }
   }

@@ -104,7 +104,10 @@
  * conservative stencil with harmonic face means), written straight into the CSR value array
  * of stencil_pattern(dim, n): rows in C order, columns ascending in each row (the lower
  * neighbours from the slowest axis to the fastest, the diagonal, the upper ones back).
- *   a:      the nodal coefficient on the full (n + 2)^dim node grid, C order
+ *   a:      the nodal coefficient on the full (n + 2)^dim node grid, C order; with cells,
+ *           the coefficient of the n^dim cells, whose walls lie on the outer faces
+ *   cells:  0: the node grid; 1: the cell grid (cell_face_coefficients: a wall face's
+ *           coefficient is 2 a of the cell next to it, half a cell away)
  *   faces0..faces2: out, per axis the face coefficients between nodes i and i + 1 on the
  *           interior lines (n + 1 along that axis, n along the others); NULL beyond dim
  *   data:   out, nnz values; nnz must be (2 dim + 1) n^dim - 2 dim n^(dim - 1)
@@ -115,6 +118,7 @@
  */
 #define PDEGEN_DIFFUSION_STENCIL_FIELDS(IN, OUT) \
   IN(const double *, a) \
+  IN(int64_t, cells) \
   IN(int64_t, n) \
   IN(int64_t, dim) /* 1, 2 or 3 */ \
   IN(double, scale) /* 1 / h^2 */ \

@@ -17,9 +17,11 @@ mapping is what it is (docs/format.md, "Export to The Well", says it per field):
   rotates and flips t1 fields as vectors, and flattens them back to `<name>_x`, ... channels.
 - The heat `initial` state is frame 0 of its `solution` (checked, bit for bit, sample by
   sample): written once, as that frame, so that no window is handed a copy of frame 0.
-- pdegen's Dirichlet boundary (u = g on every boundary node) is The Well's `WALL`, the one
-  type that is neither periodic nor open; one mask per axis marks its two end nodes. The
-  periodic families' axes are `PERIODIC` (the same masks: the two ends that meet).
+- pdegen's Dirichlet boundary (u = g on every boundary node, or on a cell grid u = 0 on the
+  walls half a cell beyond the outer centres) is The Well's `WALL`, the one type that is
+  neither periodic nor open; one mask per axis marks its two end points (the boundary
+  nodes, or the outer cells next to the walls, as The Well's own cell-centred sets mark
+  them). The periodic families' axes are `PERIODIC` (the same masks: the two ends that meet).
 - Every file is float32, as the specification says (models built for The Well expect it).
 
 Files are written into a hidden sibling of the target directory, renamed into place at the
