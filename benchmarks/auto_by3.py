@@ -1,5 +1,10 @@
 """`auto` on grids that only the levels rule's step by 3 lets geometric multigrid coarsen.
 
+Since issue 27 the levels rule takes no steps by 3 (uneven halving was as fast or faster:
+`benchmarks/uneven_or_by3.py`, docs/benchmarks.md, "Uneven halving instead of steps by 3"),
+so this script now measures the grids below on the rule as it is; its tables in
+docs/benchmarks.md are the record of the step by 3.
+
 Before that step these grids ran each family's `auto_solvers` pair (mg was not usable); now,
 above the family's crossover (`Family.auto_multigrid`), `auto` runs its multigrid pair on a
 hierarchy with a step by 3. Both pairs side by side on the same samples, through the batch

@@ -1,11 +1,17 @@
 """The levels rule's step by 3, measured: CG + `pc: mg` with and without it, and CG + GAMG.
 
+Since issue 27 the levels rule takes no steps by 3 (uneven halving was as fast or faster:
+`benchmarks/uneven_or_by3.py`, docs/benchmarks.md, "Uneven halving instead of steps by 3"),
+so this script now measures the grids below on the rule as it is; its tables in
+docs/benchmarks.md are the record of the step by 3.
+
 Darcy 12 / 3 (the neural-operator benchmark's coefficient) on grids whose cells do not halve
 down to a small coarsest level: FNO's 421 x 421 nodes (n = 419: 419 -> 209 -> 104 by 2, then
--> 34 by 3), 256 x 256 nodes (n = 254, 255 cells: not a single halving, 254 -> 84 by 3) and
-the 64^3-node cube (n = 62, 63 cells: 62 -> 20 -> 6 by 3). Side by side in one run, on the
-same samples: the hierarchy of the levels rule; the halving-only hierarchy where there is
-one (`MGSettings(max_levels=...)` stops before the step by 3: what ran before it existed);
+-> 52 unevenly; -> 34 by 3 when the record was taken), 256 x 256 nodes (n = 254, 255 cells:
+254 -> 127 -> ... unevenly; -> 84 by 3 then) and the 64^3-node cube (n = 62, 63 cells: 62 ->
+31 -> ... unevenly; 62 -> 20 -> 6 by 3 then). Side by side in one run, on the same samples:
+the hierarchy of the levels rule; the exact-halving-only hierarchy where there is one
+(`MGSettings(max_levels=...)` stops before the first uneven step);
 and GAMG, which `pc: mg` fell back to on grids that do not halve. CG to rtol 1e-8. Each cell:
 the mean per-sample seconds after the first sample (the chain's steady state), best of
 `--repeats` fresh chains, and the mean CG iterations.
@@ -33,7 +39,7 @@ CASES = {
 
 
 def halving_levels(shape: tuple[int, ...]) -> int:
-    """How many levels the rule has before its first step by 3."""
+    """How many levels the rule has before its first step that is not an exact halving."""
     shapes = coarsen(shape).shapes
     for level, (fine, coarse) in enumerate(zip(shapes[:-1], shapes[1:], strict=True), start=1):
         if (fine[0] + 1) != 2 * (coarse[0] + 1):

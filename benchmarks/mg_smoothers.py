@@ -1,13 +1,13 @@
 """Geometric multigrid's smoother and cycle, measured: CG + `pc: mg` on Darcy 12 / 3.
 
 Darcy with the neural-operator benchmark's thresholded coefficient (12 / 3, alpha = 2,
-tau = 3) on FNO's 421 x 421 node grid (n = 419: four levels down to 34^2) and on the
-64^3-cell cube (n = 63: six levels down to one unknown), CG to rtol 1e-8, every smoother
-and cycle of `solvers.multigrid` side by side in one run. Each cell: the mean per-sample
-seconds over the samples after the first (the chain's steady state: numeric PtAP, smoother
-set-up, iterations), best of `--repeats` fresh chains, and the mean CG iterations; the
-first sample (symbolic set-up too) is in the JSON. Prints a markdown table and writes
-benchmarks/results/mg_smoothers.md.
+tau = 3) on FNO's 421 x 421 node grid (n = 419: four levels down to 52^2; to 34^2 by 3 when
+the record was taken) and on the 64^3-cell cube (n = 63: six levels down to one unknown),
+CG to rtol 1e-8, every smoother and cycle of `solvers.multigrid` side by side in one run.
+Each cell: the mean per-sample seconds over the samples after the first (the chain's steady
+state: numeric PtAP, smoother set-up, iterations), best of `--repeats` fresh chains, and the
+mean CG iterations; the first sample (symbolic set-up too) is in the JSON. Prints a
+markdown table and writes benchmarks/results/mg_smoothers.md.
 
     python benchmarks/mg_smoothers.py [--samples 4] [--repeats 3]
 """

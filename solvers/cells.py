@@ -14,7 +14,8 @@ linear at the points' true positions with the walls as points of value zero
 (`solvers.multigrid.linear_interpolation_1d`, positions in units of half a cell), the tensor
 product over the axes; the coarse operators are PETSc's Galerkin products P^T A P, so it
 serves any operator on the grid, Darcy's jumping coefficients included, with 9-point coarse
-stencils in 2D. The node grid's steps by 3 are not taken: on the centres they stopped 128
+stencils in 2D. Steps by 3 (which the node grid's rule took until issue 27) are not taken:
+on the centres they stopped 128
 at a 42^2 level after one step (11-12 CG iterations against 9 here) and left 64 with one
 level (GAMG instead, 2.6x slower); halving alone was faster at every size measured.
 

@@ -4,33 +4,35 @@ The families' unknowns are the interior nodes of a vertex grid of the unit squar
 n interior nodes per axis, n + 1 cells of width h = 1/(n + 1), Dirichlet values on the
 boundary nodes, numbered in C order (last axis fastest). `solvers.multigrid` builds the
 hierarchy's interpolations, PETSc's between DMDAs of the whole node grid (boundary nodes
-included) on uniform levels coarsened by 2 or 3, its own from the first uneven halving down
-(the levels rule, below).
+included) on uniform levels halved exactly, its own from the first uneven halving down (the
+levels rule, below).
 
 **The levels rule.** A DMDA vertex grid of M nodes coarsens by an integer ratio r only when
 r divides its M - 1 cells (PETSc's Q1 interpolation needs (M_fine - 1) / (M_coarse - 1) to be
 an integer), so a level of n interior nodes has a coarser one by 2 when n + 1 is even, with
 (n + 1) / 2 - 1 interior nodes: the fine nodes of even index, which keeps the coarse grid's
-boundary on the fine grid's boundary. The rule halves while it can; when halving stops on a
-level still larger than `THIRD_ABOVE` unknowns whose cells 3 divides, it coarsens by 3 (the
-fine nodes of index divisible by 3) and goes on. Why: the coarsest level is factorised for
-every sample, and at FNO's 421 x 421 that factorisation and its triangular solves were a
-quarter of the solve; a step by 3 costs one CG iteration more and the solve is 12% faster
-(docs/benchmarks.md, "Coarsening by 3"). Coarsening by 3 with linear interpolation and
-Galerkin coarse operators is the vertex-centred factor-3 multigrid of Dendy and Moulton,
-"Black box multigrid with coarsening by a factor of three", Numer. Linear Algebra Appl. 17
-(2010). Larger odd ratios (5, 7) cost more iterations than they save (measured at 421^2: 10
-and 13 iterations against 8). Examples:
+boundary on the fine grid's boundary. The rule halves while it can; a level whose cells do
+not pair up and that is still larger than `UNEVEN_ABOVE` unknowns is halved unevenly (below)
+and the rule goes on. Examples:
 
-- FNO's 421 x 421 nodes (n = 419, 420 = 2^2 * 105 cells): 419 -> 209 -> 104 -> 34, four
-  levels, a coarsest grid of 34^2 = 1 156 unknowns, factorised by LU;
+- FNO's 421 x 421 nodes (n = 419, 420 = 2^2 * 105 cells): 419 -> 209 -> 104 -> 52, the
+  last step uneven, a coarsest grid of 52^2 = 2 704 unknowns, factorised by LU;
 - 2^k + 1 nodes (n = 2^k - 1: 31, 63, 127, 255): down to one unknown;
-- 64^3 nodes (n = 62, 63 = 3^2 * 7 cells): 62 -> 20 -> 6, by 3 twice; n = 64 (65 cells)
-  is halved unevenly (below) to 32, then by 3 to 10; 64^3 unknowns in the dyadic sense is
-  n = 63 (64 cells): 63 -> 31 -> 15 -> 7 -> 3 -> 1.
+- 64^3 nodes (n = 62, 63 cells): 62 -> 31 -> 15 -> 7 -> 3 -> 1, the first step uneven.
 
-**Uneven halving** (issue 27). A level whose cells neither halve nor divide by 3 (127 cells,
-a prime: the 128 points per axis people ask for; 65 = 5 * 13) and that still has more than
+**Why not steps by 3** (issue 27). Where the cells do not halve but 3 divides them (63, 105,
+255), the rule used to coarsen by 3 (the vertex-centred factor-3 multigrid of Dendy and
+Moulton, "Black box multigrid with coarsening by a factor of three", Numer. Linear Algebra
+Appl. 17 (2010)): it reaches a small coarsest level in fewer steps, and at 421^2, before
+uneven halving existed, it was 12% faster than stopping there (docs/benchmarks.md,
+"Coarsening by 3"). Against uneven halving it costs iterations (64^3 Poisson: 8 CG
+iterations against 5; Darcy 9 against 7; Darcy on 256^2 nodes: 11.9 against 9.5) for little
+saved per cycle, and it was slower on every grid measured but one, 3D Helmholtz at 62^3,
+where it was 1-4% faster in two runs (docs/benchmarks.md, "Uneven halving instead of steps
+by 3"), so it is no longer taken.
+
+**Uneven halving** (issue 27). A level whose cells do not halve (127 cells, a prime: the 128
+points per axis people ask for; 65 = 5 * 13; 63 = 3^2 * 7) and that still has more than
 `UNEVEN_ABOVE` unknowns is halved anyway: its coarse nodes are every other fine node and the
 last one, so an odd axis of c cells gets (c + 1) / 2 coarse cells, one of them half as long
 (127 -> 64 cells, then 32, 16, ... exactly); a second uneven step on an axis takes its nodes
@@ -64,10 +66,8 @@ from dataclasses import dataclass
 
 #: the largest coarsest level (unknowns) that is factorised, per dimension
 MAX_COARSEST: dict[int, int] = {1: 65536, 2: 16384, 3: 4096}
-#: a level that does not halve and has more unknowns than this is coarsened by 3 where it can
-THIRD_ABOVE: dict[int, int] = {1: 4096, 2: 4096, 3: 4096}
-#: a level that neither halves nor divides by 3 and has more unknowns than this is halved
-#: unevenly (module docstring, "Uneven halving")
+#: a level whose cells do not halve and that has more unknowns than this is halved unevenly
+#: (module docstring, "Uneven halving")
 UNEVEN_ABOVE: dict[int, int] = {1: 4096, 2: 4096, 3: 4096}
 #: the fewest interior nodes per axis a level needs to be halved unevenly (4 cells, so the
 #: coarse axis keeps at least one interior node between its short and its long cells)
@@ -116,9 +116,8 @@ class Coarsening:
         dim = len(fine)
         return (
             f"pc mg: the {_text(fine)} interior grid coarsens too little ({why}; geometric "
-            f"multigrid halves the cells, divides them by 3 on levels above {THIRD_ABOVE[dim]} "
-            f"unknowns, and halves other levels above {UNEVEN_ABOVE[dim]} unknowns with at "
-            f"least {UNEVEN_MIN} nodes per axis unevenly): running "
+            f"multigrid halves the cells, unevenly where they do not pair up on levels above "
+            f"{UNEVEN_ABOVE[dim]} unknowns with at least {UNEVEN_MIN} nodes per axis): running "
             f"{FALLBACK_PC}"
         )
 
@@ -132,8 +131,8 @@ def _text(shape: tuple[int, ...], power: str = "^") -> str:
 
 def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening:
     """The hierarchy of an interior grid `shape` by the levels rule (module docstring):
-    halve the cells while every axis has an even number of them and a coarse interior node
-    remains; past that, divide them by 3 while the level is larger than `THIRD_ABOVE`; at
+    halve the cells, exactly where every axis has an even number of them and a coarse
+    interior node remains, else unevenly while the level is larger than `UNEVEN_ABOVE`; at
     most `max_levels` levels."""
     shape = tuple(int(n) for n in shape)
     if not shape or min(shape) < 1:
@@ -149,9 +148,9 @@ def coarsen(shape: tuple[int, ...], max_levels: int | None = None) -> Coarsening
 
 def _next_shape(shape: tuple[int, ...]) -> tuple[int, ...] | None:
     """The level below `shape` by the levels rule, or None where `shape` is the coarsest:
-    by 2 or 3 where the cells allow it (`_ratio`), else, on a level above `UNEVEN_ABOVE`
-    unknowns with at least `UNEVEN_MIN` nodes per axis, uneven halving: (c + 1) // 2 cells
-    on an axis of c (module docstring, "Uneven halving")."""
+    halved exactly where the cells allow it (`_ratio`), else, on a level above
+    `UNEVEN_ABOVE` unknowns with at least `UNEVEN_MIN` nodes per axis, uneven halving:
+    (c + 1) // 2 cells on an axis of c (module docstring, "Uneven halving")."""
     ratio = _ratio(shape)
     if ratio is not None:
         return tuple((n + 1) // ratio - 1 for n in shape)
@@ -174,31 +173,24 @@ def is_exact_step(fine: tuple[int, ...], coarse: tuple[int, ...]) -> bool:
 
 def _why_it_stops(shape: tuple[int, ...]) -> str:
     """Why `_ratio` finds no ratio for the level `shape`, in words: cells that do not halve
-    or an axis too short to, and, on a level large enough for a step by 3, cells that 3 does
-    not divide or an axis too short for it."""
+    or an axis too short to, and, on a level large enough to be halved unevenly, an axis
+    too short for that."""
     cells = tuple(n + 1 for n in shape)
     if any(c % 2 for c in cells):
         why = f"{_text(cells, 'x')} cells per axis do not halve"
     else:
         why = f"an axis has only {min(cells)} cells, too few to halve"
-    if math.prod(shape) > THIRD_ABOVE[len(shape)]:
-        if any(c % 3 for c in cells):
-            why += " or divide by 3"
-        else:
-            why += f", and an axis has only {min(cells)} cells, too few to divide by 3"
     if math.prod(shape) > UNEVEN_ABOVE[len(shape)] and min(shape) < UNEVEN_MIN:
         why += f", and an axis has only {min(shape)} interior nodes, too few to halve unevenly"
     return why
 
 
 def _ratio(shape: tuple[int, ...]) -> int | None:
-    """The ratio the level `shape` is coarsened by: 2, 3 or None (it is the coarsest)."""
+    """The exact ratio the level `shape` is coarsened by: 2, or None (its cells do not pair
+    up: it is halved unevenly or is the coarsest)."""
     cells = [n + 1 for n in shape]
     if all(c % 2 == 0 for c in cells) and min(cells) >= 4:
         return 2
-    large = math.prod(shape) > THIRD_ABOVE[len(shape)]
-    if large and all(c % 3 == 0 for c in cells) and min(cells) >= 6:
-        return 3
     return None
 
 
@@ -256,7 +248,6 @@ __all__ = [
     "FALLBACK_PC",
     "MAX_COARSEST",
     "UNEVEN_ABOVE",
-    "THIRD_ABOVE",
     "Coarsening",
     "coarsen",
     "infer_grid",

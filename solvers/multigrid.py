@@ -1,8 +1,8 @@
 """Geometric multigrid (`pc: mg`): PETSc's PCMG on DMDAs of the families' node grid.
 
 **The grid as DMDAs.** The finest DMDA is the families' node grid itself, boundary nodes
-included (n + 2 vertices per axis); each coarser one has a half or a third of the cells of
-the one above, or (c + 1) / 2 of an odd count c (uneven halving; `solvers.grids` states the
+included (n + 2 vertices per axis); each coarser one has half the cells of the one above,
+or (c + 1) / 2 of an odd count c (uneven halving; `solvers.grids` states the
 levels rule). From the first uneven halving down, the interpolations are our own tensor
 products of 1D linear interpolation at the nodes' true positions (`positions_interpolation`);
 above it, on uniform levels, they are PETSc's. PETSc's Q1 interpolation between two
@@ -239,9 +239,8 @@ class GridHierarchy(Levels):
         self.dof = dof
         if self.coarsening.levels < 2:
             raise ValueError(self.coarsening.note or f"the {shape} grid does not coarsen")
-        # finest first; each level made at its own size (DMCoarsenHierarchy takes one ratio
-        # for every level, and the levels rule may coarsen by 2 and then by 3), and
-        # DMCreateInterpolation reads the ratio from the two sizes
+        # finest first; each level made at its own size (an uneven step ends the uniform
+        # levels), and DMCreateInterpolation reads the ratio from the two sizes
         shapes = self.coarsening.shapes
         #: node positions per level and axis, ends included, in units of the finest spacing
         self.positions: list[list[np.ndarray]] = hierarchy_positions(shapes)

@@ -19,7 +19,7 @@ from pdegen.recipe.schema import recipe_from_dict
 from pdegen.run.generate import generate
 from pdegen.specs import CoefficientSpec, RangeSpec
 from solvers import ChainSolver, solve_sequence
-from solvers.grids import MAX_COARSEST, THIRD_ABOVE, coarsen, infer_grid
+from solvers.grids import MAX_COARSEST, UNEVEN_ABOVE, coarsen, infer_grid
 from solvers.multigrid import GridHierarchy, MGSettings, node_grid
 from solvers.registry import METHODS, PRECONDITIONERS
 from tests.helpers import small_recipe_dict
@@ -78,13 +78,12 @@ def test_the_dmda_x_axis_is_our_last_axis(shape):
 
 
 @pytest.mark.parametrize(
-    "shape,ratio",
-    [((7, 15), 2), ((3, 7, 15), 2), ((80, 62), 3), ((8, 14, 44), 3)],  # > THIRD_ABOVE: by 3
+    "shape,ratio", [((7, 15), 2), ((3, 7, 15), 2), ((31, 63), 2), ((7, 15, 31), 2)]
 )
 def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape, ratio):
     """The interior part of DMCreateInterpolation between the node-grid DMDAs is the tensor
     product of 1D linear interpolation in our C order (a rectangular grid, so a swapped axis
-    would show), by 2 and by 3, and reproduces a smooth function to O(h^2)."""
+    would show), and reproduces a smooth function to O(h^2)."""
     hierarchy = GridHierarchy(shape)
     assert hierarchy.shapes[1] == tuple((n + 1) // ratio - 1 for n in shape)
     P = to_scipy(hierarchy.interpolations[-1])  # coarser level -> finest
@@ -106,24 +105,19 @@ def test_dmda_interpolation_is_the_classical_one_on_our_ordering(shape, ratio):
     assert error < sum((np.pi * (k + 1)) ** 2 for k in range(len(shape))) * h**2 / 8
 
 
-def test_every_interpolation_of_a_hierarchy_by_2_then_3_is_the_classical_one():
-    """(161, 215): 162 x 216 cells halve to (80, 107), whose 81 x 108 cells do not, and
-    8560 > THIRD_ABOVE unknowns divide by 3 to (26, 35): each level's interpolation, in
-    PCMG's order (coarsest first), is the tensor product of 1D linear interpolation at its
-    own ratio."""
+def test_a_hierarchy_halved_exactly_then_unevenly_keeps_the_classical_first_step():
+    """(161, 215): 162 x 216 cells halve to (80, 107), whose 81 x 108 cells do not pair up,
+    and 8560 > UNEVEN_ABOVE unknowns are halved unevenly to (40, 53) (no step by 3: the
+    levels rule): the exact step's interpolation, PCMG's last, is the tensor product of 1D
+    linear interpolation by 2; the uneven one interpolates at the nodes' true positions
+    (test_uneven_halving_keeps_fine_nodes_and_interpolates_linearly)."""
     hierarchy = GridHierarchy((161, 215))
-    assert hierarchy.shapes == ((161, 215), (80, 107), (26, 35))
-    for level, P in enumerate(hierarchy.interpolations, start=1):
-        fine = hierarchy.shapes[hierarchy.levels - 1 - level]
-        coarse = hierarchy.shapes[hierarchy.levels - level]
-        ratio = (fine[0] + 1) // (coarse[0] + 1)
-        assert ratio == (2 if level == 2 else 3)
-        expected = sp.kron(
-            linear_interpolation_1d(fine[0], ratio),
-            linear_interpolation_1d(fine[1], ratio),
-            format="csr",
-        )
-        assert abs(to_scipy(P) - expected).max() < 1e-14
+    assert hierarchy.shapes == ((161, 215), (80, 107), (40, 53))
+    assert 80 * 107 > UNEVEN_ABOVE[2] >= 40 * 53
+    expected = sp.kron(
+        linear_interpolation_1d(161, 2), linear_interpolation_1d(215, 2), format="csr"
+    )
+    assert abs(to_scipy(hierarchy.interpolations[-1]) - expected).max() < 1e-14
 
 
 @pytest.mark.parametrize(
@@ -166,10 +160,10 @@ def test_uneven_halving_keeps_fine_nodes_and_interpolates_linearly(shape):
 
 def test_positions_interpolation_on_uniform_levels_is_petscs():
     """Our interpolation from positions and PETSc's DMDA one agree where both apply (a
-    uniform rectangular level halved, then divided by 3)."""
+    uniform rectangular level halved)."""
     from solvers.multigrid import coarser_positions, positions_interpolation
 
-    for fine, coarse in [((7, 15), (3, 7)), ((80, 53), (26, 17))]:
+    for fine, coarse in [((7, 15), (3, 7)), ((31, 63, 15), (15, 31, 7))]:
         dmda = to_scipy(GridHierarchy(fine).interpolations[-1])
         assert GridHierarchy(fine).shapes[1] == coarse
         positions = [np.arange(n + 2) for n in fine]
@@ -198,31 +192,33 @@ def test_cg_mg_after_uneven_halving_converges_like_on_an_even_grid():
 
 
 def test_the_levels_rule():
-    # FNO's grid: halved twice (420 = 4 * 105 cells), then 105 cells by 3 since 104^2 > 4096
-    assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104), (34, 34))
+    # FNO's grid: halved twice (420 = 4 * 105 cells), then 105 cells unevenly to 53, since
+    # 104^2 > UNEVEN_ABOVE (no step by 3 to 34 any more: module docstring of solvers.grids)
+    assert coarsen((419, 419)).shapes == ((419, 419), (209, 209), (104, 104), (52, 52))
     assert coarsen((419, 419), max_levels=3).shapes[-1] == (104, 104)
-    assert 34 * 34 < THIRD_ABOVE[2] < 104 * 104
+    assert 52 * 52 < UNEVEN_ABOVE[2] < 104 * 104
     cube = coarsen((63, 63, 63))
     assert [s[0] for s in cube.shapes] == [63, 31, 15, 7, 3, 1] and cube.usable
     assert coarsen((63, 63, 63), max_levels=3).levels == 3
-    assert [s[0] for s in coarsen((62, 62, 62)).shapes] == [62, 20, 6]  # 63 = 3^2 * 7 cells
-    assert [s[0] for s in coarsen((80, 80)).shapes] == [80, 26]  # 27^2 cells: small, stop
+    # 63 = 3^2 * 7 cells: halved unevenly to 32, then exactly down to one unknown
+    assert [s[0] for s in coarsen((62, 62, 62)).shapes] == [62, 31, 15, 7, 3, 1]
+    assert [s[0] for s in coarsen((80, 80)).shapes] == [80, 40]  # 41^2 cells: small, stop
     for shape in [(30, 30), (26, 26)]:  # 31 and 27 cells, and at most 4096 unknowns: stop
         assert coarsen(shape).levels == 1 and not coarsen(shape).usable
         assert "do not halve" in coarsen(shape).note
-    assert "or divide by 3" not in coarsen((26, 26)).note  # too small to be divided
-    # larger levels whose cells neither halve nor divide by 3 are halved unevenly, c -> (c +
-    # 1) / 2 cells: 47 -> 24, 65 -> 33 (then by 3), 127 -> 64, 85 -> 43 (after 255 = 3 * 85)
+    # larger levels whose cells do not halve are halved unevenly, c -> (c + 1) / 2 cells:
+    # 47 -> 24, 65 -> 33 -> 17, 127 -> 64, 255 -> 128
     assert [s[0] for s in coarsen((46, 46, 46)).shapes] == [46, 23, 11, 5, 2]
-    assert [s[0] for s in coarsen((64, 64, 64)).shapes] == [64, 32, 10]
+    assert [s[0] for s in coarsen((64, 64, 64)).shapes] == [64, 32, 16]
     assert [s[0] for s in coarsen((126, 126)).shapes] == [126, 63, 31, 15, 7, 3, 1]
-    assert [s[0] for s in coarsen((254, 254)).shapes] == [254, 84, 42]
+    assert [s[0] for s in coarsen((254, 254)).shapes] == [254, 127, 63, 31, 15, 7, 3, 1]
     assert all(coarsen(s).usable for s in [(46, 46, 46), (64, 64, 64), (126, 126), (254, 254)])
     assert "max_levels" in coarsen((419, 419), max_levels=1).note  # it would coarsen
-    # the reason named is the one that holds: 3 divides 3 x 3000 cells, but one axis is short
-    assert "only 3 cells, too few to divide by 3" in coarsen((2, 2999)).note
+    # the reason named is the one that holds: 3 x 3000 cells do not halve, and one axis has
+    # too few nodes to be halved unevenly
+    assert "only 2 interior nodes, too few to halve unevenly" in coarsen((2, 2999)).note
     assert "only 2 cells, too few to halve" in coarsen((1, 8191)).note  # 2 x 8192: even
-    cut = coarsen((62, 62, 62), max_levels=2)  # 62 -> 20, which would go on to 6
+    cut = coarsen((62, 62, 62), max_levels=2)  # 62 -> 31 (31^3 unknowns), which would go on
     assert "larger than" in cut.note and "max_levels stops it at 2 levels" in cut.note
     too_big = coarsen((93, 93, 93), max_levels=2)  # one halving, to 46^3 > MAX_COARSEST[3]
     assert too_big.levels == 2 and too_big.coarsest_unknowns > MAX_COARSEST[3]
@@ -248,11 +244,11 @@ CASES = {
     "darcy3d": lambda: darcy(15, 3),
     "helmholtz2d": lambda: helmholtz(31, 2),
     "helmholtz3d": lambda: helmholtz(15, 3),
-    # grids whose hierarchy coarsens by 3 (81 and 21 cells per axis; the levels rule)
-    "darcy2d-by3": lambda: darcy(80, 2),
-    "darcy2d-by2-then-3": lambda: darcy(161, 2),
-    "darcy3d-by3": lambda: darcy(20, 3),
-    "helmholtz2d-by3": lambda: helmholtz(80, 2),
+    # grids whose hierarchy is halved unevenly (81 and 21 cells per axis; the levels rule)
+    "darcy2d-uneven": lambda: darcy(80, 2),
+    "darcy2d-by2-then-uneven": lambda: darcy(161, 2),
+    "darcy3d-uneven": lambda: darcy(20, 3),
+    "helmholtz2d-uneven": lambda: helmholtz(80, 2),
 }
 
 
@@ -275,7 +271,7 @@ def test_every_method_with_mg_agrees_with_a_direct_solve(case, method):
     )
     assert chain.wants_preconditioner_operator and chain.pc == "mg" and chain.note is None
     levels = {(31, 31): 5, (15, 15, 15): 4, (80, 80): 2, (20,) * 3: 2, (161, 161): 3}
-    # down to one unknown by halving; one step by 3; halving, then a step by 3
+    # down to one unknown by halving; one uneven halving; halving, then an uneven one
     assert chain.hierarchy.levels == levels[family.interior_shape]
     for index in range(3):
         sample = family.sample(1, index)
@@ -569,9 +565,10 @@ def test_every_family_generates_with_pc_mg(family, tmp_path):
         ("darcy", 2, 63, ("direct", "cholesky")),  # below the measured crossover
         ("darcy", 2, 125, ("direct", "cholesky")),  # below 126, the measured crossover
         ("darcy", 3, 63, ("cg", "mg")),
-        ("darcy", 3, 46, ("cg", "mg")),  # 47 cells: halved unevenly, 2.5x faster than ILU
-        ("darcy", 2, 126, ("cg", "mg")),  # 127 cells: halved unevenly, 1.7x faster than LU
-        ("heat", 3, 62, ("cg", "ilu")),  # below 63: ILU 1.1x faster than mg at 62^3
+        ("darcy", 3, 46, ("cg", "mg")),  # 47 cells: halved unevenly, 2.4x faster than ILU
+        ("darcy", 2, 126, ("cg", "mg")),  # 127 cells: halved unevenly, 1.5x faster than LU
+        ("heat", 3, 55, ("cg", "ilu")),  # below 62: ILU 1.05x faster than mg at 55^3
+        ("heat", 3, 62, ("cg", "mg")),  # halved unevenly: 1.04x faster than ILU
         ("darcy", 3, 15, ("cg", "ilu")),
         ("helmholtz", 3, 47, ("gcrodr", "mg")),
         ("helmholtz", 2, 255, ("direct", "lu")),  # 2D Helmholtz: LU stays far ahead
