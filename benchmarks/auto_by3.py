@@ -60,6 +60,17 @@ def per_sample(recipe_name: str, settings: list[str], samples: int, repeats: int
     }
 
 
+def other_pair(family) -> tuple[str, str] | None:
+    """The family's other measured pair on its grid, to check `auto`'s choice against:
+    without multigrid where `auto` runs it, its multigrid pair where `auto` does not and the
+    grid coarsens; None where it has no other."""
+    if family.resolve_for("auto", "auto")[1] == "mg":
+        return family.auto_solvers[family.dim]
+    if family.dim in family.auto_multigrid and family.coarsening().usable:
+        return family.auto_multigrid[family.dim][1]
+    return None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=4)

@@ -16,11 +16,9 @@ not), so the table shows whether `auto` picks the faster on cells.
 
 from __future__ import annotations
 
-import argparse
-
-from auto_by3 import RECIPES, per_sample
+from auto_by3 import RECIPES, other_pair, per_sample
 from grid_sizes import text
-from tables import save
+from tables import case_arguments, save
 
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import load_recipe
@@ -42,10 +40,7 @@ CASES = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=None)
-    args = parser.parse_args()
+    args = case_arguments(__doc__)
     lines = [
         "| case | `auto` on n cells | `auto` on n + 1 points (same h) | cells / nodes | the "
         "family's other pair on the cells |",
@@ -64,12 +59,7 @@ def main() -> None:
             "nodes": per_sample(recipe_name, on_nodes, samples, args.repeats),
             "other": None,
         }
-        auto = family.resolve_for("auto", "auto")
-        other = None
-        if auto[1] == "mg":
-            other = family.auto_solvers[dim]
-        elif dim in family.auto_multigrid and family.coarsening().usable:
-            other = family.auto_multigrid[dim][1]
+        other = other_pair(family)
         if other is not None:
             solver = [f"solver.method={other[0]}", f"solver.pc={other[1]}"]
             cells["other"] = per_sample(recipe_name, on_cells + solver, samples, args.repeats)

@@ -16,10 +16,8 @@ table shows whether `auto` picks the faster.
 
 from __future__ import annotations
 
-import argparse
-
-from auto_by3 import RECIPES, per_sample
-from tables import save
+from auto_by3 import RECIPES, other_pair, per_sample
+from tables import case_arguments, save
 
 from pdegen.families import family_from_recipe
 from pdegen.recipe.schema import load_recipe
@@ -60,10 +58,7 @@ def levels(shape: tuple[int, ...]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=None)
-    args = parser.parse_args()
+    args = case_arguments(__doc__)
     lines = [
         "| case | levels (~: uneven halving) | `auto` at the size people pick | `auto` at the "
         "neighbour (one more point) | pick / neighbour | the family's other pair (with or "
@@ -85,12 +80,7 @@ def main() -> None:
             ),
             "other": None,
         }
-        auto = family.resolve_for("auto", "auto")
-        other = None  # the family's other pair at this size: without mg, or its mg pair
-        if auto[1] == "mg":
-            other = family.auto_solvers[dim]
-        elif dim in family.auto_multigrid and coarsen(shape).usable:
-            other = family.auto_multigrid[dim][1]
+        other = other_pair(family)  # without mg, or its mg pair
         if other is not None:
             solver = [f"solver.method={other[0]}", f"solver.pc={other[1]}"]
             cells["other"] = per_sample(recipe_name, grid + solver, samples, args.repeats)

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def case_arguments(doc: str, repeats: int = 2) -> argparse.Namespace:
+    """The command line of a script that measures named cases: `--repeats` (batches, the
+    best kept) and `--only CASE ...`; the description is the docstring's first line."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=repeats)
+    parser.add_argument("--only", nargs="*", default=None)
+    return parser.parse_args()
 
 
 def save(name: str, text: str, data: dict | None = None) -> None:

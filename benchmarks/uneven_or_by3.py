@@ -10,12 +10,11 @@ halving instead (the rule now), through the batch path a worker runs
 
 from __future__ import annotations
 
-import argparse
 import json
 import subprocess
 import sys
 
-from tables import save
+from tables import case_arguments, save
 
 #: case -> (recipe, dimension, interior nodes per axis, samples, solver or None for `auto`)
 CASES = {
@@ -65,10 +64,7 @@ def text(cell: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--only", nargs="*", default=None)
-    args = parser.parse_args()
+    args = case_arguments(__doc__)
     lines = [
         "| case | steps by 3 (before) | uneven halving (now) | by 3 / uneven |",
         "|---|---|---|---|",
