@@ -237,7 +237,7 @@ class ShardWriter:
                 f"dataset holds {dtype} {shape}"
             )
         offset = (row,) + (0,) * stored.ndim
-        dataset.id.write_direct_chunk(offset, np.ascontiguousarray(stored))
+        dataset.id.write_direct_chunk(offset, stored)  # C order already (`add`)
 
     def _create(self, group: str, name: str, first: np.ndarray) -> h5py.Dataset:
         filters = {}

@@ -134,10 +134,18 @@ def diffusion_operator(a: np.ndarray, h: float) -> tuple[sp.csr_matrix, list[np.
     a = np.asarray(a)
     if not _kernel_takes(a):
         return diffusion_operator_numpy(a, h)
-    ndim, n = a.ndim, a.shape[0] - 2
+    return _kernel_operator(a, h, cells=False)
+
+
+def _kernel_operator(
+    a: np.ndarray, h: float, cells: bool
+) -> tuple[sp.csr_matrix, list[np.ndarray]]:
+    """The compiled kernel's matrix as CSR on the shared stencil pattern, and its face
+    coefficients: on the (n + 2)^d nodes of `a`, or with `cells` its n^d cells."""
+    ndim, n = a.ndim, a.shape[0] - (0 if cells else 2)
     indptr, indices, _ = stencil_pattern(ndim, n)
     data = np.empty(indices.size)
-    faces = _run_stencil_kernel(a, h, data=data)
+    faces = _run_stencil_kernel(a, h, data=data, cells=cells)
     A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
     A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
     return A, faces
@@ -432,10 +440,4 @@ def cell_diffusion_operator(a: np.ndarray, h: float) -> sp.csr_matrix:
     a = np.asarray(a)
     if not _kernel_takes(a, cells=True):
         return stencil_of_faces(cell_face_coefficients(a), h)
-    ndim, n = a.ndim, a.shape[0]
-    indptr, indices, _ = stencil_pattern(ndim, n)
-    data = np.empty(indices.size)
-    _run_stencil_kernel(a, h, data=data, cells=True)
-    A = sp.csr_matrix((data, indices, indptr), shape=(n**ndim, n**ndim), copy=False)
-    A.has_canonical_format = True  # sorted, each entry once: the stencil pattern's rows
-    return A
+    return _kernel_operator(a, h, cells=True)[0]

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from pdegen.discretisation.fields import gaussian_random_field
+from pdegen.discretisation.operators import cell_diffusion_operator, diffusion_operator
 from pdegen.discretisation.timestepping import TimeStepping
 from pdegen.errors import RecipeError
 from pdegen.families.declarations import (
@@ -244,8 +245,6 @@ class Family(SolverChoice, abc.ABC):
         cells the cell-centred one with the walls half a cell out (`cell_diffusion_operator`);
         one sparsity pattern either way (`stencil_pattern`), so a family that moves only its
         diagonal (a time step's identity, a reaction) does it the same on both layouts."""
-        from pdegen.discretisation.operators import cell_diffusion_operator, diffusion_operator
-
         a = np.asarray(a, dtype=float)
         return (
             cell_diffusion_operator(a, self.h)

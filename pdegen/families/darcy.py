@@ -16,7 +16,6 @@ from pdegen.discretisation.fields import sample_rng
 from pdegen.discretisation.operators import (
     DiffusionMatrix,
     boundary_lift,
-    cell_diffusion_operator,
     diffusion_operator,
 )
 from pdegen.families.base import Family, FieldAxes, Sample
@@ -67,7 +66,7 @@ class Darcy(Family):
         if self.on_cells:  # u = 0 on the walls: g has no place on a cell grid
             if np.any(np.asarray(g) != 0.0):
                 raise ValueError("Dirichlet values on a cell grid: the walls hold u = 0 only")
-            A = cell_diffusion_operator(self._coefficient_on_grid(a), self.h)
+            A = self.diffusion_matrix(self._coefficient_on_grid(a))
             return A, self.right_hand_side(f, 0.0, None)
         A, faces = diffusion_operator(self._coefficient_on_grid(a), self.h)
         return A, self.right_hand_side(f, g, lambda g: boundary_lift(faces, g, self.h))
